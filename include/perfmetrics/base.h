@@ -83,6 +83,11 @@ PM_API const char *pm_version_string(void);
 typedef void *(*pm_alloc_fn)(void *user, size_t size);
 typedef void (*pm_free_fn)(void *user, void *ptr);
 
+/* Release callback for user data handed to the library (collectors,
+ * exporters): called once, when the object that holds `user` is removed or its
+ * registry freed, on the thread doing that. May be NULL where accepted. */
+typedef void (*pm_release_fn)(void *user);
+
 /* Releases memory that a pm_ function documented as "release with pm_free"
  * returned. pm_free(NULL) is a no-op.
  * Thread-safety: any thread. */

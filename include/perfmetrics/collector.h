@@ -23,10 +23,13 @@ typedef struct pm_emit pm_emit_t;
 typedef pm_status_t (*pm_collect_fn)(pm_emit_t *e, void *user);
 
 /* Registers a collector named `name` (unique in the registry, copied).
- * The collector is borrowed until pm_collector_remove or registry free.
+ * `release` (may be NULL) is called with `user` when the collector is removed
+ * or the registry freed, and also when this call fails, so ownership of `user`
+ * always passes to the library. The collector is borrowed until
+ * pm_collector_remove or registry free; out may be NULL.
  * Errors: PM_EINVAL, PM_EUTF8, PM_EEXIST, PM_ENOMEM. Thread-safety: any thread. */
 PM_API pm_status_t pm_collector_add(pm_registry_t *r, const char *name, pm_collect_fn fn,
-                                    void *user, pm_collector_t **out);
+                                    void *user, pm_release_fn release, pm_collector_t **out);
 
 /* Unregisters; after it returns the callback is never called again. NULL is a
  * no-op. Errors: PM_ESTATE (called from inside a collector). Thread-safety: any thread. */

@@ -21,10 +21,13 @@ typedef struct pm_exporter pm_exporter_t;
 typedef pm_status_t (*pm_export_fn)(const pm_snapshot_t *s, void *user);
 
 /* Registers an exporter called `name` (label-value text, copied; unique in the
- * registry). The exporter is borrowed: it lives until removed or the registry is freed.
+ * registry). `release` (may be NULL) is called with `user` when the exporter is
+ * removed or the registry freed, and also when this call fails (ownership of
+ * `user` always passes to the library). The exporter is borrowed: it lives until
+ * removed or the registry is freed; out may be NULL.
  * Errors: PM_EINVAL, PM_EUTF8, PM_EEXIST (name taken), PM_ENOMEM. Thread-safety: any thread. */
 PM_API pm_status_t pm_exporter_add(pm_registry_t *r, const char *name, pm_export_fn fn,
-                                   void *user, pm_exporter_t **out);
+                                   void *user, pm_release_fn release, pm_exporter_t **out);
 
 /* Unregisters; waits if the exporter is running on another thread, so after
  * the call it is never called again. NULL is a no-op (PM_OK).
