@@ -1,0 +1,195 @@
+/* Collectors: host callbacks that emit families into a snapshot being built.
+ * The list is guarded by the registry's snapshot lock, which is also held
+ * while collectors run, so removal waits for a running collector. */
+#include "internal/snapshot_internal.h"
+
+#include <math.h>
+
+struct pm_collector_entry {
+    pm_collector_entry *next;
+    pm_registry *r;
+    char *name;
+    pm_collect_fn fn;
+    void *user;
+    pm_release_fn release;
+    uint64_t runs, failures;
+};
+
+struct pm_emit {
+    pm_registry *r;
+    pm_snapshot_t *s;
+    pm_snap_family_t *cur;
+    size_t first_fam; /* families emitted by this collector start here */
+    pm_status_t err;  /* first allocation failure */
+};
+
+PM_TLS int pm__in_callback;
+
+pm_status_t pm_collector_add(pm_registry_t *r, const char *name, pm_collect_fn fn, void *user,
+                             pm_release_fn release, pm_collector_t **out)
+{
+    if (out) *out = NULL;
+    pm_status_t st = PM_OK;
+    pm_collector_entry *c = NULL;
+    if (!r || !name || !fn) {
+        st = PM_EINVAL;
+        goto fail;
+    }
+    if (!*name || strlen(name) > PM_MAX_LABEL_VALUE || !pm__valid_utf8(name, strlen(name))) {
+        st = PM_EUTF8;
+        goto fail;
+    }
+    if (pm__in_callback) {
+        st = PM_ESTATE;
+        goto fail;
+    }
+    pthread_mutex_lock(&r->snap_lock);
+    pm_collector_entry **tail = &r->collectors;
+    for (; *tail; tail = &(*tail)->next)
+        if (!strcmp((*tail)->name, name)) st = PM_EEXIST;
+    if (st == PM_OK && !(c = pm__calloc(&r->a, sizeof *c))) st = PM_ENOMEM;
+    if (st == PM_OK && !(c->name = pm__strdup(&r->a, name))) {
+        pm__free(&r->a, c);
+        st = PM_ENOMEM;
+    }
+    if (st == PM_OK) {
+        c->r = r;
+        c->fn = fn;
+        c->user = user;
+        c->release = release;
+        *tail = c;
+    }
+    pthread_mutex_unlock(&r->snap_lock);
+    if (st != PM_OK) goto fail;
+    if (out) *out = (pm_collector_t *)c;
+    return PM_OK;
+fail:
+    if (release) release(user);
+    return st;
+}
+
+static void entry_free(pm_registry *r, pm_collector_entry *c)
+{
+    if (c->release) c->release(c->user);
+    pm__free(&r->a, c->name);
+    pm__free(&r->a, c);
+}
+
+pm_status_t pm_collector_remove(pm_collector_t *handle)
+{
+    pm_collector_entry *c = (pm_collector_entry *)handle;
+    if (!c) return PM_OK;
+    if (pm__in_callback) return PM_ESTATE;
+    pm_registry *r = c->r;
+    pthread_mutex_lock(&r->snap_lock);
+    pm_collector_entry **p = &r->collectors;
+    while (*p && *p != c) p = &(*p)->next;
+    if (*p) *p = c->next;
+    pthread_mutex_unlock(&r->snap_lock);
+    entry_free(r, c);
+    return PM_OK;
+}
+
+void pm__collectors_free(pm_registry *r)
+{
+    pm_collector_entry *c = r->collectors;
+    r->collectors = NULL;
+    while (c) {
+        pm_collector_entry *n = c->next;
+        entry_free(r, c);
+        c = n;
+    }
+}
+
+void pm__collectors_run(pm_registry *r, pm_snapshot_t *s)
+{
+    for (pm_collector_entry *c = r->collectors; c; c = c->next) {
+        pm_emit_t e = {r, s, NULL, s->nfam, PM_OK};
+        pm__in_callback++;
+        pm_status_t st = c->fn(&e, c->user);
+        pm__in_callback--;
+        c->runs++;
+        if (st != PM_OK || e.err != PM_OK) {
+            c->failures++;
+            s->nfam = e.first_fam; /* drop what it emitted; the arena keeps the bytes */
+        }
+    }
+}
+
+pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s)
+{
+    static const char *const label[] = {"collector"};
+    pm_snap_family_t *runs = pm__snap_family_add(
+        s, PM_TYPE_COUNTER, "perfmetrics_collector_runs", "Collector callback runs.", "", label, 1);
+    pm_snap_family_t *fails = pm__snap_family_add(
+        s, PM_TYPE_COUNTER, "perfmetrics_collector_failures",
+        "Collector runs that failed (their output was dropped).", "", label, 1);
+    if (!runs || !fails) return PM_ENOMEM;
+    for (pm_collector_entry *c = r->collectors; c; c = c->next) {
+        const char *v[1] = {c->name};
+        if (!pm__snap_series_add(s, runs, v, (double)c->runs) ||
+            !pm__snap_series_add(s, fails, v, (double)c->failures))
+            return PM_ENOMEM;
+    }
+    return PM_OK;
+}
+
+static bool name_taken(pm_emit_t *e, const char *name)
+{
+    for (size_t i = 0; i < e->s->nfam; i++)
+        if (!strcmp(e->s->fams[i]->name, name)) return true;
+    return false;
+}
+
+pm_status_t pm_emit_family(pm_emit_t *e, pm_type_t type, const char *name, const char *help,
+                           const char *unit, const char *const *label_names, size_t n_labels)
+{
+    if (!e || !name) return PM_EINVAL;
+    e->cur = NULL;
+    if (type == PM_TYPE_HISTOGRAM) return PM_ETYPE;
+    if (type != PM_TYPE_COUNTER && type != PM_TYPE_GAUGE) return PM_EINVAL;
+    if (!help) help = "";
+    if (strlen(help) > PM_MAX_HELP || !pm__valid_utf8(help, strlen(help))) return PM_EUTF8;
+    if (!pm__valid_metric_name(name) || !strncmp(name, "perfmetrics_", 12)) return PM_EBADNAME;
+    size_t nl = strlen(name);
+    if (type == PM_TYPE_COUNTER && nl >= 6 && !strcmp(name + nl - 6, "_total")) return PM_EBADNAME;
+    if (unit && *unit) {
+        size_t ul = strlen(unit);
+        if (!pm__valid_unit(unit)) return PM_EBADNAME;
+        if (nl <= ul || name[nl - ul - 1] != '_' || strcmp(name + nl - ul, unit)) return PM_EBADNAME;
+    }
+    if (n_labels > PM_MAX_LABELS) return PM_ERANGE;
+    if (n_labels && !label_names) return PM_EINVAL;
+    for (size_t i = 0; i < n_labels; i++) {
+        if (!label_names[i]) return PM_EINVAL;
+        if (!pm__valid_label_name(label_names[i])) return PM_EBADLABEL;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(label_names[i], label_names[j])) return PM_EBADLABEL;
+    }
+    if (name_taken(e, name)) return PM_EEXIST;
+    e->cur = pm__snap_family_add(e->s, type, name, help, unit, label_names, n_labels);
+    if (!e->cur) {
+        e->err = PM_ENOMEM;
+        return PM_ENOMEM;
+    }
+    return PM_OK;
+}
+
+pm_status_t pm_emit_sample(pm_emit_t *e, const char *const *label_values, size_t n, double value)
+{
+    if (!e) return PM_EINVAL;
+    if (!e->cur) return PM_ESTATE;
+    if (n != e->cur->nlabels) return PM_ELABELCOUNT;
+    if (n && !label_values) return PM_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!label_values[i]) return PM_EINVAL;
+        size_t len = strlen(label_values[i]);
+        if (len > PM_MAX_LABEL_VALUE || !pm__valid_utf8(label_values[i], len)) return PM_EUTF8;
+    }
+    if (e->cur->type == PM_TYPE_COUNTER && !(value >= 0)) return PM_ERANGE;
+    if (!pm__snap_series_add(e->s, e->cur, label_values, value)) {
+        e->err = PM_ENOMEM;
+        return PM_ENOMEM;
+    }
+    return PM_OK;
+}

@@ -1,0 +1,119 @@
+/* Counters: striped cells, one relaxed atomic add per record. */
+#include "internal/pm_internal.h"
+
+#include <math.h>
+
+static inline pm_counter_cell *my_cell(pm_series *s)
+{
+    return s->h.cells + (size_t)pm__stripe(s->mask) * PM_CHUNK_SLOTS;
+}
+
+void pm_counter_inc(pm_counter_t *c)
+{
+    if (PM_UNLIKELY(!c)) return;
+    atomic_fetch_add_explicit(&my_cell((pm_series *)c)->n, 1, memory_order_relaxed);
+}
+
+void pm_counter_add_u64(pm_counter_t *c, uint64_t delta)
+{
+    if (PM_UNLIKELY(!c)) return;
+    atomic_fetch_add_explicit(&my_cell((pm_series *)c)->n, delta, memory_order_relaxed);
+}
+
+void pm__note_rejected(pm_series *s)
+{
+    atomic_fetch_add_explicit(&s->fam->rejected, 1, memory_order_relaxed);
+}
+
+void pm_counter_add(pm_counter_t *c, double delta)
+{
+    if (PM_UNLIKELY(!c)) return;
+    pm_series *s = (pm_series *)c;
+    if (PM_UNLIKELY(!(delta >= 0) || delta == INFINITY)) {
+        pm__note_rejected(s);
+        return;
+    }
+    pm_counter_cell *cell = my_cell(s);
+    /* Whole numbers take the integer cell (no CAS); others a CAS loop on a
+     * cell that is uncontended as long as threads stay on their stripes. */
+    if (delta < 18446744073709551616.0 && delta == (double)(uint64_t)delta) {
+        atomic_fetch_add_explicit(&cell->n, (uint64_t)delta, memory_order_relaxed);
+        return;
+    }
+    uint64_t old = atomic_load_explicit(&cell->dbits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&cell->dbits, &old,
+                                                  pm__d2u(pm__u2d(old) + delta),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+}
+
+double pm__counter_read(const pm_series *s)
+{
+    uint64_t n = 0;
+    double d = 0;
+    for (unsigned st = 0; st <= s->mask; st++) {
+        pm_counter_cell *c = s->h.cells + (size_t)st * PM_CHUNK_SLOTS;
+        n += atomic_load_explicit(&c->n, memory_order_relaxed);
+        d += pm__u2d(atomic_load_explicit(&c->dbits, memory_order_relaxed));
+    }
+    return (double)n + d;
+}
+
+double pm_counter_value(const pm_counter_t *c)
+{
+    const pm_series *s = (const pm_series *)c;
+    return s && s->type == PM_TYPE_COUNTER ? pm__counter_read(s) : 0.0;
+}
+
+pm_status_t pm_counter_get(pm_family_t *f, const char *const *values, size_t n,
+                           pm_counter_t **out)
+{
+    if (!out) return PM_EINVAL;
+    return pm__series_get(f, PM_TYPE_COUNTER, values, n, (pm_series **)out);
+}
+
+void pm_counter_release(pm_counter_t *c) { pm__series_release((pm_series *)c); }
+
+pm_status_t pm_counter_new(pm_registry_t *r, const char *name, const char *help,
+                           pm_counter_t **out)
+{
+    if (!out) return PM_EINVAL;
+    *out = NULL;
+    pm_family *f;
+    pm_status_t st = pm_family_new(r, PM_TYPE_COUNTER, name, help, NULL, &f);
+    if (st != PM_OK) return st;
+    pm_series *s;
+    if ((st = pm__series_get(f, PM_TYPE_COUNTER, NULL, 0, &s)) != PM_OK) return st;
+    s->permanent = 1;
+    *out = (pm_counter_t *)s;
+    return PM_OK;
+}
+
+pm_status_t pm_counter_add_labeled(pm_family_t *f, const char *const *values, size_t n,
+                                   double delta)
+{
+    if (!f) return PM_EINVAL;
+    if (!(delta >= 0) || delta == INFINITY) {
+        atomic_fetch_add_explicit(&f->rejected, 1, memory_order_relaxed);
+        return PM_ERANGE;
+    }
+    if (f->type != PM_TYPE_COUNTER) return PM_ETYPE;
+    if (n != f->nlabels) return PM_ELABELCOUNT;
+    if (n && !values) return PM_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!values[i]) return PM_EINVAL;
+    pm_registry *r = f->reg;
+    unsigned tok = pm__read_enter(r);
+    pm_series *s = pm__series_find(f, values, n);
+    if (PM_LIKELY(s != NULL)) {
+        pm_counter_add((pm_counter_t *)s, delta);
+        pm__read_exit(r, tok);
+        return PM_OK;
+    }
+    pm__read_exit(r, tok);
+    pm_status_t st = pm__series_get(f, PM_TYPE_COUNTER, values, n, &s);
+    if (st != PM_OK) return st;
+    pm_counter_add((pm_counter_t *)s, delta);
+    pm__series_release(s);
+    return PM_OK;
+}

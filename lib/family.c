@@ -1,0 +1,719 @@
+/* Families: options, registration, the lock-free series table, series
+ * creation, removal, clearing and reclamation. */
+#include "internal/pm_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+struct pm_family_opts {
+    char *unit;
+    char **labels;
+    size_t nlabels;
+    size_t max_series;
+    double ttl;
+    double *bounds;
+    size_t nbounds;
+    double lowest, highest;
+};
+
+static const double default_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                        0.5,   1,    2.5,   5,    10};
+
+pm_status_t pm_family_opts_new(pm_family_opts_t **out)
+{
+    if (!out) return PM_EINVAL;
+    *out = NULL;
+    pm_family_opts_t *o = calloc(1, sizeof *o);
+    if (!o) return PM_ENOMEM;
+    o->max_series = 10000;
+    o->lowest = 1e-9;
+    o->highest = 1e4;
+    *out = o;
+    return PM_OK;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+void pm_family_opts_free(pm_family_opts_t *o)
+{
+    if (!o) return;
+    free(o->unit);
+    free_strv(o->labels, o->nlabels);
+    free(o->bounds);
+    free(o);
+}
+
+pm_status_t pm_family_opts_set_unit(pm_family_opts_t *o, const char *unit)
+{
+    if (!o) return PM_EINVAL;
+    char *u = NULL;
+    if (unit && *unit) {
+        if (!pm__valid_unit(unit)) return PM_EBADNAME;
+        if (!(u = strdup(unit))) return PM_ENOMEM;
+    }
+    free(o->unit);
+    o->unit = u;
+    return PM_OK;
+}
+
+pm_status_t pm_family_opts_set_labels(pm_family_opts_t *o, const char *const *names, size_t n)
+{
+    if (!o || (n && !names)) return PM_EINVAL;
+    if (n > PM_MAX_LABELS) return PM_ERANGE;
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i]) return PM_EINVAL;
+        if (!pm__valid_label_name(names[i])) return PM_EBADLABEL;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(names[i], names[j])) return PM_EBADLABEL;
+    }
+    char **v = n ? calloc(n, sizeof *v) : NULL;
+    if (n && !v) return PM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (!(v[i] = strdup(names[i]))) {
+            free_strv(v, n);
+            return PM_ENOMEM;
+        }
+    }
+    free_strv(o->labels, o->nlabels);
+    o->labels = v;
+    o->nlabels = n;
+    return PM_OK;
+}
+
+pm_status_t pm_family_opts_set_max_series(pm_family_opts_t *o, size_t max_series)
+{
+    if (!o) return PM_EINVAL;
+    if (max_series < 1 || max_series > ((size_t)1 << 30)) return PM_ERANGE;
+    o->max_series = max_series;
+    return PM_OK;
+}
+
+pm_status_t pm_family_opts_set_ttl(pm_family_opts_t *o, double seconds)
+{
+    if (!o) return PM_EINVAL;
+    if (!isfinite(seconds) || seconds < 0) return PM_ERANGE;
+    o->ttl = seconds;
+    return PM_OK;
+}
+
+pm_status_t pm_family_opts_set_buckets(pm_family_opts_t *o, const double *bounds, size_t n)
+{
+    if (!o || !bounds) return PM_EINVAL;
+    if (n < 1 || n > PM_MAX_BOUNDS) return PM_ERANGE;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(bounds[i])) return PM_ERANGE;
+        if (i && !(bounds[i] > bounds[i - 1])) return PM_ERANGE;
+    }
+    double *b = malloc(n * sizeof *b);
+    if (!b) return PM_ENOMEM;
+    memcpy(b, bounds, n * sizeof *b);
+    free(o->bounds);
+    o->bounds = b;
+    o->nbounds = n;
+    return PM_OK;
+}
+
+pm_status_t pm_family_opts_set_range(pm_family_opts_t *o, double lowest, double highest)
+{
+    if (!o) return PM_EINVAL;
+    if (!isfinite(lowest) || !isfinite(highest) || !(lowest >= 2.2250738585072014e-308) ||
+        !(highest > lowest))
+        return PM_ERANGE;
+    /* Bound the memory of one copy: at most 1100 octaves is all doubles; cap at 16384 buckets. */
+    if ((pm__d2u(highest) >> PM_HIST_SHIFT) - (pm__d2u(lowest) >> PM_HIST_SHIFT) >= 16384)
+        return PM_ERANGE;
+    o->lowest = lowest;
+    o->highest = highest;
+    return PM_OK;
+}
+
+/* ------------------------------------------------------------ families */
+
+static bool has_suffix(const char *s, const char *suf)
+{
+    size_t n = strlen(s), m = strlen(suf);
+    return n >= m && !memcmp(s + n - m, suf, m);
+}
+
+static bool same_definition(const pm_family *f, pm_type_t type, const char *help,
+                            const pm_family_opts_t *o, pm_gauge_fn cb)
+{
+    if (f->type != type || strcmp(f->help, help) || f->cb != cb) return false;
+    if (strcmp(f->unit, o->unit ? o->unit : "") || f->nlabels != o->nlabels) return false;
+    for (size_t i = 0; i < o->nlabels; i++)
+        if (strcmp(f->labels[i], o->labels[i])) return false;
+    if (f->max_series != o->max_series || f->ttl != o->ttl) return false;
+    if (type == PM_TYPE_HISTOGRAM) {
+        const double *b = o->bounds ? o->bounds : default_bounds;
+        size_t nb = o->bounds ? o->nbounds : sizeof default_bounds / sizeof *default_bounds;
+        if (f->hl.lowest != o->lowest || f->hl.highest != o->highest || f->hl.nbounds != nb)
+            return false;
+        for (size_t i = 0; i < nb; i++)
+            if (f->hl.bounds[i] != b[i]) return false;
+    }
+    return true;
+}
+
+void pm__family_free(pm_registry *r, pm_family *f)
+{
+    if (!f) return;
+    pm_series *s = f->head;
+    while (s) {
+        pm_series *n = s->next;
+        pm__series_free_now(r, s);
+        s = n;
+    }
+    for (s = f->detached; s;) {
+        pm_series *n = s->next;
+        pm__series_free_now(r, s);
+        s = n;
+    }
+    if (f->overflow) pm__series_free_now(r, f->overflow);
+    pm__free(&r->a, atomic_load_explicit(&f->table, memory_order_relaxed));
+    pm__hist_layout_free(&r->a, &f->hl);
+    if (f->labels)
+        for (size_t i = 0; i < f->nlabels; i++) pm__free(&r->a, f->labels[i]);
+    pm__free(&r->a, f->labels);
+    pm__free(&r->a, f->name);
+    pm__free(&r->a, f->help);
+    pm__free(&r->a, f->unit);
+    pm__free(&r->a, f);
+}
+
+static pm_status_t family_register(pm_registry *r, pm_type_t type, const char *name,
+                                   const char *help, const pm_family_opts_t *opts,
+                                   pm_gauge_fn cb, void *cb_user, pm_family **out)
+{
+    if (out) *out = NULL;
+    if (!r || !name || !out) return PM_EINVAL;
+    if (type != PM_TYPE_COUNTER && type != PM_TYPE_GAUGE && type != PM_TYPE_HISTOGRAM)
+        return PM_EINVAL;
+    if (!help) help = "";
+    if (strlen(help) > PM_MAX_HELP || !pm__valid_utf8(help, strlen(help))) return PM_EUTF8;
+    if (!pm__valid_metric_name(name) || !strncmp(name, "perfmetrics_", 12)) return PM_EBADNAME;
+    if (type == PM_TYPE_COUNTER && has_suffix(name, "_total")) return PM_EBADNAME;
+    pm_family_opts_t defaults = {NULL, NULL, 0, 10000, 0, NULL, 0, 1e-9, 1e4};
+    const pm_family_opts_t *o = opts ? opts : &defaults;
+    if (o->unit) {
+        char suf[80];
+        suf[0] = '_';
+        strcpy(suf + 1, o->unit);
+        if (!has_suffix(name, suf)) return PM_EBADNAME;
+    }
+
+    pthread_mutex_lock(&r->lock);
+    pm__maintain_locked(r);
+    pm_family *old = pm__find_family_locked(r, name);
+    if (old) {
+        pm_status_t st = same_definition(old, type, help, o, cb) && !cb ? PM_OK : PM_EEXIST;
+        if (st == PM_OK) *out = old;
+        pthread_mutex_unlock(&r->lock);
+        return st;
+    }
+    pm_status_t st = PM_ENOMEM;
+    pm_family *f = pm__calloc(&r->a, sizeof *f);
+    if (!f) goto fail;
+    f->reg = r;
+    f->type = type;
+    f->max_series = o->max_series;
+    f->ttl = o->ttl;
+    f->cb = cb;
+    f->cb_user = cb_user;
+    if (!(f->name = pm__strdup(&r->a, name)) || !(f->help = pm__strdup(&r->a, help)) ||
+        !(f->unit = pm__strdup(&r->a, o->unit ? o->unit : "")))
+        goto fail;
+    if (o->nlabels) {
+        if (!(f->labels = pm__calloc(&r->a, o->nlabels * sizeof *f->labels))) goto fail;
+        f->nlabels = o->nlabels;
+        for (size_t i = 0; i < o->nlabels; i++)
+            if (!(f->labels[i] = pm__strdup(&r->a, o->labels[i]))) goto fail;
+    }
+    if (type == PM_TYPE_HISTOGRAM) {
+        const double *b = o->bounds ? o->bounds : default_bounds;
+        size_t nb = o->bounds ? o->nbounds : sizeof default_bounds / sizeof *default_bounds;
+        if ((st = pm__hist_layout_init(&r->a, &f->hl, o->lowest, o->highest, b, nb)) != PM_OK)
+            goto fail;
+        st = PM_ENOMEM;
+    }
+    if (r->nfam == r->capfam) {
+        size_t nc = r->capfam ? r->capfam * 2 : 16;
+        pm_family **n = pm__alloc(&r->a, nc * sizeof *n);
+        if (!n) goto fail;
+        if (r->nfam) memcpy(n, r->fams, r->nfam * sizeof *n);
+        pm__free(&r->a, r->fams);
+        r->fams = n;
+        r->capfam = nc;
+    }
+    r->fams[r->nfam++] = f;
+    pthread_mutex_unlock(&r->lock);
+    *out = f;
+    return PM_OK;
+fail:
+    pm__family_free(r, f);
+    pthread_mutex_unlock(&r->lock);
+    return st;
+}
+
+pm_status_t pm_family_new(pm_registry_t *r, pm_type_t type, const char *name, const char *help,
+                          const pm_family_opts_t *opts, pm_family_t **out)
+{
+    return family_register(r, type, name, help, opts, NULL, NULL, out);
+}
+
+pm_status_t pm_gauge_callback_new(pm_registry_t *r, const char *name, const char *help,
+                                  pm_gauge_fn fn, void *user)
+{
+    if (!fn) return PM_EINVAL;
+    pm_family *f;
+    return family_register(r, PM_TYPE_GAUGE, name, help, NULL, fn, user, &f);
+}
+
+/* ------------------------------------------------------------ hashing */
+
+/* Word-at-a-time hash of the label tuple (lengths included, so ("ab","c")
+ * and ("a","bc") differ). Not cryptographic: tables are bounded by the
+ * cardinality limit, so collisions only cost probes. */
+uint64_t pm__hash_values(const char *const *values, size_t n)
+{
+    const uint64_t K = 0x9E3779B97F4A7C15ull;
+    uint64_t h = 0x2545F4914F6CDD1Dull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = values[i];
+        size_t len = strlen(s);
+        h = (h ^ len) * K;
+        while (len >= 8) {
+            uint64_t w;
+            memcpy(&w, s, 8);
+            h = (h ^ w) * K;
+            h ^= h >> 29;
+            s += 8;
+            len -= 8;
+        }
+        if (len) {
+            uint64_t w = 0;
+            memcpy(&w, s, len);
+            h = (h ^ w) * K;
+            h ^= h >> 29;
+        }
+    }
+    h ^= h >> 32;
+    h *= K;
+    h ^= h >> 29;
+    return h;
+}
+
+static bool values_equal(const pm_series *s, const char *const *values, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s->values[i], values[i])) return false;
+    return true;
+}
+
+pm_status_t pm__check_values(const pm_family *f, pm_type_t type, const char *const *values,
+                             size_t n)
+{
+    if (!f) return PM_EINVAL;
+    if (f->type != type) return PM_ETYPE;
+    if (f->cb) return PM_ETYPE; /* callback gauges have no recordable series */
+    if (n != f->nlabels) return PM_ELABELCOUNT;
+    if (n && !values) return PM_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        if (!values[i]) return PM_EINVAL;
+        size_t len = strlen(values[i]);
+        if (len > PM_MAX_LABEL_VALUE) return PM_ERANGE;
+        if (!pm__valid_utf8(values[i], len)) return PM_EUTF8;
+    }
+    return PM_OK;
+}
+
+static pm_series *table_find(pm_table *t, uint64_t hash, const char *const *values, size_t n)
+{
+    if (!t) return NULL;
+    size_t mask = t->cap - 1, i = hash & mask;
+    for (size_t probe = 0; probe < t->cap; probe++, i = (i + 1) & mask) {
+        pm_series *s = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (!s) return NULL;
+        if (s != PM_TOMB && s->hash == hash && values_equal(s, values, n)) return s;
+    }
+    return NULL;
+}
+
+pm_series *pm__series_find(pm_family *f, const char *const *values, size_t n)
+{
+    pm_table *t = atomic_load_explicit(&f->table, memory_order_acquire);
+    return table_find(t, pm__hash_values(values, n), values, n);
+}
+
+static void table_free_retired(pm_registry *r, pm_retired *node)
+{
+    pm__free(&r->a, (pm_table *)(void *)node);
+}
+
+static pm_table *table_new(pm_registry *r, size_t cap)
+{
+    pm_table *t = pm__calloc(&r->a, sizeof *t + cap * sizeof t->slots[0]);
+    if (t) {
+        t->cap = cap;
+        t->retired.free_fn = table_free_retired;
+    }
+    return t;
+}
+
+static void table_put(pm_table *t, pm_series *s)
+{
+    size_t mask = t->cap - 1, i = s->hash & mask;
+    for (;;) {
+        pm_series *cur = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (!cur) break;
+        i = (i + 1) & mask;
+    }
+    atomic_store_explicit(&t->slots[i], s, memory_order_release);
+    t->used++;
+}
+
+/* Makes room for one more series (rebuilding without tombstones when the
+ * table is half full), publishing the new table and retiring the old one. */
+static pm_status_t table_reserve(pm_family *f)
+{
+    pm_registry *r = f->reg;
+    pm_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
+    if (t && (t->used + 1) * 2 <= t->cap) return PM_OK;
+    size_t cap = 16;
+    while (cap < (f->nseries + 1) * 4) cap *= 2;
+    pm_table *nt = table_new(r, cap);
+    if (!nt) return PM_ENOMEM;
+    for (pm_series *s = f->head; s; s = s->next) table_put(nt, s);
+    atomic_store_explicit(&f->table, nt, memory_order_release);
+    if (t) pm__retire(r, &t->retired);
+    return PM_OK;
+}
+
+static void table_remove(pm_family *f, pm_series *s)
+{
+    pm_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
+    size_t mask = t->cap - 1, i = s->hash & mask;
+    for (size_t probe = 0; probe < t->cap; probe++, i = (i + 1) & mask) {
+        pm_series *cur = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (cur == s) {
+            atomic_store_explicit(&t->slots[i], PM_TOMB, memory_order_release);
+            return;
+        }
+        if (!cur) return;
+    }
+}
+
+/* ------------------------------------------------------------ series */
+
+void pm__series_free_now(pm_registry *r, pm_series *s)
+{
+    if (s->type == PM_TYPE_COUNTER) pm__counter_slot_free(r, s->slot);
+    if (s->type == PM_TYPE_HISTOGRAM)
+        for (unsigned i = 0; i <= r->mask; i++)
+            pm__free_aligned(&r->a, atomic_load_explicit(&s->copies[i], memory_order_relaxed));
+    pm__free(&r->a, s);
+}
+
+static void series_free_retired(pm_registry *r, pm_retired *node)
+{
+    pm_series *s = (pm_series *)(void *)((char *)node - offsetof(pm_series, retired));
+    pm__series_free_now(r, s);
+}
+
+static uint64_t *hist_copy_new(pm_registry *r, const pm_hist_layout *L)
+{
+    uint64_t *c = pm__alloc_aligned(&r->a, L->copy_words * sizeof(uint64_t));
+    if (c) {
+        c[PM_HC_MIN] = pm__d2u(INFINITY);
+        c[PM_HC_MAX] = pm__d2u(-INFINITY);
+    }
+    return c;
+}
+
+static pm_series *series_new(pm_family *f, const char *const *values, size_t n, uint64_t hash,
+                             bool overflow)
+{
+    pm_registry *r = f->reg;
+    size_t ncopies = f->type == PM_TYPE_HISTOGRAM ? r->stripes : 0;
+    size_t size = sizeof(pm_series) + ncopies * sizeof(uint64_t *) + n * sizeof(char *);
+    size_t strbytes = 0;
+    for (size_t i = 0; i < n; i++) strbytes += strlen(overflow ? "" : values[i]) + 1;
+    pm_series *s = pm__calloc(&r->a, size + strbytes);
+    if (!s) return NULL;
+    s->fam = f;
+    s->type = (uint8_t)f->type;
+    s->mask = r->mask;
+    s->hash = hash;
+    s->overflow = overflow;
+    s->created = pm__wall_now();
+    s->last_change_ns = pm__mono_ns();
+    s->retired.free_fn = series_free_retired;
+    atomic_init(&s->refs, 1);
+    const char **vals = (const char **)(void *)((char *)s + sizeof(pm_series) +
+                                                ncopies * sizeof(uint64_t *));
+    char *str = (char *)(vals + n);
+    for (size_t i = 0; i < n; i++) {
+        const char *v = overflow ? "" : values[i];
+        size_t len = strlen(v) + 1;
+        memcpy(str, v, len);
+        vals[i] = str;
+        str += len;
+    }
+    s->values = vals;
+    if (f->type == PM_TYPE_COUNTER) {
+        if (pm__counter_slot_alloc(r, &s->slot, &s->h.cells) != PM_OK) {
+            pm__free(&r->a, s);
+            return NULL;
+        }
+    } else if (f->type == PM_TYPE_HISTOGRAM) {
+        s->h.hl = &f->hl;
+        uint64_t *c0 = hist_copy_new(r, &f->hl);
+        if (!c0) {
+            pm__free(&r->a, s);
+            return NULL;
+        }
+        atomic_init(&s->copies[0], c0);
+    }
+    return s;
+}
+
+static void list_append(pm_family *f, pm_series *s)
+{
+    s->prev = f->tail;
+    s->next = NULL;
+    if (f->tail)
+        f->tail->next = s;
+    else
+        f->head = s;
+    f->tail = s;
+}
+
+static void list_unlink(pm_family *f, pm_series *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        f->head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        f->tail = s->prev;
+    s->prev = s->next = NULL;
+}
+
+/* Takes a reference unless the count already fell to zero (a series being
+ * reclaimed must not come back). */
+static bool ref_if_live(pm_series *s)
+{
+    uint32_t n = atomic_load_explicit(&s->refs, memory_order_relaxed);
+    while (n != 0)
+        if (atomic_compare_exchange_weak_explicit(&s->refs, &n, n + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return true;
+    return false;
+}
+
+pm_status_t pm__series_get(pm_family *f, pm_type_t type, const char *const *values, size_t n,
+                           pm_series **out)
+{
+    *out = NULL;
+    pm_status_t st = pm__check_values(f, type, values, n);
+    if (st != PM_OK) return st;
+    pm_registry *r = f->reg;
+    uint64_t hash = pm__hash_values(values, n);
+
+    unsigned tok = pm__read_enter(r);
+    pm_series *s = table_find(atomic_load_explicit(&f->table, memory_order_acquire), hash,
+                              values, n);
+    bool got = s && ref_if_live(s);
+    pm__read_exit(r, tok);
+    if (got) {
+        *out = s;
+        return PM_OK;
+    }
+
+    pthread_mutex_lock(&r->lock);
+    s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed), hash, values, n);
+    if (s) {
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+        goto done;
+    }
+    if (f->nseries >= f->max_series) {
+        atomic_fetch_add_explicit(&f->refused, 1, memory_order_relaxed);
+        if (!f->overflow && !(f->overflow = series_new(f, values, n, 0, true))) {
+            st = PM_ENOMEM;
+            goto done;
+        }
+        s = f->overflow;
+        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+        goto done;
+    }
+    if ((st = table_reserve(f)) != PM_OK) goto done;
+    if (!(s = series_new(f, values, n, hash, false))) {
+        st = PM_ENOMEM;
+        goto done;
+    }
+    s->linked = true;
+    list_append(f, s);
+    table_put(atomic_load_explicit(&f->table, memory_order_relaxed), s);
+    f->nseries++;
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+done:
+    pm__maintain_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    if (st == PM_OK) *out = s;
+    return st;
+}
+
+/* Under r->lock: the series leaves the table and the export list; the link's
+ * reference goes, and the memory is retired once no handle holds it. */
+void pm__series_unlink_locked(pm_registry *r, pm_series *s)
+{
+    pm_family *f = s->fam;
+    if (!s->linked) return;
+    table_remove(f, s);
+    list_unlink(f, s);
+    s->linked = false;
+    f->nseries--;
+    atomic_fetch_add_explicit(&f->removed, 1, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        pm__retire(r, &s->retired);
+    } else { /* handles remain: keep it findable for registry free */
+        s->next = f->detached;
+        if (f->detached) f->detached->prev = s;
+        f->detached = s;
+    }
+}
+
+static void detached_unlink(pm_family *f, pm_series *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        f->detached = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+}
+
+void pm__series_release(pm_series *s)
+{
+    if (!s || s->permanent) return;
+    pm_registry *r = s->fam->reg;
+    /* Take the lock before dropping, so "unlinked and no refs" is decided once. */
+    pthread_mutex_lock(&r->lock);
+    /* The family holds one reference on linked and overflow series, so only
+     * a detached series can reach zero here. */
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        detached_unlink(s->fam, s);
+        pm__retire(r, &s->retired);
+    }
+    pm__maintain_locked(r);
+    pthread_mutex_unlock(&r->lock);
+}
+
+pm_status_t pm_family_remove(pm_family_t *f, const char *const *values, size_t n)
+{
+    if (!f) return PM_EINVAL;
+    pm_status_t st = pm__check_values(f, f->type, values, n);
+    if (st != PM_OK) return st;
+    pm_registry *r = f->reg;
+    pthread_mutex_lock(&r->lock);
+    pm_series *s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed),
+                              pm__hash_values(values, n), values, n);
+    if (s)
+        pm__series_unlink_locked(r, s);
+    else
+        st = PM_ENOENT;
+    pm__maintain_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    return st;
+}
+
+static void reset_series_values(pm_series *s)
+{
+    if (s->type == PM_TYPE_COUNTER) {
+        for (unsigned st = 0; st <= s->mask; st++) {
+            atomic_store_explicit(&s->h.cells[st * PM_CHUNK_SLOTS].n, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->h.cells[st * PM_CHUNK_SLOTS].dbits, 0, memory_order_relaxed);
+        }
+    } else if (s->type == PM_TYPE_GAUGE) {
+        atomic_store_explicit(&s->gbits, 0, memory_order_relaxed);
+    } else {
+        for (unsigned st = 0; st <= s->mask; st++) {
+            uint64_t *c = atomic_load_explicit(&s->copies[st], memory_order_relaxed);
+            if (!c) continue;
+            for (size_t i = 0; i < s->h.hl->copy_words; i++)
+                atomic_store_explicit((_Atomic uint64_t *)&c[i], 0, memory_order_relaxed);
+            atomic_store_explicit((_Atomic uint64_t *)&c[PM_HC_MIN], pm__d2u(INFINITY),
+                                  memory_order_relaxed);
+            atomic_store_explicit((_Atomic uint64_t *)&c[PM_HC_MAX], pm__d2u(-INFINITY),
+                                  memory_order_relaxed);
+        }
+    }
+}
+
+pm_status_t pm_family_clear(pm_family_t *f)
+{
+    if (!f) return PM_EINVAL;
+    pm_registry *r = f->reg;
+    pthread_mutex_lock(&r->lock);
+    while (f->head) pm__series_unlink_locked(r, f->head);
+    /* Reset rather than free the overflow series: handles to it are never counted as gone. */
+    if (f->overflow) reset_series_values(f->overflow);
+    pm__maintain_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    return PM_OK;
+}
+
+size_t pm_family_series_count(const pm_family_t *f)
+{
+    if (!f) return 0;
+    pm_registry *r = f->reg;
+    pthread_mutex_lock(&r->lock);
+    size_t n = f->nseries + (f->overflow ? 1 : 0);
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* ------------------------------------------------------------ histogram copies */
+
+void pm__hist_want(pm_series *s, unsigned stripe)
+{
+    atomic_fetch_or_explicit(&s->want_mask, 1ull << stripe, memory_order_relaxed);
+    if (atomic_load_explicit(&s->want_pending, memory_order_relaxed)) return;
+    if (atomic_exchange_explicit(&s->want_pending, 1, memory_order_acq_rel)) return;
+    pm_registry *r = s->fam->reg;
+    pm_series *head = atomic_load_explicit(&r->want_head, memory_order_relaxed);
+    do {
+        s->want_next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&r->want_head, &head, s, memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* Under r->lock, before any retired memory is freed in the same pass, so every
+ * series on the stack is still allocated. */
+void pm__hist_grant_wants_locked(pm_registry *r)
+{
+    pm_series *s = atomic_exchange_explicit(&r->want_head, NULL, memory_order_acquire);
+    while (s) {
+        pm_series *next = s->want_next;
+        uint64_t want = atomic_exchange_explicit(&s->want_mask, 0, memory_order_relaxed);
+        for (unsigned st = 0; st <= r->mask; st++) {
+            if (!(want & (1ull << st)) || atomic_load_explicit(&s->copies[st], memory_order_relaxed))
+                continue;
+            uint64_t *c = hist_copy_new(r, s->h.hl);
+            if (!c) { /* try again next time */
+                atomic_fetch_or_explicit(&s->want_mask, 1ull << st, memory_order_relaxed);
+                continue;
+            }
+            atomic_store_explicit(&s->copies[st], c, memory_order_release);
+        }
+        atomic_store_explicit(&s->want_pending, 0, memory_order_release);
+        if (atomic_load_explicit(&s->want_mask, memory_order_relaxed)) pm__hist_want(s, 0);
+        s = next;
+    }
+}

@@ -1,0 +1,81 @@
+/* Gauges: one cell per series; set is a store, add a CAS loop. */
+#include "internal/pm_internal.h"
+
+void pm_gauge_set(pm_gauge_t *g, double v)
+{
+    if (PM_UNLIKELY(!g)) return;
+    pm_series *s = (pm_series *)g;
+    atomic_store_explicit(&s->gbits, pm__d2u(v), memory_order_relaxed);
+    /* The line is already ours after the store; this marks activity for TTLs. */
+    atomic_store_explicit(&s->gtouched, 1, memory_order_relaxed);
+}
+
+void pm_gauge_add(pm_gauge_t *g, double delta)
+{
+    if (PM_UNLIKELY(!g)) return;
+    pm_series *s = (pm_series *)g;
+    uint64_t old = atomic_load_explicit(&s->gbits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&s->gbits, &old, pm__d2u(pm__u2d(old) + delta),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+    atomic_store_explicit(&s->gtouched, 1, memory_order_relaxed);
+}
+
+void pm_gauge_sub(pm_gauge_t *g, double delta) { pm_gauge_add(g, -delta); }
+
+double pm__gauge_read(const pm_series *s)
+{
+    return pm__u2d(atomic_load_explicit(&((pm_series *)s)->gbits, memory_order_relaxed));
+}
+
+double pm_gauge_value(const pm_gauge_t *g)
+{
+    const pm_series *s = (const pm_series *)g;
+    return s && s->type == PM_TYPE_GAUGE ? pm__gauge_read(s) : 0.0;
+}
+
+pm_status_t pm_gauge_get(pm_family_t *f, const char *const *values, size_t n, pm_gauge_t **out)
+{
+    if (!out) return PM_EINVAL;
+    return pm__series_get(f, PM_TYPE_GAUGE, values, n, (pm_series **)out);
+}
+
+void pm_gauge_release(pm_gauge_t *g) { pm__series_release((pm_series *)g); }
+
+pm_status_t pm_gauge_new(pm_registry_t *r, const char *name, const char *help, pm_gauge_t **out)
+{
+    if (!out) return PM_EINVAL;
+    *out = NULL;
+    pm_family *f;
+    pm_status_t st = pm_family_new(r, PM_TYPE_GAUGE, name, help, NULL, &f);
+    if (st != PM_OK) return st;
+    pm_series *s;
+    if ((st = pm__series_get(f, PM_TYPE_GAUGE, NULL, 0, &s)) != PM_OK) return st;
+    s->permanent = 1;
+    *out = (pm_gauge_t *)s;
+    return PM_OK;
+}
+
+pm_status_t pm_gauge_set_labeled(pm_family_t *f, const char *const *values, size_t n, double v)
+{
+    if (!f) return PM_EINVAL;
+    if (f->type != PM_TYPE_GAUGE || f->cb) return PM_ETYPE;
+    if (n != f->nlabels) return PM_ELABELCOUNT;
+    if (n && !values) return PM_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!values[i]) return PM_EINVAL;
+    pm_registry *r = f->reg;
+    unsigned tok = pm__read_enter(r);
+    pm_series *s = pm__series_find(f, values, n);
+    if (PM_LIKELY(s != NULL)) {
+        pm_gauge_set((pm_gauge_t *)s, v);
+        pm__read_exit(r, tok);
+        return PM_OK;
+    }
+    pm__read_exit(r, tok);
+    pm_status_t st = pm__series_get(f, PM_TYPE_GAUGE, values, n, &s);
+    if (st != PM_OK) return st;
+    pm_gauge_set((pm_gauge_t *)s, v);
+    pm__series_release(s);
+    return PM_OK;
+}

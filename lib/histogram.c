@@ -1,0 +1,172 @@
+/* Histograms: log-linear fine buckets read straight from the IEEE-754 bits
+ * (the exponent picks the octave, the top 6 mantissa bits one of 64
+ * sub-buckets), per-stripe copies, and exact counts for the exported bounds.
+ *
+ * Error bound: a fine bucket [lo, hi) has hi/lo <= 65/64. Reporting
+ * v^ = 2*lo*hi/(lo+hi) gives |v^ - v|/v <= (hi-lo)/(hi+lo) <= 1/129 for every v
+ * in the bucket, so any nearest-rank quantile of values inside the range errs
+ * by at most 1/129 (0.775%). Merging adds bucket arrays: the bound survives. */
+#include "internal/pm_internal.h"
+
+#include <math.h>
+
+pm_status_t pm__hist_layout_init(const pm_alloc_t *a, pm_hist_layout *L, double lowest,
+                                 double highest, const double *bounds, size_t nbounds)
+{
+    memset(L, 0, sizeof *L);
+    L->lowest = lowest;
+    L->highest = highest;
+    L->lo_key = pm__d2u(lowest) >> PM_HIST_SHIFT;
+    L->nb = (uint32_t)((pm__d2u(highest) >> PM_HIST_SHIFT) - L->lo_key + 1);
+    L->nbounds = (uint32_t)nbounds;
+    L->copy_words = 3 + nbounds + (size_t)L->nb + 2;
+    L->bounds = pm__alloc(a, nbounds * sizeof *L->bounds);
+    L->bidx = pm__alloc(a, nbounds * sizeof *L->bidx);
+    L->straddle = pm__calloc(a, ((size_t)L->nb + 2) * sizeof *L->straddle);
+    if (!L->bounds || !L->bidx || !L->straddle) {
+        pm__hist_layout_free(a, L);
+        return PM_ENOMEM;
+    }
+    memcpy(L->bounds, bounds, nbounds * sizeof *bounds);
+    for (size_t k = nbounds; k-- > 0;) {
+        uint32_t i = pm__hist_index(L, bounds[k]);
+        L->bidx[k] = i;
+        L->straddle[i] = (uint16_t)(k + 1); /* descending loop leaves the first bound */
+    }
+    return PM_OK;
+}
+
+void pm__hist_layout_free(const pm_alloc_t *a, pm_hist_layout *L)
+{
+    pm__free(a, L->bounds);
+    pm__free(a, L->bidx);
+    pm__free(a, L->straddle);
+    L->bounds = NULL;
+    L->bidx = NULL;
+    L->straddle = NULL;
+}
+
+/* The value reported for fine bucket idx: the harmonic mean of its edges,
+ * clamped to the observed extremes; below/above the range, min/max. */
+double pm__hist_bucket_value(const pm_hist_layout *L, uint32_t idx, double min, double max)
+{
+    if (idx == 0) return min;
+    if (idx > L->nb) return max;
+    uint64_t key = L->lo_key + idx - 1;
+    double lo = pm__u2d(key << PM_HIST_SHIFT), hi = pm__u2d((key + 1) << PM_HIST_SHIFT);
+    double v = 2 * lo * hi / (lo + hi);
+    if (v < min) v = min;
+    if (v > max) v = max;
+    return v;
+}
+
+static inline void atomic_min_d(_Atomic uint64_t *cell, double v)
+{
+    uint64_t old = atomic_load_explicit(cell, memory_order_relaxed);
+    while (v < pm__u2d(old) &&
+           !atomic_compare_exchange_weak_explicit(cell, &old, pm__d2u(v), memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+static inline void atomic_max_d(_Atomic uint64_t *cell, double v)
+{
+    uint64_t old = atomic_load_explicit(cell, memory_order_relaxed);
+    while (v > pm__u2d(old) &&
+           !atomic_compare_exchange_weak_explicit(cell, &old, pm__d2u(v), memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+}
+
+void pm_histogram_observe(pm_histogram_t *h, double v)
+{
+    if (PM_UNLIKELY(!h)) return;
+    pm_series *s = (pm_series *)h;
+    if (PM_UNLIKELY(v != v)) {
+        pm__note_rejected(s);
+        return;
+    }
+    unsigned st = pm__stripe(s->mask);
+    _Atomic uint64_t *c = (_Atomic uint64_t *)atomic_load_explicit(&s->copies[st],
+                                                                   memory_order_acquire);
+    if (PM_UNLIKELY(!c)) {
+        /* No copy for this stripe yet: share stripe 0's (still exact) and ask
+         * maintenance for our own. */
+        pm__hist_want(s, st);
+        c = (_Atomic uint64_t *)atomic_load_explicit(&s->copies[0], memory_order_acquire);
+    }
+    const pm_hist_layout *L = s->h.hl;
+    uint32_t idx = pm__hist_index(L, v);
+    atomic_fetch_add_explicit(&c[PM_HC_EXTRA + L->nbounds + idx], 1, memory_order_relaxed);
+    uint32_t k1 = L->straddle[idx];
+    if (PM_UNLIKELY(k1 != 0)) {
+        /* This fine bucket holds export bound(s): count values <= each exactly. */
+        for (uint32_t k = k1 - 1; k < L->nbounds && L->bidx[k] == idx; k++)
+            if (v <= L->bounds[k])
+                atomic_fetch_add_explicit(&c[PM_HC_EXTRA + k], 1, memory_order_relaxed);
+    }
+    uint64_t old = atomic_load_explicit(&c[PM_HC_SUM], memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&c[PM_HC_SUM], &old, pm__d2u(pm__u2d(old) + v),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
+    atomic_min_d(&c[PM_HC_MIN], v);
+    atomic_max_d(&c[PM_HC_MAX], v);
+}
+
+void pm_histogram_observe_ns(pm_histogram_t *h, uint64_t ns)
+{
+    pm_histogram_observe(h, (double)ns * 1e-9);
+}
+
+pm_status_t pm_histogram_get(pm_family_t *f, const char *const *values, size_t n,
+                             pm_histogram_t **out)
+{
+    if (!out) return PM_EINVAL;
+    return pm__series_get(f, PM_TYPE_HISTOGRAM, values, n, (pm_series **)out);
+}
+
+void pm_histogram_release(pm_histogram_t *h) { pm__series_release((pm_series *)h); }
+
+pm_status_t pm_histogram_new(pm_registry_t *r, const char *name, const char *help,
+                             pm_histogram_t **out)
+{
+    if (!out) return PM_EINVAL;
+    *out = NULL;
+    pm_family *f;
+    pm_status_t st = pm_family_new(r, PM_TYPE_HISTOGRAM, name, help, NULL, &f);
+    if (st != PM_OK) return st;
+    pm_series *s;
+    if ((st = pm__series_get(f, PM_TYPE_HISTOGRAM, NULL, 0, &s)) != PM_OK) return st;
+    s->permanent = 1;
+    *out = (pm_histogram_t *)s;
+    return PM_OK;
+}
+
+pm_status_t pm_histogram_observe_labeled(pm_family_t *f, const char *const *values, size_t n,
+                                         double v)
+{
+    if (!f) return PM_EINVAL;
+    if (v != v) {
+        atomic_fetch_add_explicit(&f->rejected, 1, memory_order_relaxed);
+        return PM_ERANGE;
+    }
+    if (f->type != PM_TYPE_HISTOGRAM) return PM_ETYPE;
+    if (n != f->nlabels) return PM_ELABELCOUNT;
+    if (n && !values) return PM_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!values[i]) return PM_EINVAL;
+    pm_registry *r = f->reg;
+    unsigned tok = pm__read_enter(r);
+    pm_series *s = pm__series_find(f, values, n);
+    if (PM_LIKELY(s != NULL)) {
+        pm_histogram_observe((pm_histogram_t *)s, v);
+        pm__read_exit(r, tok);
+        return PM_OK;
+    }
+    pm__read_exit(r, tok);
+    pm_status_t st = pm__series_get(f, PM_TYPE_HISTOGRAM, values, n, &s);
+    if (st != PM_OK) return st;
+    pm_histogram_observe((pm_histogram_t *)s, v);
+    pm__series_release(s);
+    return PM_OK;
+}

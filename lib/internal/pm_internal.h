@@ -1,0 +1,306 @@
+/* Private definitions shared by lib/ files. Never installed.
+ *
+ * Layout of live state (see doc/concepts.md):
+ *  - counters: stripe-major arenas. A chunk holds PM_CHUNK_SLOTS slots for each
+ *    of K stripes; a series owns one slot in every stripe, so threads on
+ *    different stripes never share a cache line, and a series costs K*16 B.
+ *  - gauges: one 8-byte cell in the series (a set has last-writer semantics,
+ *    which stripes cannot give).
+ *  - histograms: per-stripe copies of sum/min/max/le-extra/buckets, allocated
+ *    for stripe 0 at creation and for other stripes when first recorded from
+ *    them (the hot path only flags the need; maintenance allocates).
+ *  - series tables: open addressing, read without locks (RCU-style: writers
+ *    under the registry lock copy-and-publish, readers load one pointer);
+ *    memory retired by writers is freed after a grace period (readers counted
+ *    per stripe in two phases). */
+#ifndef PM_INTERNAL_H
+#define PM_INTERNAL_H
+
+#include "pm_config.h"
+#include <perfmetrics/perfmetrics.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+
+#define PM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define PM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define PM_CACHELINE 64
+#define PM_MAX_STRIPES 64
+#define PM_MAX_LABELS 32
+#define PM_CHUNK_SLOTS 256
+#define PM_MAX_NAME 256
+#define PM_MAX_HELP 4096
+#define PM_MAX_LABEL_VALUE 4096
+#define PM_MAX_BOUNDS 256
+#define PM_HIST_SHIFT 46 /* 52 mantissa bits - 6: 64 sub-buckets per octave */
+#define PM_TLS __attribute__((tls_model("initial-exec"))) _Thread_local
+
+/* ------------------------------------------------------------ allocation */
+typedef struct pm_alloc {
+    pm_alloc_fn alloc;
+    pm_free_fn free;
+    void *user;
+} pm_alloc_t;
+
+void *pm__alloc(const pm_alloc_t *a, size_t n);
+void *pm__calloc(const pm_alloc_t *a, size_t n);
+void pm__free(const pm_alloc_t *a, void *p);
+/* 64-byte aligned, zeroed. */
+void *pm__alloc_aligned(const pm_alloc_t *a, size_t n);
+void pm__free_aligned(const pm_alloc_t *a, void *p);
+char *pm__strdup(const pm_alloc_t *a, const char *s);
+extern const pm_alloc_t pm__default_alloc;
+
+/* ------------------------------------------------------------ validation */
+bool pm__valid_metric_name(const char *s);
+bool pm__valid_label_name(const char *s);
+bool pm__valid_unit(const char *s);
+bool pm__valid_utf8(const char *s, size_t len);
+
+/* ------------------------------------------------------------ bit casts */
+static inline uint64_t pm__d2u(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+static inline double pm__u2d(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* ------------------------------------------------------------ stripes */
+extern PM_TLS unsigned pm__tls_stripe; /* 0 = unassigned, else sequence + 1 */
+unsigned pm__stripe_assign(void);
+static inline unsigned pm__stripe(unsigned mask)
+{
+    unsigned s = pm__tls_stripe;
+    if (PM_UNLIKELY(s == 0)) s = pm__stripe_assign();
+    return (s - 1) & mask;
+}
+
+/* ------------------------------------------------------------ deferred free */
+typedef struct pm_registry pm_registry;
+typedef struct pm_retired {
+    struct pm_retired *next;
+    void (*free_fn)(pm_registry *r, struct pm_retired *node);
+} pm_retired;
+
+typedef struct pm_reader_cell {
+    _Atomic uint64_t n;
+    char pad[PM_CACHELINE - sizeof(uint64_t)];
+} pm_reader_cell;
+
+/* ------------------------------------------------------------ histograms */
+typedef struct pm_hist_layout {
+    double lowest, highest;
+    uint64_t lo_key;  /* bits(lowest) >> PM_HIST_SHIFT */
+    uint32_t nb;      /* fine buckets in range; index 0 underflow, nb+1 overflow */
+    uint32_t nbounds; /* exported bounds */
+    double *bounds;
+    uint32_t *bidx;    /* fine index holding each bound */
+    uint16_t *straddle; /* per fine index: first bound index + 1 that lies in it, or 0 */
+    size_t copy_words;  /* words per copy: 3 + nbounds + nb + 2 */
+} pm_hist_layout;
+/* Copy words: [0] sum bits, [1] min bits, [2] max bits, [3..3+nbounds) values
+ * <= bound k inside its straddled fine bucket, then nb+2 fine buckets. */
+#define PM_HC_SUM 0
+#define PM_HC_MIN 1
+#define PM_HC_MAX 2
+#define PM_HC_EXTRA 3
+
+static inline uint32_t pm__hist_index(const pm_hist_layout *L, double v)
+{
+    if (!(v >= L->lowest)) return 0; /* below range, negative, -Inf */
+    uint64_t k = (pm__d2u(v) >> PM_HIST_SHIFT) - L->lo_key;
+    return k >= L->nb ? L->nb + 1 : (uint32_t)k + 1;
+}
+double pm__hist_bucket_value(const pm_hist_layout *L, uint32_t idx, double min, double max);
+
+struct pm_hdata {
+    pm_alloc_t a;
+    int borrowed; /* arrays live in a snapshot */
+    double lowest, highest;
+    uint64_t lo_key;
+    uint32_t nb;
+    uint64_t count;
+    double sum, min, max;
+    uint32_t n, cap; /* sparse non-zero fine buckets, sorted by idx */
+    uint32_t *idx;
+    uint64_t *cnt;
+};
+pm_status_t pm__hist_layout_init(const pm_alloc_t *a, pm_hist_layout *L, double lowest,
+                                 double highest, const double *bounds, size_t nbounds);
+void pm__hist_layout_free(const pm_alloc_t *a, pm_hist_layout *L);
+pm_status_t pm__hdata_quantile_raw(double lowest, uint64_t lo_key, uint32_t nb, uint64_t count,
+                                   double min, double max, const uint32_t *idx,
+                                   const uint64_t *cnt, uint32_t n, double q, double *out);
+
+/* ------------------------------------------------------------ series */
+typedef struct pm_series pm_series;
+typedef struct pm_family pm_family;
+
+typedef struct pm_counter_cell {
+    _Atomic uint64_t n;    /* integer adds */
+    _Atomic uint64_t dbits; /* double adds (bits of a double) */
+} pm_counter_cell;
+
+struct pm_series {
+    /* hot, read-only after creation */
+    union {
+        pm_counter_cell *cells; /* counter: stripe 0 cell; stripe s at +s*PM_CHUNK_SLOTS */
+        const pm_hist_layout *hl;
+    } h;
+    unsigned mask; /* stripe mask */
+    uint8_t type, overflow, permanent;
+    /* gauge cell: written by recorders */
+    _Atomic uint64_t gbits;
+    _Atomic uint32_t gtouched;
+    /* cold */
+    pm_family *fam;
+    uint64_t hash;
+    const char **values;
+    _Atomic uint32_t refs; /* 1 for the table link while linked, +1 per handle */
+    uint32_t slot;          /* counter slot */
+    bool linked;
+    double created; /* wall seconds */
+    pm_series *prev, *next; /* family list, creation order (registry lock) */
+    /* TTL tracking (snapshot side) */
+    uint64_t last_change_ns;
+    double last_value;
+    uint64_t last_count;
+    /* histogram copy requests (lock-free push from recorders) */
+    _Atomic uint64_t want_mask;
+    _Atomic uint32_t want_pending;
+    pm_series *want_next;
+    pm_retired retired;
+    /* histograms: K copy pointers follow */
+    _Atomic(uint64_t *) copies[];
+};
+
+/* ------------------------------------------------------------ families */
+typedef struct pm_table {
+    pm_retired retired;
+    size_t cap;  /* power of two */
+    size_t used; /* live + tombstones */
+    _Atomic(pm_series *) slots[];
+} pm_table;
+#define PM_TOMB ((pm_series *)(uintptr_t)1)
+
+struct pm_family {
+    pm_registry *reg;
+    pm_type_t type;
+    char *name, *help, *unit;
+    size_t nlabels;
+    char **labels;
+    size_t max_series;
+    double ttl;
+    pm_hist_layout hl;
+    pm_gauge_fn cb;
+    void *cb_user;
+    _Atomic(pm_table *) table;
+    size_t nseries; /* linked, overflow excluded */
+    pm_series *head, *tail;
+    pm_series *detached; /* unlinked, still referenced by handles (singly linked via next) */
+    pm_series *overflow;
+    _Atomic uint64_t refused, removed, rejected;
+};
+
+/* ------------------------------------------------------------ registry */
+typedef struct pm_collector_entry pm_collector_entry;
+typedef struct pm_exporter_entry pm_exporter_entry;
+
+struct pm_registry {
+    pm_alloc_t a;
+    unsigned stripes, mask;
+    int self_metrics;
+    pthread_mutex_t lock; /* registration, removal, table writes, maintenance */
+    pm_family **fams;
+    size_t nfam, capfam;
+    /* counter arena */
+    unsigned char **chunks;
+    size_t nchunks, capchunks;
+    uint32_t *free_slots;
+    size_t nfree, capfree;
+    uint32_t next_slot;
+    /* grace periods */
+    pm_reader_cell *readers; /* [2][stripes] */
+    _Atomic unsigned phase;
+    pm_retired *pending, *waiting;
+    unsigned drained;
+    /* histogram copy requests */
+    _Atomic(pm_series *) want_head;
+    /* snapshots and collectors */
+    pthread_mutex_t snap_lock;
+    uint64_t snapshots;
+    double last_snapshot_seconds;
+    pm_collector_entry *collectors;
+    /* exporters */
+    pthread_mutex_t ex_lock;  /* exporter list */
+    pthread_mutex_t run_lock; /* serialises export runs */
+    pm_exporter_entry *exporters;
+    double interval;
+    uint64_t last_tick_ns;
+    int tick_started;
+    pthread_t thread;
+    int thread_running, thread_stop;
+    pthread_mutex_t th_lock;
+    pthread_cond_t th_cond;
+};
+
+/* Reader sections for lock-free look-ups. */
+static inline unsigned pm__read_enter(pm_registry *r)
+{
+    unsigned st = pm__stripe(r->mask);
+    unsigned p = atomic_load_explicit(&r->phase, memory_order_relaxed) & 1u;
+    atomic_fetch_add_explicit(&r->readers[p * r->stripes + st].n, 1, memory_order_seq_cst);
+    return p * r->stripes + st;
+}
+static inline void pm__read_exit(pm_registry *r, unsigned tok)
+{
+    atomic_fetch_sub_explicit(&r->readers[tok].n, 1, memory_order_release);
+}
+
+/* Under r->lock. */
+void pm__retire(pm_registry *r, pm_retired *node);
+void pm__maintain_locked(pm_registry *r);
+pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_cell **cell);
+void pm__counter_slot_free(pm_registry *r, uint32_t slot);
+pm_family *pm__find_family_locked(pm_registry *r, const char *name);
+
+/* family.c */
+uint64_t pm__hash_values(const char *const *values, size_t n);
+/* Gets a series with a new reference (creating it). */
+pm_status_t pm__series_get(pm_family *f, pm_type_t type, const char *const *values, size_t n,
+                           pm_series **out);
+void pm__series_release(pm_series *s);
+/* Lock-free look-up inside a reader section; no reference taken. */
+pm_series *pm__series_find(pm_family *f, const char *const *values, size_t n);
+pm_status_t pm__check_values(const pm_family *f, pm_type_t type, const char *const *values,
+                             size_t n);
+void pm__family_free(pm_registry *r, pm_family *f);
+void pm__series_free_now(pm_registry *r, pm_series *s);
+void pm__hist_want(pm_series *s, unsigned stripe);
+void pm__hist_grant_wants_locked(pm_registry *r);
+/* Removes a series from its family (under lock). */
+void pm__series_unlink_locked(pm_registry *r, pm_series *s);
+
+/* counter/gauge/histogram readers (snapshot side) */
+double pm__counter_read(const pm_series *s);
+double pm__gauge_read(const pm_series *s);
+void pm__note_rejected(pm_series *s);
+
+/* snapshot.c / collector.c / exporter.c */
+void pm__collectors_free(pm_registry *r);
+void pm__exporters_free(pm_registry *r);
+
+/* timer.c */
+void pm__clock_init(void);
+double pm__wall_now(void);
+uint64_t pm__mono_ns(void);
+
+#endif

@@ -1,0 +1,64 @@
+/* Private snapshot structures, shared by snapshot.c, collector.c and exporter.c. */
+#ifndef PM_SNAPSHOT_INTERNAL_H
+#define PM_SNAPSHOT_INTERNAL_H
+
+#include "pm_internal.h"
+
+typedef struct pm_arena_chunk {
+    struct pm_arena_chunk *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+} pm_arena_chunk;
+
+struct pm_snap_series {
+    const struct pm_snap_family *fam;
+    const char **values;
+    int overflow;
+    double created;
+    double value;
+    /* histograms */
+    uint64_t count;
+    double sum, min, max, stddev;
+    uint64_t *cum; /* per bound, then +Inf */
+    pm_hdata_t hd;
+};
+
+struct pm_snap_family {
+    const char *name, *help, *unit;
+    pm_type_t type;
+    size_t nlabels;
+    const char **labels;
+    size_t nbounds;
+    const double *bounds;
+    size_t nseries, capseries;
+    pm_snap_series_t *series;
+    /* build-time only */
+    pm_gauge_fn cb;
+    void *cb_user;
+};
+
+struct pm_snapshot {
+    pm_alloc_t a;
+    _Atomic unsigned refs;
+    double time;
+    pm_arena_chunk *chunks;
+    size_t nfam, capfam;
+    pm_snap_family_t **fams;
+};
+
+void *pm__arena_alloc(pm_snapshot_t *s, size_t n);
+const char *pm__arena_strdup(pm_snapshot_t *s, const char *str);
+pm_snap_family_t *pm__snap_family_add(pm_snapshot_t *s, pm_type_t type, const char *name,
+                                      const char *help, const char *unit,
+                                      const char *const *labels, size_t nlabels);
+pm_snap_series_t *pm__snap_series_add(pm_snapshot_t *s, pm_snap_family_t *f,
+                                      const char *const *values, double value);
+
+/* collector.c: runs every collector into s (under r->snap_lock). */
+void pm__collectors_run(pm_registry *r, pm_snapshot_t *s);
+pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s);
+/* exporter.c */
+pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s);
+extern PM_TLS int pm__in_callback; /* inside a collector or exporter callback */
+
+#endif

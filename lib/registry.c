@@ -1,0 +1,296 @@
+/* Registries: options, life cycle, the counter arena, stripes and the
+ * grace-period machinery that makes lock-free look-ups safe against removal. */
+#include "internal/pm_internal.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+struct pm_registry_opts {
+    pm_alloc_t a;
+    unsigned stripes;
+    int self_metrics;
+};
+
+PM_TLS unsigned pm__tls_stripe;
+static _Atomic unsigned stripe_seq;
+
+/* Threads get stripes round-robin in the order they first record, so the
+ * first N recording threads never share a stripe when N <= stripes. */
+unsigned pm__stripe_assign(void)
+{
+    unsigned s = atomic_fetch_add_explicit(&stripe_seq, 1, memory_order_relaxed) + 1;
+    if (s == 0) s = atomic_fetch_add_explicit(&stripe_seq, 1, memory_order_relaxed) + 1;
+    pm__tls_stripe = s;
+    return s;
+}
+
+static unsigned pow2_at_least(unsigned v)
+{
+    unsigned p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+static unsigned default_stripes(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_CONF);
+    if (n < 2) n = 2;
+    if (n > PM_MAX_STRIPES) n = PM_MAX_STRIPES;
+    return pow2_at_least((unsigned)n);
+}
+
+pm_status_t pm_registry_opts_new(pm_registry_opts_t **out)
+{
+    if (!out) return PM_EINVAL;
+    *out = NULL;
+    pm_registry_opts_t *o = calloc(1, sizeof *o);
+    if (!o) return PM_ENOMEM;
+    o->a = pm__default_alloc;
+    o->self_metrics = 1;
+    *out = o;
+    return PM_OK;
+}
+
+void pm_registry_opts_free(pm_registry_opts_t *o) { free(o); }
+
+pm_status_t pm_registry_opts_set_allocator(pm_registry_opts_t *o, pm_alloc_fn alloc,
+                                           pm_free_fn free_fn, void *user)
+{
+    if (!o || (!alloc) != (!free_fn)) return PM_EINVAL;
+    if (!alloc) {
+        o->a = pm__default_alloc;
+    } else {
+        o->a.alloc = alloc;
+        o->a.free = free_fn;
+        o->a.user = user;
+    }
+    return PM_OK;
+}
+
+pm_status_t pm_registry_opts_set_stripes(pm_registry_opts_t *o, unsigned stripes)
+{
+    if (!o) return PM_EINVAL;
+    if (stripes < 1 || stripes > PM_MAX_STRIPES) return PM_ERANGE;
+    o->stripes = pow2_at_least(stripes);
+    return PM_OK;
+}
+
+pm_status_t pm_registry_opts_set_self_metrics(pm_registry_opts_t *o, int enabled)
+{
+    if (!o) return PM_EINVAL;
+    o->self_metrics = enabled != 0;
+    return PM_OK;
+}
+
+pm_status_t pm_registry_new(const pm_registry_opts_t *opts, pm_registry_t **out)
+{
+    if (!out) return PM_EINVAL;
+    *out = NULL;
+    const pm_alloc_t *a = opts ? &opts->a : &pm__default_alloc;
+    pm_registry *r = pm__calloc(a, sizeof *r);
+    if (!r) return PM_ENOMEM;
+    r->a = *a;
+    r->stripes = opts && opts->stripes ? opts->stripes : default_stripes();
+    r->mask = r->stripes - 1;
+    r->self_metrics = opts ? opts->self_metrics : 1;
+    r->interval = 10.0;
+    r->readers = pm__alloc_aligned(a, sizeof(pm_reader_cell) * 2 * r->stripes);
+    if (!r->readers) {
+        pm__free(a, r);
+        return PM_ENOMEM;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->snap_lock, NULL);
+    pthread_mutex_init(&r->ex_lock, NULL);
+    pthread_mutex_init(&r->run_lock, NULL);
+    pthread_mutex_init(&r->th_lock, NULL);
+    pthread_cond_init(&r->th_cond, &ca);
+    pthread_condattr_destroy(&ca);
+    pm__clock_init(); /* calibrate here, never on a recording path */
+    *out = r;
+    return PM_OK;
+}
+
+static void free_retired_list(pm_registry *r, pm_retired *n)
+{
+    while (n) {
+        pm_retired *next = n->next;
+        n->free_fn(r, n);
+        n = next;
+    }
+}
+
+void pm_registry_free(pm_registry_t *r)
+{
+    if (!r) return;
+    pm_export_stop(r, 0);
+    pm__exporters_free(r);
+    pm__collectors_free(r);
+    /* Nothing can read any more: everything retired goes now. */
+    free_retired_list(r, r->waiting);
+    free_retired_list(r, r->pending);
+    r->waiting = r->pending = NULL;
+    for (size_t i = 0; i < r->nfam; i++) pm__family_free(r, r->fams[i]);
+    pm__free(&r->a, r->fams);
+    for (size_t i = 0; i < r->nchunks; i++) pm__free_aligned(&r->a, r->chunks[i]);
+    pm__free(&r->a, r->chunks);
+    pm__free(&r->a, r->free_slots);
+    pm__free_aligned(&r->a, r->readers);
+    pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->snap_lock);
+    pthread_mutex_destroy(&r->ex_lock);
+    pthread_mutex_destroy(&r->run_lock);
+    pthread_mutex_destroy(&r->th_lock);
+    pthread_cond_destroy(&r->th_cond);
+    pm_alloc_t a = r->a;
+    pm__free(&a, r);
+}
+
+static pthread_mutex_t default_lock = PTHREAD_MUTEX_INITIALIZER;
+static pm_registry *_Atomic default_registry;
+
+pm_registry_t *pm_registry_default(void)
+{
+    pm_registry *r = atomic_load_explicit(&default_registry, memory_order_acquire);
+    if (PM_LIKELY(r != NULL)) return r;
+    pthread_mutex_lock(&default_lock);
+    r = atomic_load_explicit(&default_registry, memory_order_relaxed);
+    if (!r && pm_registry_new(NULL, &r) == PM_OK)
+        atomic_store_explicit(&default_registry, r, memory_order_release);
+    pthread_mutex_unlock(&default_lock);
+    return r;
+}
+
+/* ------------------------------------------------------------ grace periods */
+
+void pm__retire(pm_registry *r, pm_retired *node)
+{
+    node->next = r->pending;
+    r->pending = node;
+}
+
+static bool phase_drained(pm_registry *r, unsigned p)
+{
+    for (unsigned s = 0; s < r->stripes; s++)
+        if (atomic_load_explicit(&r->readers[p * r->stripes + s].n, memory_order_seq_cst) != 0)
+            return false;
+    return true;
+}
+
+/* A batch is freed once each reader phase has been seen empty after the batch
+ * was unlinked: every reader that could have seen it was counted in one of the
+ * two phases from before the unlink until it left. Flipping the phase steers
+ * new readers away, so a busy phase drains. Never waits. */
+static void grace_poll(pm_registry *r)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    for (int round = 0; round < 2; round++) {
+        if (!r->waiting) {
+            if (!r->pending) return;
+            r->waiting = r->pending;
+            r->pending = NULL;
+            r->drained = 0;
+        }
+        for (int i = 0; i < 2; i++) {
+            unsigned inactive = 1u - (atomic_load_explicit(&r->phase, memory_order_relaxed) & 1u);
+            if (!(r->drained & (1u << inactive)) && phase_drained(r, inactive)) {
+                r->drained |= 1u << inactive;
+                atomic_store_explicit(&r->phase, inactive, memory_order_seq_cst);
+            }
+        }
+        if (r->drained != 3) return;
+        pm_retired *batch = r->waiting;
+        r->waiting = NULL;
+        /* Readers of the batch have all left, so any copy request they pushed
+         * is on the stack now: drain it before the series go. */
+        pm__hist_grant_wants_locked(r);
+        free_retired_list(r, batch);
+    }
+}
+
+void pm__maintain_locked(pm_registry *r)
+{
+    pm__hist_grant_wants_locked(r);
+    grace_poll(r);
+}
+
+pm_status_t pm_registry_maintain(pm_registry_t *r)
+{
+    if (!r) return PM_EINVAL;
+    pthread_mutex_lock(&r->lock);
+    pm__maintain_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    return PM_OK;
+}
+
+/* ------------------------------------------------------------ counter arena */
+
+static size_t chunk_bytes(const pm_registry *r)
+{
+    return (size_t)r->stripes * PM_CHUNK_SLOTS * sizeof(pm_counter_cell);
+}
+
+static pm_counter_cell *slot_cell(pm_registry *r, uint32_t slot)
+{
+    pm_counter_cell *base = (pm_counter_cell *)(void *)r->chunks[slot / PM_CHUNK_SLOTS];
+    return base + slot % PM_CHUNK_SLOTS;
+}
+
+pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_cell **cell)
+{
+    uint32_t s;
+    if (r->nfree) {
+        s = r->free_slots[r->nfree - 1];
+        pm_counter_cell *c = slot_cell(r, s);
+        for (unsigned st = 0; st < r->stripes; st++) {
+            atomic_store_explicit(&c[st * PM_CHUNK_SLOTS].n, 0, memory_order_relaxed);
+            atomic_store_explicit(&c[st * PM_CHUNK_SLOTS].dbits, 0, memory_order_relaxed);
+        }
+        r->nfree--;
+    } else {
+        if (r->next_slot == UINT32_MAX) return PM_ENOMEM;
+        s = r->next_slot;
+        size_t ci = s / PM_CHUNK_SLOTS;
+        if (ci >= r->nchunks) {
+            if (r->nchunks == r->capchunks) {
+                size_t nc = r->capchunks ? r->capchunks * 2 : 16;
+                unsigned char **n = pm__alloc(&r->a, nc * sizeof *n);
+                if (!n) return PM_ENOMEM;
+                if (r->nchunks) memcpy(n, r->chunks, r->nchunks * sizeof *n);
+                pm__free(&r->a, r->chunks);
+                r->chunks = n;
+                r->capchunks = nc;
+            }
+            unsigned char *c = pm__alloc_aligned(&r->a, chunk_bytes(r));
+            if (!c) return PM_ENOMEM;
+            r->chunks[r->nchunks++] = c;
+        }
+        /* The free list must be able to take every slot back without failing. */
+        if (r->capfree < (size_t)s + 1) {
+            size_t nc = r->capfree ? r->capfree * 2 : 64;
+            while (nc < (size_t)s + 1) nc *= 2;
+            uint32_t *n = pm__alloc(&r->a, nc * sizeof *n);
+            if (!n) return PM_ENOMEM;
+            if (r->nfree) memcpy(n, r->free_slots, r->nfree * sizeof *n);
+            pm__free(&r->a, r->free_slots);
+            r->free_slots = n;
+            r->capfree = nc;
+        }
+        r->next_slot++;
+    }
+    *slot = s;
+    *cell = slot_cell(r, s);
+    return PM_OK;
+}
+
+void pm__counter_slot_free(pm_registry *r, uint32_t slot) { r->free_slots[r->nfree++] = slot; }
+
+pm_family *pm__find_family_locked(pm_registry *r, const char *name)
+{
+    for (size_t i = 0; i < r->nfam; i++)
+        if (!strcmp(r->fams[i]->name, name)) return r->fams[i];
+    return NULL;
+}

@@ -1,0 +1,467 @@
+/* Snapshots: an immutable view built from live state without blocking
+ * recorders. Everything a snapshot holds lives in one arena owned by it, so
+ * it outlives the registry and frees in one sweep. */
+#include "internal/snapshot_internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#define ARENA_CHUNK 65536
+
+void *pm__arena_alloc(pm_snapshot_t *s, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    pm_arena_chunk *c = s->chunks;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        c = pm__alloc(&s->a, sizeof *c + cap);
+        if (!c) return NULL;
+        c->cap = cap;
+        c->used = 0;
+        c->next = s->chunks;
+        s->chunks = c;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+const char *pm__arena_strdup(pm_snapshot_t *s, const char *str)
+{
+    size_t n = strlen(str) + 1;
+    char *d = pm__arena_alloc(s, n);
+    if (d) memcpy(d, str, n);
+    return d;
+}
+
+static const char **arena_strv(pm_snapshot_t *s, const char *const *v, size_t n)
+{
+    const char **out = pm__arena_alloc(s, (n ? n : 1) * sizeof *out);
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!(out[i] = pm__arena_strdup(s, v[i]))) return NULL;
+    return out;
+}
+
+pm_snap_family_t *pm__snap_family_add(pm_snapshot_t *s, pm_type_t type, const char *name,
+                                      const char *help, const char *unit,
+                                      const char *const *labels, size_t nlabels)
+{
+    if (s->nfam == s->capfam) {
+        size_t nc = s->capfam ? s->capfam * 2 : 64;
+        pm_snap_family_t **n = pm__arena_alloc(s, nc * sizeof *n);
+        if (!n) return NULL;
+        if (s->nfam) memcpy(n, s->fams, s->nfam * sizeof *n);
+        s->fams = n;
+        s->capfam = nc;
+    }
+    pm_snap_family_t *f = pm__arena_alloc(s, sizeof *f);
+    if (!f) return NULL;
+    memset(f, 0, sizeof *f);
+    f->type = type;
+    if (!(f->name = pm__arena_strdup(s, name)) || !(f->help = pm__arena_strdup(s, help)) ||
+        !(f->unit = pm__arena_strdup(s, unit ? unit : "")) ||
+        !(f->labels = arena_strv(s, labels, nlabels)))
+        return NULL;
+    f->nlabels = nlabels;
+    s->fams[s->nfam++] = f;
+    return f;
+}
+
+static pm_snap_series_t *series_slot(pm_snapshot_t *s, pm_snap_family_t *f)
+{
+    if (f->nseries == f->capseries) {
+        size_t nc = f->capseries ? f->capseries * 2 : 8;
+        pm_snap_series_t *n = pm__arena_alloc(s, nc * sizeof *n);
+        if (!n) return NULL;
+        if (f->nseries) memcpy(n, f->series, f->nseries * sizeof *n);
+        f->series = n;
+        f->capseries = nc;
+    }
+    pm_snap_series_t *x = &f->series[f->nseries];
+    memset(x, 0, sizeof *x);
+    x->fam = f;
+    x->created = NAN;
+    return x;
+}
+
+pm_snap_series_t *pm__snap_series_add(pm_snapshot_t *s, pm_snap_family_t *f,
+                                      const char *const *values, double value)
+{
+    pm_snap_series_t *x = series_slot(s, f);
+    if (!x || !(x->values = arena_strv(s, values, f->nlabels))) return NULL;
+    x->value = value;
+    f->nseries++;
+    return x;
+}
+
+static void snapshot_free(pm_snapshot_t *s)
+{
+    pm_alloc_t a = s->a;
+    pm_arena_chunk *c = s->chunks;
+    while (c) {
+        pm_arena_chunk *n = c->next;
+        pm__free(&a, c);
+        c = n;
+    }
+    pm__free(&a, s);
+}
+
+/* ------------------------------------------------------------ reading live state */
+
+/* Sums a histogram's copies into a dense scratch array, then stores the
+ * non-zero buckets sparsely and derives count, cumulative bounds, stddev. */
+static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_snap_series_t *x,
+                                  uint64_t *dense)
+{
+    const pm_hist_layout *L = s->h.hl;
+    size_t nfine = (size_t)L->nb + 2;
+    memset(dense, 0, nfine * sizeof *dense);
+    uint64_t *extra = pm__arena_alloc(snap, (L->nbounds + 1) * sizeof *extra);
+    if (!extra) return PM_ENOMEM;
+    memset(extra, 0, (L->nbounds + 1) * sizeof *extra);
+    double sum = 0, min = INFINITY, max = -INFINITY;
+    for (unsigned st = 0; st <= s->mask; st++) {
+        _Atomic uint64_t *c =
+            (_Atomic uint64_t *)atomic_load_explicit(&((pm_series *)s)->copies[st], memory_order_acquire);
+        if (!c) continue;
+        sum += pm__u2d(atomic_load_explicit(&c[PM_HC_SUM], memory_order_relaxed));
+        double mn = pm__u2d(atomic_load_explicit(&c[PM_HC_MIN], memory_order_relaxed));
+        double mx = pm__u2d(atomic_load_explicit(&c[PM_HC_MAX], memory_order_relaxed));
+        if (mn < min) min = mn;
+        if (mx > max) max = mx;
+        for (uint32_t k = 0; k < L->nbounds; k++)
+            extra[k] += atomic_load_explicit(&c[PM_HC_EXTRA + k], memory_order_relaxed);
+        _Atomic uint64_t *b = c + PM_HC_EXTRA + L->nbounds;
+        for (size_t i = 0; i < nfine; i++) dense[i] += atomic_load_explicit(&b[i], memory_order_relaxed);
+    }
+    uint32_t nz = 0;
+    uint64_t count = 0;
+    for (size_t i = 0; i < nfine; i++)
+        if (dense[i]) nz++, count += dense[i];
+    x->hd.idx = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *x->hd.idx);
+    x->hd.cnt = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *x->hd.cnt);
+    if (!x->hd.idx || !x->hd.cnt) return PM_ENOMEM;
+    /* Recorders bump the bucket before the extremes: a snapshot racing the
+     * first observations can see a count with min/max not yet set. */
+    if (count && !(min <= max)) {
+        for (size_t i = 0; i < nfine; i++)
+            if (dense[i]) {
+                min = pm__hist_bucket_value(L, (uint32_t)i, -INFINITY, INFINITY);
+                break;
+            }
+        max = min;
+        for (size_t i = nfine; i-- > 0;)
+            if (dense[i]) {
+                max = pm__hist_bucket_value(L, (uint32_t)i, -INFINITY, INFINITY);
+                break;
+            }
+        if (!isfinite(min)) min = 0;
+        if (!isfinite(max) || max < min) max = min;
+    }
+    uint32_t j = 0;
+    double wsum = 0;
+    for (size_t i = 0; i < nfine; i++) {
+        if (!dense[i]) continue;
+        x->hd.idx[j] = (uint32_t)i;
+        x->hd.cnt[j++] = dense[i];
+        wsum += (double)dense[i] * pm__hist_bucket_value(L, (uint32_t)i, min, max);
+    }
+    double var = 0;
+    if (count) {
+        double mean_hat = wsum / (double)count;
+        for (uint32_t i = 0; i < nz; i++) {
+            double d = pm__hist_bucket_value(L, x->hd.idx[i], min, max) - mean_hat;
+            var += (double)x->hd.cnt[i] * d * d;
+        }
+        var /= (double)count;
+    }
+    /* Cumulative counts per bound: whole fine buckets below the bound's
+     * bucket plus the exact count inside it, kept monotonic and <= count. */
+    uint64_t below = 0, prev = 0;
+    size_t fi = 0;
+    for (uint32_t k = 0; k < L->nbounds; k++) {
+        for (; fi < L->bidx[k]; fi++) below += dense[fi];
+        uint64_t v = below + (extra[k] < dense[L->bidx[k]] ? extra[k] : dense[L->bidx[k]]);
+        if (v < prev) v = prev;
+        if (v > count) v = count;
+        extra[k] = prev = v;
+    }
+    extra[L->nbounds] = count;
+    x->cum = extra;
+    x->count = count;
+    x->sum = sum;
+    x->value = sum;
+    x->min = count ? min : NAN;
+    x->max = count ? max : NAN;
+    x->stddev = count ? sqrt(var) : NAN;
+    x->hd.a = snap->a;
+    x->hd.borrowed = 1;
+    x->hd.lowest = L->lowest;
+    x->hd.highest = L->highest;
+    x->hd.lo_key = L->lo_key;
+    x->hd.nb = L->nb;
+    x->hd.count = count;
+    x->hd.sum = sum;
+    x->hd.min = count ? min : INFINITY;
+    x->hd.max = count ? max : -INFINITY;
+    x->hd.n = nz;
+    x->hd.cap = nz;
+    return PM_OK;
+}
+
+/* TTL bookkeeping: a series is active when its value moved since the last look. */
+static void note_activity(pm_series *s, double value, uint64_t count, uint64_t now)
+{
+    int touched = 0;
+    if (s->type == PM_TYPE_GAUGE)
+        touched = atomic_exchange_explicit(&s->gtouched, 0, memory_order_relaxed) != 0;
+    if (touched || count != s->last_count || !(value == s->last_value || (value != value && s->last_value != s->last_value))) {
+        s->last_change_ns = now;
+        s->last_value = value;
+        s->last_count = count;
+    }
+}
+
+static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, uint64_t **dense,
+                               size_t *dense_cap)
+{
+    pm_snap_family_t *sf = pm__snap_family_add(snap, f->type, f->name, f->help, f->unit,
+                                               (const char *const *)f->labels, f->nlabels);
+    if (!sf) return PM_ENOMEM;
+    if (f->cb) {
+        sf->cb = f->cb;
+        sf->cb_user = f->cb_user;
+        return PM_OK;
+    }
+    if (f->type == PM_TYPE_HISTOGRAM) {
+        sf->nbounds = f->hl.nbounds;
+        sf->bounds = f->hl.bounds; /* copied below */
+        double *b = pm__arena_alloc(snap, f->hl.nbounds * sizeof *b);
+        if (!b) return PM_ENOMEM;
+        memcpy(b, f->hl.bounds, f->hl.nbounds * sizeof *b);
+        sf->bounds = b;
+        size_t need = (size_t)f->hl.nb + 2;
+        if (*dense_cap < need) {
+            pm__free(&snap->a, *dense);
+            if (!(*dense = pm__alloc(&snap->a, need * sizeof **dense))) {
+                *dense_cap = 0;
+                return PM_ENOMEM;
+            }
+            *dense_cap = need;
+        }
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        pm_series *s = pass == 0 ? f->head : f->overflow;
+        for (; s; s = pass == 0 ? s->next : NULL) {
+            pm_snap_series_t *x = pm__snap_series_add(snap, sf, s->values, 0);
+            if (!x) return PM_ENOMEM;
+            x->overflow = s->overflow;
+            x->created = s->created;
+            if (f->type == PM_TYPE_COUNTER) {
+                x->value = pm__counter_read(s);
+            } else if (f->type == PM_TYPE_GAUGE) {
+                x->value = pm__gauge_read(s);
+            } else if (read_histogram(snap, s, x, *dense) != PM_OK) {
+                return PM_ENOMEM;
+            }
+            note_activity(s, x->value, x->count, now);
+        }
+    }
+    return PM_OK;
+}
+
+static void expire_ttl_locked(pm_registry *r, uint64_t now)
+{
+    for (size_t i = 0; i < r->nfam; i++) {
+        pm_family *f = r->fams[i];
+        if (f->ttl <= 0) continue;
+        uint64_t ttl_ns = (uint64_t)(f->ttl * 1e9);
+        for (pm_series *s = f->head, *next; s; s = next) {
+            next = s->next;
+            if (now - s->last_change_ns >= ttl_ns) pm__series_unlink_locked(r, s);
+        }
+    }
+}
+
+/* ------------------------------------------------------------ self metrics */
+
+static pm_status_t self_metrics(pm_registry *r, pm_snapshot_t *s, pm_family **fams, size_t nfam,
+                                uint64_t *stats)
+{
+    static const char *const fam_label[] = {"family"};
+    static const struct {
+        pm_type_t type;
+        const char *name, *help;
+    } defs[] = {
+        {PM_TYPE_GAUGE, "perfmetrics_series", "Live series per family (overflow series included)."},
+        {PM_TYPE_COUNTER, "perfmetrics_series_refused", "Label tuples refused by the cardinality limit."},
+        {PM_TYPE_COUNTER, "perfmetrics_series_removed", "Series removed (explicitly, by clear or by TTL)."},
+        {PM_TYPE_COUNTER, "perfmetrics_values_rejected", "Recorded values rejected (negative or non-finite counter adds, NaN observations)."},
+    };
+    for (size_t d = 0; d < sizeof defs / sizeof defs[0]; d++) {
+        pm_snap_family_t *sf = pm__snap_family_add(s, defs[d].type, defs[d].name, defs[d].help, "",
+                                                   fam_label, 1);
+        if (!sf) return PM_ENOMEM;
+        for (size_t i = 0; i < nfam; i++) {
+            if (fams[i]->cb) continue;
+            const char *v[1] = {fams[i]->name};
+            if (!pm__snap_series_add(s, sf, v, (double)stats[i * 4 + d])) return PM_ENOMEM;
+        }
+    }
+    pm_snap_family_t *sf = pm__snap_family_add(s, PM_TYPE_COUNTER, "perfmetrics_snapshots",
+                                               "Snapshots taken of this registry.", "", NULL, 0);
+    if (!sf || !pm__snap_series_add(s, sf, NULL, (double)(r->snapshots + 1))) return PM_ENOMEM;
+    sf = pm__snap_family_add(s, PM_TYPE_GAUGE, "perfmetrics_snapshot_duration_seconds",
+                             "Duration of the previous snapshot.", "seconds", NULL, 0);
+    if (!sf || !pm__snap_series_add(s, sf, NULL, r->last_snapshot_seconds)) return PM_ENOMEM;
+    pm_status_t st = pm__collectors_self_metrics(r, s);
+    if (st == PM_OK) st = pm__exporters_self_metrics(r, s);
+    return st;
+}
+
+static int cmp_family(const void *a, const void *b)
+{
+    return strcmp((*(pm_snap_family_t *const *)a)->name, (*(pm_snap_family_t *const *)b)->name);
+}
+
+pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
+{
+    if (out) *out = NULL;
+    if (!r || !out) return PM_EINVAL;
+    if (pm__in_callback) return PM_ESTATE;
+    pm_snapshot_t *s = pm__calloc(&r->a, sizeof *s);
+    if (!s) return PM_ENOMEM;
+    s->a = r->a;
+    atomic_init(&s->refs, 1);
+    s->time = pm__wall_now();
+
+    pthread_mutex_lock(&r->snap_lock);
+    uint64_t t0 = pm__mono_ns();
+    uint64_t *dense = NULL, *stats = NULL;
+    size_t dense_cap = 0;
+    pm_family **fams = NULL;
+    pm_status_t st = PM_ENOMEM;
+
+    pthread_mutex_lock(&r->lock);
+    pm__maintain_locked(r);
+    size_t nfam = r->nfam;
+    fams = pm__alloc(&r->a, (nfam ? nfam : 1) * sizeof *fams);
+    stats = pm__alloc(&r->a, (nfam ? nfam : 1) * 4 * sizeof *stats);
+    if (fams && stats) {
+        st = PM_OK;
+        for (size_t i = 0; i < nfam && st == PM_OK; i++) {
+            pm_family *f = fams[i] = r->fams[i];
+            st = read_family(s, f, t0, &dense, &dense_cap);
+            stats[i * 4 + 0] = f->nseries + (f->overflow ? 1 : 0);
+            stats[i * 4 + 1] = atomic_load_explicit(&f->refused, memory_order_relaxed);
+            stats[i * 4 + 2] = atomic_load_explicit(&f->removed, memory_order_relaxed);
+            stats[i * 4 + 3] = atomic_load_explicit(&f->rejected, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+
+    /* User code (callback gauges, collectors) runs without the registry lock. */
+    for (size_t i = 0; i < s->nfam && st == PM_OK; i++) {
+        pm_snap_family_t *sf = s->fams[i];
+        if (!sf->cb) continue;
+        pm__in_callback++;
+        double v = sf->cb(sf->cb_user);
+        pm__in_callback--;
+        if (!pm__snap_series_add(s, sf, NULL, v)) st = PM_ENOMEM;
+    }
+    if (st == PM_OK) pm__collectors_run(r, s);
+    if (st == PM_OK && r->self_metrics) st = self_metrics(r, s, fams, nfam, stats);
+    if (st == PM_OK) {
+        qsort(s->fams, s->nfam, sizeof *s->fams, cmp_family);
+        pthread_mutex_lock(&r->lock);
+        expire_ttl_locked(r, t0);
+        pm__maintain_locked(r);
+        pthread_mutex_unlock(&r->lock);
+        r->snapshots++;
+        r->last_snapshot_seconds = (double)(pm__mono_ns() - t0) * 1e-9;
+    }
+    pthread_mutex_unlock(&r->snap_lock);
+    pm__free(&r->a, dense);
+    pm__free(&r->a, stats);
+    pm__free(&r->a, fams);
+    if (st != PM_OK) {
+        snapshot_free(s);
+        return st;
+    }
+    *out = s;
+    return PM_OK;
+}
+
+pm_snapshot_t *pm_snapshot_ref(pm_snapshot_t *s)
+{
+    if (s) atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void pm_snapshot_release(pm_snapshot_t *s)
+{
+    if (s && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) snapshot_free(s);
+}
+
+/* ------------------------------------------------------------ accessors */
+
+double pm_snapshot_time(const pm_snapshot_t *s) { return s ? s->time : NAN; }
+size_t pm_snapshot_family_count(const pm_snapshot_t *s) { return s ? s->nfam : 0; }
+const pm_snap_family_t *pm_snapshot_family(const pm_snapshot_t *s, size_t i)
+{
+    return s && i < s->nfam ? s->fams[i] : NULL;
+}
+
+const char *pm_snap_family_name(const pm_snap_family_t *f) { return f ? f->name : NULL; }
+const char *pm_snap_family_help(const pm_snap_family_t *f) { return f ? f->help : NULL; }
+const char *pm_snap_family_unit(const pm_snap_family_t *f) { return f ? f->unit : NULL; }
+pm_type_t pm_snap_family_type(const pm_snap_family_t *f) { return f ? f->type : (pm_type_t)0; }
+size_t pm_snap_family_label_count(const pm_snap_family_t *f) { return f ? f->nlabels : 0; }
+const char *pm_snap_family_label_name(const pm_snap_family_t *f, size_t i)
+{
+    return f && i < f->nlabels ? f->labels[i] : NULL;
+}
+size_t pm_snap_family_bucket_count(const pm_snap_family_t *f) { return f ? f->nbounds : 0; }
+double pm_snap_family_bucket_bound(const pm_snap_family_t *f, size_t i)
+{
+    return f && i < f->nbounds ? f->bounds[i] : NAN;
+}
+size_t pm_snap_family_series_count(const pm_snap_family_t *f) { return f ? f->nseries : 0; }
+const pm_snap_series_t *pm_snap_family_series(const pm_snap_family_t *f, size_t i)
+{
+    return f && i < f->nseries ? &f->series[i] : NULL;
+}
+
+const char *pm_snap_series_label_value(const pm_snap_series_t *s, size_t i)
+{
+    return s && i < s->fam->nlabels ? s->values[i] : NULL;
+}
+int pm_snap_series_is_overflow(const pm_snap_series_t *s) { return s ? s->overflow : 0; }
+double pm_snap_series_created(const pm_snap_series_t *s) { return s ? s->created : NAN; }
+double pm_snap_series_value(const pm_snap_series_t *s) { return s ? s->value : NAN; }
+
+static bool is_hist(const pm_snap_series_t *s) { return s && s->fam->type == PM_TYPE_HISTOGRAM; }
+
+uint64_t pm_snap_series_count(const pm_snap_series_t *s) { return is_hist(s) ? s->count : 0; }
+double pm_snap_series_sum(const pm_snap_series_t *s) { return is_hist(s) ? s->sum : NAN; }
+double pm_snap_series_min(const pm_snap_series_t *s) { return is_hist(s) ? s->min : NAN; }
+double pm_snap_series_max(const pm_snap_series_t *s) { return is_hist(s) ? s->max : NAN; }
+double pm_snap_series_mean(const pm_snap_series_t *s)
+{
+    return is_hist(s) && s->count ? s->sum / (double)s->count : NAN;
+}
+double pm_snap_series_stddev(const pm_snap_series_t *s) { return is_hist(s) ? s->stddev : NAN; }
+uint64_t pm_snap_series_bucket_cumulative(const pm_snap_series_t *s, size_t i)
+{
+    return is_hist(s) && i <= s->fam->nbounds ? s->cum[i] : 0;
+}
+pm_status_t pm_snap_series_quantile(const pm_snap_series_t *s, double q, double *out)
+{
+    if (!is_hist(s) || !out) return PM_EINVAL;
+    return pm_hdata_quantile(&s->hd, q, out);
+}
+const pm_hdata_t *pm_snap_series_hdata(const pm_snap_series_t *s)
+{
+    return is_hist(s) ? &s->hd : NULL;
+}

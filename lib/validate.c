@@ -1,0 +1,73 @@
+/* Name and text validation by the Prometheus/OpenMetrics rules. */
+#include "internal/pm_internal.h"
+
+static bool is_alpha_(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+bool pm__valid_metric_name(const char *s)
+{
+    if (!s || !*s) return false;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {
+        bool ok = is_alpha_(*p) || *p == ':' || (p != (const unsigned char *)s && is_digit(*p));
+        if (!ok || n >= PM_MAX_NAME) return false;
+    }
+    return true;
+}
+
+bool pm__valid_label_name(const char *s)
+{
+    if (!s || !*s) return false;
+    if (s[0] == '_' && s[1] == '_') return false; /* reserved for internal use */
+    if (!strcmp(s, "le") || !strcmp(s, "quantile") || !strcmp(s, "pm_overflow")) return false;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++) {
+        bool ok = is_alpha_(*p) || (p != (const unsigned char *)s && is_digit(*p));
+        if (!ok || n >= PM_MAX_NAME) return false;
+    }
+    return true;
+}
+
+bool pm__valid_unit(const char *s)
+{
+    if (!s || !*s) return false;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
+        if (!(is_alpha_(*p) || is_digit(*p)) || n >= 64) return false;
+    return true;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. */
+bool pm__valid_utf8(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str, *end = s + len;
+    while (s < end) {
+        unsigned char c = *s;
+        if (c < 0x80) {
+            s++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) {
+            need = 1, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            need = 2, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            need = 3, cp = c & 0x07, min = 0x10000;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - s) <= need) return false;
+        for (size_t i = 1; i <= need; i++) {
+            if ((s[i] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+        s += need + 1;
+    }
+    return true;
+}
