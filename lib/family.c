@@ -450,7 +450,7 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
     s->hash = hash;
     s->overflow = overflow;
     s->created = pm__wall_now();
-    s->last_change_ns = pm__mono_ns();
+    s->last_change_ns = pm__reg_now(r);
     s->retired.free_fn = series_free_retired;
     atomic_init(&s->refs, 1);
     const char **vals = (const char **)(void *)((char *)s + sizeof(pm_series) +

@@ -9,6 +9,8 @@ struct pm_registry_opts {
     pm_alloc_t a;
     unsigned stripes;
     int self_metrics;
+    pm_clock_fn clock;
+    void *clock_user;
 };
 
 PM_TLS unsigned pm__tls_stripe;
@@ -75,6 +77,19 @@ pm_status_t pm_registry_opts_set_stripes(pm_registry_opts_t *o, unsigned stripes
     return PM_OK;
 }
 
+pm_status_t pm_registry_opts_set_clock(pm_registry_opts_t *o, pm_clock_fn fn, void *user)
+{
+    if (!o) return PM_EINVAL;
+    o->clock = fn;
+    o->clock_user = fn ? user : NULL;
+    return PM_OK;
+}
+
+uint64_t pm__reg_now(const pm_registry *r)
+{
+    return r->clock ? r->clock(r->clock_user) : pm__mono_ns();
+}
+
 pm_status_t pm_registry_opts_set_self_metrics(pm_registry_opts_t *o, int enabled)
 {
     if (!o) return PM_EINVAL;
@@ -93,6 +108,8 @@ pm_status_t pm_registry_new(const pm_registry_opts_t *opts, pm_registry_t **out)
     r->stripes = opts && opts->stripes ? opts->stripes : default_stripes();
     r->mask = r->stripes - 1;
     r->self_metrics = opts ? opts->self_metrics : 1;
+    r->clock = opts ? opts->clock : NULL;
+    r->clock_user = opts ? opts->clock_user : NULL;
     r->interval = 10.0;
     r->readers = pm__alloc_aligned(a, sizeof(pm_reader_cell) * 2 * r->stripes);
     if (!r->readers) {

@@ -337,7 +337,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     s->time = pm__wall_now();
 
     pthread_mutex_lock(&r->snap_lock);
-    uint64_t t0 = pm__mono_ns();
+    uint64_t t0 = pm__reg_now(r);
     uint64_t *dense = NULL, *stats = NULL;
     size_t dense_cap = 0;
     pm_family **fams = NULL;
@@ -379,7 +379,8 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
         pm__maintain_locked(r);
         pthread_mutex_unlock(&r->lock);
         r->snapshots++;
-        r->last_snapshot_seconds = (double)(pm__mono_ns() - t0) * 1e-9;
+        uint64_t t1 = pm__reg_now(r);
+        r->last_snapshot_seconds = t1 > t0 ? (double)(t1 - t0) * 1e-9 : 0.0;
     }
     pthread_mutex_unlock(&r->snap_lock);
     pm__free(&r->a, dense);

@@ -55,6 +55,16 @@ PM_API pm_status_t pm_registry_opts_set_stripes(pm_registry_opts_t *o, unsigned 
  * Errors: PM_EINVAL. Thread-safety: not concurrently with other uses of o. */
 PM_API pm_status_t pm_registry_opts_set_self_metrics(pm_registry_opts_t *o, int enabled);
 
+/* Monotonic clock in nanoseconds used by the registry for TTLs and
+ * snapshot timing. */
+typedef uint64_t (*pm_clock_fn)(void *user);
+
+/* Sets the clock the registry uses for TTLs (and snapshot timing); NULL
+ * restores the default (CLOCK_MONOTONIC). Lets tests and hosts with their own
+ * notion of time drive expiry without sleeping. fn must be thread-safe and
+ * non-decreasing. Errors: PM_EINVAL. Thread-safety: not concurrently with other uses of o. */
+PM_API pm_status_t pm_registry_opts_set_clock(pm_registry_opts_t *o, pm_clock_fn fn, void *user);
+
 /* Creates an independent registry. opts may be NULL (defaults); it is only read
  * during the call. Release with pm_registry_free.
  * Errors: PM_EINVAL (out NULL), PM_ENOMEM. On error *out is NULL and nothing is allocated.

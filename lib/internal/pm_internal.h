@@ -218,6 +218,8 @@ struct pm_registry {
     pm_alloc_t a;
     unsigned stripes, mask;
     int self_metrics;
+    pm_clock_fn clock;
+    void *clock_user;
     pthread_mutex_t lock; /* registration, removal, table writes, maintenance */
     pm_family **fams;
     size_t nfam, capfam;
@@ -264,6 +266,9 @@ static inline void pm__read_exit(pm_registry *r, unsigned tok)
 {
     atomic_fetch_sub_explicit(&r->readers[tok].n, 1, memory_order_release);
 }
+
+/* The registry's clock (TTL, snapshot timing). */
+uint64_t pm__reg_now(const pm_registry *r);
 
 /* Under r->lock. */
 void pm__retire(pm_registry *r, pm_retired *node);
