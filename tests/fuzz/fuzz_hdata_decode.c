@@ -11,6 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Undefined behaviour inside the library (built with recoverable UBSan) must
+ * stop the fuzzer too, not just print. */
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
+
 static void fail(const char *what, double a, double b)
 {
     fprintf(stderr, "fuzz_hdata_decode: %s (%.17g vs %.17g)\n", what, a, b);

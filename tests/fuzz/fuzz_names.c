@@ -20,6 +20,11 @@
 #define MAX_SERIES 4
 #define MAX_LOOKUPS 24
 
+/* Undefined behaviour inside the library (built with recoverable UBSan) must
+ * stop the fuzzer too, not just print. */
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
+
 static void fail(const char *what, int status)
 {
     fprintf(stderr, "fuzz_names: %s (status %d %s)\n", what, status, pm_status_name(status));
