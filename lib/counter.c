@@ -8,16 +8,37 @@ static inline pm_counter_cell *my_cell(pm_series *s)
     return s->h.cells + (size_t)pm__stripe(s->mask) * PM_CHUNK_SLOTS;
 }
 
+/* The calling thread's own cell for s, or NULL when it has no shard in s's
+ * registry. Only this thread writes it, so a relaxed load and store suffice. */
+static inline pm_counter_cell *shard_cell(const pm_series *s)
+{
+    pm_shard *sh = pm__tls_shard;
+    if (PM_LIKELY(sh == NULL) || sh->reg != s->reg) return NULL;
+    return atomic_load_explicit(&sh->dir, memory_order_acquire)[s->slot / PM_CHUNK_SLOTS] +
+           s->slot % PM_CHUNK_SLOTS;
+}
+
+static inline void add_n(pm_series *s, uint64_t delta)
+{
+    pm_counter_cell *own = shard_cell(s);
+    if (own) {
+        atomic_store_explicit(&own->n, atomic_load_explicit(&own->n, memory_order_relaxed) + delta,
+                              memory_order_relaxed);
+        return;
+    }
+    atomic_fetch_add_explicit(&my_cell(s)->n, delta, memory_order_relaxed);
+}
+
 void pm_counter_inc(pm_counter_t *c)
 {
     if (PM_UNLIKELY(!c)) return;
-    atomic_fetch_add_explicit(&my_cell((pm_series *)c)->n, 1, memory_order_relaxed);
+    add_n((pm_series *)c, 1);
 }
 
 void pm_counter_add_u64(pm_counter_t *c, uint64_t delta)
 {
     if (PM_UNLIKELY(!c)) return;
-    atomic_fetch_add_explicit(&my_cell((pm_series *)c)->n, delta, memory_order_relaxed);
+    add_n((pm_series *)c, delta);
 }
 
 void pm__note_rejected(pm_series *s)
@@ -33,13 +54,20 @@ void pm_counter_add(pm_counter_t *c, double delta)
         pm__note_rejected(s);
         return;
     }
-    pm_counter_cell *cell = my_cell(s);
     /* Whole numbers take the integer cell (no CAS); others a CAS loop on a
      * cell that is uncontended as long as threads stay on their stripes. */
     if (delta < 18446744073709551616.0 && delta == (double)(uint64_t)delta) {
-        atomic_fetch_add_explicit(&cell->n, (uint64_t)delta, memory_order_relaxed);
+        add_n(s, (uint64_t)delta);
         return;
     }
+    pm_counter_cell *own = shard_cell(s);
+    if (own) {
+        atomic_store_explicit(&own->dbits,
+                              pm__d2u(pm__u2d(atomic_load_explicit(&own->dbits, memory_order_relaxed)) + delta),
+                              memory_order_relaxed);
+        return;
+    }
+    pm_counter_cell *cell = my_cell(s);
     uint64_t old = atomic_load_explicit(&cell->dbits, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&cell->dbits, &old,
                                                   pm__d2u(pm__u2d(old) + delta),
@@ -56,13 +84,18 @@ double pm__counter_read(const pm_series *s)
         n += atomic_load_explicit(&c->n, memory_order_relaxed);
         d += pm__u2d(atomic_load_explicit(&c->dbits, memory_order_relaxed));
     }
+    pm__shards_read(s->reg, s->slot, &n, &d);
     return (double)n + d;
 }
 
 double pm_counter_value(const pm_counter_t *c)
 {
     const pm_series *s = (const pm_series *)c;
-    return s && s->type == PM_TYPE_COUNTER ? pm__counter_read(s) : 0.0;
+    if (!s || s->type != PM_TYPE_COUNTER) return 0.0;
+    pthread_mutex_lock(&s->reg->lock); /* the shard list may change meanwhile */
+    double v = pm__counter_read(s);
+    pthread_mutex_unlock(&s->reg->lock);
+    return v;
 }
 
 pm_status_t pm_counter_get(pm_family_t *f, const char *const *values, size_t n,

@@ -447,6 +447,7 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
     s->fam = f;
     s->type = (uint8_t)f->type;
     s->mask = r->mask;
+    s->reg = r;
     s->hash = hash;
     s->overflow = overflow;
     s->created = pm__wall_now();

@@ -146,6 +146,7 @@ void pm_registry_free(pm_registry_t *r)
     pm_export_stop(r, 0);
     pm__exporters_free(r);
     pm__collectors_free(r);
+    pm__shards_orphan(r);
     /* Nothing can read any more: everything retired goes now. */
     free_retired_list(r, r->waiting);
     free_retired_list(r, r->pending);
@@ -266,6 +267,7 @@ pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_ce
             atomic_store_explicit(&c[st * PM_CHUNK_SLOTS].n, 0, memory_order_relaxed);
             atomic_store_explicit(&c[st * PM_CHUNK_SLOTS].dbits, 0, memory_order_relaxed);
         }
+        pm__shards_zero_slot(r, s);
         r->nfree--;
     } else {
         if (r->next_slot == UINT32_MAX) return PM_ENOMEM;
@@ -283,6 +285,10 @@ pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_ce
             }
             unsigned char *c = pm__alloc_aligned(&r->a, chunk_bytes(r));
             if (!c) return PM_ENOMEM;
+            if (pm__shards_add_chunk(r, ci) != PM_OK) {
+                pm__free_aligned(&r->a, c);
+                return PM_ENOMEM;
+            }
             r->chunks[r->nchunks++] = c;
         }
         /* The free list must be able to take every slot back without failing. */

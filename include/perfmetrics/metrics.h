@@ -91,6 +91,24 @@ PM_API pm_registry_t *pm_registry_default(void);
  * Thread-safety: any thread. */
 PM_API pm_status_t pm_registry_maintain(pm_registry_t *r);
 
+/* ---------------------------------------------------------------- threads */
+
+/* Gives the calling thread its own shard of counter cells in registry r, so
+ * its counter records become a plain load and store (no lock prefix, no
+ * shared cache line). Optional: without it, threads use striped atomic cells.
+ * A thread may be attached to one registry at a time; the shard is folded
+ * back into the registry (nothing is lost) by pm_thread_detach or when the
+ * thread exits. Memory: 16 bytes per counter slot of the registry per attached
+ * thread, allocated with malloc (a shard may outlive its registry until its
+ * thread exits). Attaching twice to the same registry gives PM_OK.
+ * Errors: PM_EINVAL, PM_ESTATE (attached to another registry), PM_ENOMEM.
+ * Thread-safety: any thread, for itself. */
+PM_API pm_status_t pm_thread_attach(pm_registry_t *r);
+
+/* Folds the calling thread's shard into r and frees it. PM_OK if the thread
+ * was not attached to r. Errors: PM_EINVAL. Thread-safety: any thread, for itself. */
+PM_API pm_status_t pm_thread_detach(pm_registry_t *r);
+
 /* ---------------------------------------------------------------- families */
 
 /* Creates family options with defaults: no labels, no unit, max_series 10000,
@@ -204,8 +222,9 @@ PM_API void pm_counter_add(pm_counter_t *c, double delta);
 PM_API pm_status_t pm_counter_add_labeled(pm_family_t *f, const char *const *values, size_t n,
                                           double delta);
 
-/* Reads the current value (sum over stripes). Not a snapshot: for tests and
- * hosts that read one value. Returns 0 for NULL. Thread-safety: any thread, lock-free. */
+/* Reads the current value (sum over stripes and thread shards). Not a
+ * snapshot: for tests and hosts that read one value. Returns 0 for NULL.
+ * Thread-safety: any thread; takes the registry lock briefly. */
 PM_API double pm_counter_value(const pm_counter_t *c);
 
 /* ---------------------------------------------------------------- gauges */

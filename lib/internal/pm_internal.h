@@ -83,6 +83,21 @@ static inline unsigned pm__stripe(unsigned mask)
     return (s - 1) & mask;
 }
 
+/* ------------------------------------------------------------ per-thread shards */
+typedef struct pm_counter_cell pm_counter_cell;
+/* A thread's own counter cells for one registry: dir[chunk][slot % CHUNK].
+ * Only the owner writes the cells; snapshots read them under the registry
+ * lock. Directories replaced on growth are kept until the shard is freed,
+ * because the owner reads the directory without any lock. */
+typedef struct pm_shard {
+    struct pm_registry *reg; /* NULL once the registry is gone (orphan) */
+    _Atomic(pm_counter_cell **) dir;
+    size_t dircap, nchunks;
+    struct pm_shard *next;  /* registry list */
+    void *old_dirs;         /* retired directories (singly linked through word 0) */
+} pm_shard;
+extern PM_TLS pm_shard *pm__tls_shard;
+
 /* ------------------------------------------------------------ deferred free */
 typedef struct pm_registry pm_registry;
 typedef struct pm_retired {
@@ -144,10 +159,10 @@ pm_status_t pm__hdata_quantile_raw(double lowest, uint64_t lo_key, uint32_t nb, 
 typedef struct pm_series pm_series;
 typedef struct pm_family pm_family;
 
-typedef struct pm_counter_cell {
+struct pm_counter_cell {
     _Atomic uint64_t n;    /* integer adds */
     _Atomic uint64_t dbits; /* double adds (bits of a double) */
-} pm_counter_cell;
+};
 
 struct pm_series {
     /* hot, read-only after creation */
@@ -156,6 +171,8 @@ struct pm_series {
         const pm_hist_layout *hl;
     } h;
     unsigned mask; /* stripe mask */
+    uint32_t slot;  /* counter slot */
+    struct pm_registry *reg;
     uint8_t type, overflow, permanent;
     /* gauge cell: written by recorders */
     _Atomic uint64_t gbits;
@@ -165,7 +182,6 @@ struct pm_series {
     uint64_t hash;
     const char **values;
     _Atomic uint32_t refs; /* 1 for the table link while linked, +1 per handle */
-    uint32_t slot;          /* counter slot */
     bool linked;
     double created; /* wall seconds */
     pm_series *prev, *next; /* family list, creation order (registry lock) */
@@ -224,6 +240,7 @@ struct pm_registry {
     pm_family **fams;
     size_t nfam, capfam;
     /* counter arena */
+    pm_shard *shards; /* attached threads */
     unsigned char **chunks;
     size_t nchunks, capchunks;
     uint32_t *free_slots;
@@ -275,6 +292,11 @@ void pm__retire(pm_registry *r, pm_retired *node);
 void pm__maintain_locked(pm_registry *r);
 pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_cell **cell);
 void pm__counter_slot_free(pm_registry *r, uint32_t slot);
+/* thread.c: under r->lock. */
+pm_status_t pm__shards_add_chunk(pm_registry *r, size_t ci);
+void pm__shards_zero_slot(pm_registry *r, uint32_t slot);
+void pm__shards_read(const pm_registry *r, uint32_t slot, uint64_t *n, double *d);
+void pm__shards_orphan(pm_registry *r);
 pm_family *pm__find_family_locked(pm_registry *r, const char *name);
 
 /* family.c */
@@ -294,7 +316,7 @@ void pm__hist_grant_wants_locked(pm_registry *r);
 /* Removes a series from its family (under lock). */
 void pm__series_unlink_locked(pm_registry *r, pm_series *s);
 
-/* counter/gauge/histogram readers (snapshot side) */
+/* counter/gauge/histogram readers (snapshot side; counters under r->lock) */
 double pm__counter_read(const pm_series *s);
 double pm__gauge_read(const pm_series *s);
 void pm__note_rejected(pm_series *s);
