@@ -136,6 +136,8 @@ pm_status_t pm_hdata_merge(pm_hdata_t *dst, const pm_hdata_t *src)
 {
     if (!dst || !src || dst->borrowed) return PM_EINVAL;
     if (dst->lowest != src->lowest || dst->highest != src->highest) return PM_ERANGE;
+    /* Bucket counts never exceed the total, so checking the total suffices. */
+    if (dst->count + src->count < dst->count) return PM_ERANGE;
     uint32_t cap = dst->n + src->n;
     uint32_t *ni = malloc((cap ? cap : 1) * sizeof *ni);
     uint64_t *nc = malloc((cap ? cap : 1) * sizeof *nc);
@@ -272,7 +274,9 @@ pm_status_t pm_hdata_decode(const unsigned char *data, size_t len, pm_hdata_t **
     p += 52;
     if (!range_ok(lowest, highest)) return PM_EPARSE;
     if ((len - HD_HEADER) / 12 < n || len != HD_HEADER + (size_t)n * 12) return PM_EPARSE;
-    if (sum != sum || min != min || max != max) return PM_EPARSE;
+    /* NaN is never recorded, so a NaN sum means both infinities were. */
+    if (min != min || max != max) return PM_EPARSE;
+    if (sum != sum && !(min == -INFINITY && max == INFINITY)) return PM_EPARSE;
     if (count == 0 ? (n != 0) : !(min <= max)) return PM_EPARSE;
     pm_hdata_t *h = hd_alloc(lowest, highest);
     if (!h) return PM_ENOMEM;

@@ -373,7 +373,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     if (st == PM_OK) pm__collectors_run(r, s);
     if (st == PM_OK && r->self_metrics) st = self_metrics(r, s, fams, nfam, stats);
     if (st == PM_OK) {
-        qsort(s->fams, s->nfam, sizeof *s->fams, cmp_family);
+        if (s->nfam > 1) qsort(s->fams, s->nfam, sizeof *s->fams, cmp_family);
         pthread_mutex_lock(&r->lock);
         expire_ttl_locked(r, t0);
         pm__maintain_locked(r);

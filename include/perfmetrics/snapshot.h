@@ -100,8 +100,9 @@ PM_API void pm_hdata_free(pm_hdata_t *h);
 PM_API pm_status_t pm_hdata_clone(const pm_hdata_t *h, pm_hdata_t **out);
 /* Adds one value (not thread-safe: this is a plain data object). Errors: PM_EINVAL (NaN or NULL). */
 PM_API pm_status_t pm_hdata_record(pm_hdata_t *h, double v);
-/* dst += src. Both must have the same range (PM_ERANGE otherwise); the error
- * bound is kept. On error dst is unchanged. Errors: PM_EINVAL, PM_ERANGE. */
+/* dst += src. Both must have the same range, and the merged count must fit
+ * in 64 bits (PM_ERANGE otherwise); the error bound is kept. On error dst is
+ * unchanged. Errors: PM_EINVAL, PM_ERANGE, PM_ENOMEM. */
 PM_API pm_status_t pm_hdata_merge(pm_hdata_t *dst, const pm_hdata_t *src);
 /* As pm_snap_series_quantile. */
 PM_API pm_status_t pm_hdata_quantile(const pm_hdata_t *h, double q, double *out);
