@@ -13,6 +13,7 @@ struct pm_collector_entry {
     void *user;
     pm_release_fn release;
     uint64_t runs, failures;
+    uint64_t runs_new, failures_new; /* this snapshot's; kept only if it succeeds */
 };
 
 struct pm_emit {
@@ -108,11 +109,22 @@ void pm__collectors_run(pm_registry *r, pm_snapshot_t *s)
         pm__in_callback++;
         pm_status_t st = c->fn(&e, c->user);
         pm__in_callback--;
-        c->runs++;
+        c->runs_new++;
         if (st != PM_OK || e.err != PM_OK) {
-            c->failures++;
+            c->failures_new++;
             s->nfam = e.first_fam; /* drop what it emitted; the arena keeps the bytes */
         }
+    }
+}
+
+void pm__collectors_settle(pm_registry *r, bool keep)
+{
+    for (pm_collector_entry *c = r->collectors; c; c = c->next) {
+        if (keep) {
+            c->runs += c->runs_new;
+            c->failures += c->failures_new;
+        }
+        c->runs_new = c->failures_new = 0;
     }
 }
 
@@ -127,8 +139,8 @@ pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s)
     if (!runs || !fails) return PM_ENOMEM;
     for (pm_collector_entry *c = r->collectors; c; c = c->next) {
         const char *v[1] = {c->name};
-        if (!pm__snap_series_add(s, runs, v, (double)c->runs) ||
-            !pm__snap_series_add(s, fails, v, (double)c->failures))
+        if (!pm__snap_series_add(s, runs, v, (double)(c->runs + c->runs_new)) ||
+            !pm__snap_series_add(s, fails, v, (double)(c->failures + c->failures_new)))
             return PM_ENOMEM;
     }
     return PM_OK;

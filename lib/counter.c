@@ -111,15 +111,7 @@ pm_status_t pm_counter_new(pm_registry_t *r, const char *name, const char *help,
                            pm_counter_t **out)
 {
     if (!out) return PM_EINVAL;
-    *out = NULL;
-    pm_family *f;
-    pm_status_t st = pm_family_new(r, PM_TYPE_COUNTER, name, help, NULL, &f);
-    if (st != PM_OK) return st;
-    pm_series *s;
-    if ((st = pm__series_get(f, PM_TYPE_COUNTER, NULL, 0, &s)) != PM_OK) return st;
-    s->permanent = 1;
-    *out = (pm_counter_t *)s;
-    return PM_OK;
+    return pm__unlabeled_new(r, PM_TYPE_COUNTER, name, help, (pm_series **)out);
 }
 
 pm_status_t pm_counter_add_labeled(pm_family_t *f, const char *const *values, size_t n,

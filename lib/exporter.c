@@ -160,6 +160,8 @@ pm_status_t pm_export_tick(pm_registry_t *r, uint64_t now_ns, int *ran)
     uint64_t interval_ns = (uint64_t)(r->interval * 1e9);
     bool due = !r->tick_started || now_ns < r->last_tick_ns ||
                now_ns - r->last_tick_ns >= interval_ns;
+    int was_started = r->tick_started;
+    uint64_t was_last = r->last_tick_ns;
     if (due) {
         r->tick_started = 1;
         r->last_tick_ns = now_ns;
@@ -167,7 +169,17 @@ pm_status_t pm_export_tick(pm_registry_t *r, uint64_t now_ns, int *ran)
     pthread_mutex_unlock(&r->th_lock);
     if (!due) return PM_OK;
     pm_status_t st = pm_export_now(r);
-    if (st == PM_OK && ran) *ran = 1;
+    if (st == PM_OK) {
+        if (ran) *ran = 1;
+        return st;
+    }
+    /* No snapshot means no run: the next tick tries again. */
+    pthread_mutex_lock(&r->th_lock);
+    if (r->last_tick_ns == now_ns) {
+        r->tick_started = was_started;
+        r->last_tick_ns = was_last;
+    }
+    pthread_mutex_unlock(&r->th_lock);
     return st;
 }
 

@@ -185,35 +185,44 @@ void pm__family_free(pm_registry *r, pm_family *f)
     pm__free(&r->a, f);
 }
 
-static pm_status_t family_register(pm_registry *r, pm_type_t type, const char *name,
-                                   const char *help, const pm_family_opts_t *opts,
-                                   pm_gauge_fn cb, void *cb_user, pm_family **out)
+static pm_family_opts_t default_opts(void)
 {
-    if (out) *out = NULL;
-    if (!r || !name || !out) return PM_EINVAL;
+    pm_family_opts_t d = {NULL, NULL, 0, 10000, 0, NULL, 0, 1e-9, 1e4};
+    return d;
+}
+
+static pm_status_t family_validate(pm_registry *r, pm_type_t type, const char *name,
+                                   const char **help, const pm_family_opts_t *o)
+{
+    if (!r || !name) return PM_EINVAL;
     if (type != PM_TYPE_COUNTER && type != PM_TYPE_GAUGE && type != PM_TYPE_HISTOGRAM)
         return PM_EINVAL;
-    if (!help) help = "";
-    if (strlen(help) > PM_MAX_HELP || !pm__valid_utf8(help, strlen(help))) return PM_EUTF8;
+    if (!*help) *help = "";
+    if (strlen(*help) > PM_MAX_HELP || !pm__valid_utf8(*help, strlen(*help))) return PM_EUTF8;
     if (!pm__valid_metric_name(name) || !strncmp(name, "perfmetrics_", 12)) return PM_EBADNAME;
     if (type == PM_TYPE_COUNTER && has_suffix(name, "_total")) return PM_EBADNAME;
-    pm_family_opts_t defaults = {NULL, NULL, 0, 10000, 0, NULL, 0, 1e-9, 1e4};
-    const pm_family_opts_t *o = opts ? opts : &defaults;
     if (o->unit) {
         char suf[80];
         suf[0] = '_';
         strcpy(suf + 1, o->unit);
         if (!has_suffix(name, suf)) return PM_EBADNAME;
     }
+    return PM_OK;
+}
 
-    pthread_mutex_lock(&r->lock);
-    pm__maintain_locked(r);
+/* Under r->lock: finds the identical family or creates it (*created = true).
+ * Nothing is left behind on failure. */
+static pm_status_t family_register_locked(pm_registry *r, pm_type_t type, const char *name,
+                                          const char *help, const pm_family_opts_t *o,
+                                          pm_gauge_fn cb, void *cb_user, pm_family **out,
+                                          bool *created)
+{
+    *created = false;
     pm_family *old = pm__find_family_locked(r, name);
     if (old) {
-        pm_status_t st = same_definition(old, type, help, o, cb) && !cb ? PM_OK : PM_EEXIST;
-        if (st == PM_OK) *out = old;
-        pthread_mutex_unlock(&r->lock);
-        return st;
+        if (!same_definition(old, type, help, o, cb) || cb) return PM_EEXIST;
+        *out = old;
+        return PM_OK;
     }
     pm_status_t st = PM_ENOMEM;
     pm_family *f = pm__calloc(&r->a, sizeof *f);
@@ -250,11 +259,28 @@ static pm_status_t family_register(pm_registry *r, pm_type_t type, const char *n
         r->capfam = nc;
     }
     r->fams[r->nfam++] = f;
-    pthread_mutex_unlock(&r->lock);
     *out = f;
+    *created = true;
     return PM_OK;
 fail:
     pm__family_free(r, f);
+    return st;
+}
+
+static pm_status_t family_register(pm_registry *r, pm_type_t type, const char *name,
+                                   const char *help, const pm_family_opts_t *opts,
+                                   pm_gauge_fn cb, void *cb_user, pm_family **out)
+{
+    if (out) *out = NULL;
+    if (!out) return PM_EINVAL;
+    pm_family_opts_t defaults = default_opts();
+    const pm_family_opts_t *o = opts ? opts : &defaults;
+    pm_status_t st = family_validate(r, type, name, &help, o);
+    if (st != PM_OK) return st;
+    pthread_mutex_lock(&r->lock);
+    pm__maintain_locked(r);
+    bool created;
+    st = family_register_locked(r, type, name, help, o, cb, cb_user, out, &created);
     pthread_mutex_unlock(&r->lock);
     return st;
 }
@@ -518,6 +544,30 @@ static bool ref_if_live(pm_series *s)
     return false;
 }
 
+/* Under r->lock: finds or creates the series and takes a reference. */
+static pm_status_t series_get_locked(pm_family *f, const char *const *values, size_t n,
+                                     uint64_t hash, pm_series **out)
+{
+    pm_series *s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed), hash,
+                              values, n);
+    if (!s && f->nseries >= f->max_series) {
+        if (!f->overflow && !(f->overflow = series_new(f, values, n, 0, true)))
+            return PM_ENOMEM;
+        atomic_fetch_add_explicit(&f->refused, 1, memory_order_relaxed);
+        s = f->overflow;
+    } else if (!s) {
+        if (table_reserve(f) != PM_OK || !(s = series_new(f, values, n, hash, false)))
+            return PM_ENOMEM;
+        s->linked = true;
+        list_append(f, s);
+        table_put(atomic_load_explicit(&f->table, memory_order_relaxed), s);
+        f->nseries++;
+    }
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    *out = s;
+    return PM_OK;
+}
+
 pm_status_t pm__series_get(pm_family *f, pm_type_t type, const char *const *values, size_t n,
                            pm_series **out)
 {
@@ -536,37 +586,36 @@ pm_status_t pm__series_get(pm_family *f, pm_type_t type, const char *const *valu
         *out = s;
         return PM_OK;
     }
-
     pthread_mutex_lock(&r->lock);
-    s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed), hash, values, n);
-    if (s) {
-        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-        goto done;
-    }
-    if (f->nseries >= f->max_series) {
-        atomic_fetch_add_explicit(&f->refused, 1, memory_order_relaxed);
-        if (!f->overflow && !(f->overflow = series_new(f, values, n, 0, true))) {
-            st = PM_ENOMEM;
-            goto done;
-        }
-        s = f->overflow;
-        atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-        goto done;
-    }
-    if ((st = table_reserve(f)) != PM_OK) goto done;
-    if (!(s = series_new(f, values, n, hash, false))) {
-        st = PM_ENOMEM;
-        goto done;
-    }
-    s->linked = true;
-    list_append(f, s);
-    table_put(atomic_load_explicit(&f->table, memory_order_relaxed), s);
-    f->nseries++;
-    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-done:
+    st = series_get_locked(f, values, n, hash, out);
     pm__maintain_locked(r);
     pthread_mutex_unlock(&r->lock);
-    if (st == PM_OK) *out = s;
+    return st;
+}
+
+/* pm_counter_new and friends: the family and its one series are created
+ * under one lock hold, so a failure leaves no family that others could have
+ * seen. The series is permanent (never freed before the registry). */
+pm_status_t pm__unlabeled_new(pm_registry *r, pm_type_t type, const char *name, const char *help,
+                              pm_series **out)
+{
+    *out = NULL;
+    pm_family_opts_t o = default_opts();
+    pm_status_t st = family_validate(r, type, name, &help, &o);
+    if (st != PM_OK) return st;
+    pthread_mutex_lock(&r->lock);
+    pm__maintain_locked(r);
+    pm_family *f = NULL;
+    bool created;
+    st = family_register_locked(r, type, name, help, &o, NULL, NULL, &f, &created);
+    if (st == PM_OK) st = series_get_locked(f, NULL, 0, pm__hash_values(NULL, 0), out);
+    if (st == PM_OK) {
+        (*out)->permanent = 1;
+    } else if (created) {
+        r->nfam--;
+        pm__family_free(r, f);
+    }
+    pthread_mutex_unlock(&r->lock);
     return st;
 }
 

@@ -42,18 +42,11 @@ pm_status_t pm_gauge_get(pm_family_t *f, const char *const *values, size_t n, pm
 
 void pm_gauge_release(pm_gauge_t *g) { pm__series_release((pm_series *)g); }
 
-pm_status_t pm_gauge_new(pm_registry_t *r, const char *name, const char *help, pm_gauge_t **out)
+pm_status_t pm_gauge_new(pm_registry_t *r, const char *name, const char *help,
+                           pm_gauge_t **out)
 {
     if (!out) return PM_EINVAL;
-    *out = NULL;
-    pm_family *f;
-    pm_status_t st = pm_family_new(r, PM_TYPE_GAUGE, name, help, NULL, &f);
-    if (st != PM_OK) return st;
-    pm_series *s;
-    if ((st = pm__series_get(f, PM_TYPE_GAUGE, NULL, 0, &s)) != PM_OK) return st;
-    s->permanent = 1;
-    *out = (pm_gauge_t *)s;
-    return PM_OK;
+    return pm__unlabeled_new(r, PM_TYPE_GAUGE, name, help, (pm_series **)out);
 }
 
 pm_status_t pm_gauge_set_labeled(pm_family_t *f, const char *const *values, size_t n, double v)

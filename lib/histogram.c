@@ -128,18 +128,10 @@ pm_status_t pm_histogram_get(pm_family_t *f, const char *const *values, size_t n
 void pm_histogram_release(pm_histogram_t *h) { pm__series_release((pm_series *)h); }
 
 pm_status_t pm_histogram_new(pm_registry_t *r, const char *name, const char *help,
-                             pm_histogram_t **out)
+                           pm_histogram_t **out)
 {
     if (!out) return PM_EINVAL;
-    *out = NULL;
-    pm_family *f;
-    pm_status_t st = pm_family_new(r, PM_TYPE_HISTOGRAM, name, help, NULL, &f);
-    if (st != PM_OK) return st;
-    pm_series *s;
-    if ((st = pm__series_get(f, PM_TYPE_HISTOGRAM, NULL, 0, &s)) != PM_OK) return st;
-    s->permanent = 1;
-    *out = (pm_histogram_t *)s;
-    return PM_OK;
+    return pm__unlabeled_new(r, PM_TYPE_HISTOGRAM, name, help, (pm_series **)out);
 }
 
 pm_status_t pm_histogram_observe_labeled(pm_family_t *f, const char *const *values, size_t n,

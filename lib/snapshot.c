@@ -382,6 +382,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
         uint64_t t1 = pm__reg_now(r);
         r->last_snapshot_seconds = t1 > t0 ? (double)(t1 - t0) * 1e-9 : 0.0;
     }
+    pm__collectors_settle(r, st == PM_OK);
     pthread_mutex_unlock(&r->snap_lock);
     pm__free(&r->a, dense);
     pm__free(&r->a, stats);

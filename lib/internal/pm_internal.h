@@ -305,6 +305,8 @@ uint64_t pm__hash_values(const char *const *values, size_t n);
 pm_status_t pm__series_get(pm_family *f, pm_type_t type, const char *const *values, size_t n,
                            pm_series **out);
 void pm__series_release(pm_series *s);
+pm_status_t pm__unlabeled_new(pm_registry *r, pm_type_t type, const char *name, const char *help,
+                              pm_series **out);
 /* Lock-free look-up inside a reader section; no reference taken. */
 pm_series *pm__series_find(pm_family *f, const char *const *values, size_t n);
 pm_status_t pm__check_values(const pm_family *f, pm_type_t type, const char *const *values,

@@ -57,6 +57,8 @@ pm_snap_series_t *pm__snap_series_add(pm_snapshot_t *s, pm_snap_family_t *f,
 /* collector.c: runs every collector into s (under r->snap_lock). */
 void pm__collectors_run(pm_registry *r, pm_snapshot_t *s);
 pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s);
+/* Keeps (or drops, for a failed snapshot) the run counts of the last run. */
+void pm__collectors_settle(pm_registry *r, bool keep);
 /* exporter.c */
 pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s);
 extern PM_TLS int pm__in_callback; /* inside a collector or exporter callback */

@@ -1,0 +1,171 @@
+/* JSON document (schema in doc/formats.md):
+ *
+ *   {"timestamp":T,"families":[
+ *   {"name":..,"help":..,"unit":..,"type":"counter|gauge|histogram",
+ *    "labels":[names],"series":[
+ *   {"labels":{name:value},"overflow":false,"created":C,"value":V},...]},...]}
+ *
+ * Histogram series carry count, sum, min, max, mean, stddev, quantiles and
+ * cumulative buckets instead of "value". Every non-finite number (NaN, +Inf,
+ * -Inf) is written as null: JSON has no spelling for them, and null keeps each
+ * field's type "number or null" for consumers. One family and one series per
+ * line keeps large documents diffable without costing a pretty-printer. */
+#include "internal/format_internal.h"
+
+#include <math.h>
+
+/* Quantiles every histogram series reports, with their key text. */
+static const struct {
+    double q;
+    const char *key;
+} pm__json_quantiles[] = {{0.5, "0.5"}, {0.9, "0.9"}, {0.99, "0.99"}, {0.999, "0.999"}};
+
+static void pm__json_number(pm__writer_t *w, double v)
+{
+    if (!isfinite(v))
+        PM__W_LIT(w, "null");
+    else
+        pm__w_double(w, v); /* integer digits or %g text: both valid JSON */
+}
+
+/* `"key":` — keys are literals without characters that need escaping. */
+#define PM__JSON_KEY(w, lit) PM__W_LIT((w), "\"" lit "\":")
+
+static void pm__json_series_labels(pm__writer_t *w, const pm_snap_family_t *f,
+                                   const pm_snap_series_t *s, size_t nlabels)
+{
+    PM__JSON_KEY(w, "labels");
+    pm__w_char(w, '{');
+    /* The overflow series has no meaningful values: its labels are empty and
+     * "overflow" says why. */
+    if (!pm_snap_series_is_overflow(s)) {
+        for (size_t i = 0; i < nlabels; i++) {
+            if (i) pm__w_char(w, ',');
+            pm__w_json_string(w, pm_snap_family_label_name(f, i));
+            pm__w_char(w, ':');
+            pm__w_json_string(w, pm_snap_series_label_value(s, i));
+        }
+    }
+    PM__W_LIT(w, "},");
+    PM__JSON_KEY(w, "overflow");
+    if (pm_snap_series_is_overflow(s))
+        PM__W_LIT(w, "true");
+    else
+        PM__W_LIT(w, "false");
+    pm__w_char(w, ',');
+    PM__JSON_KEY(w, "created");
+    pm__json_number(w, pm_snap_series_created(s));
+}
+
+static void pm__json_histogram_fields(pm__writer_t *w, const pm_snap_family_t *f,
+                                      const pm_snap_series_t *s)
+{
+    uint64_t count = pm_snap_series_count(s);
+    PM__W_LIT(w, ",\"count\":");
+    pm__w_u64(w, count);
+    PM__W_LIT(w, ",\"sum\":");
+    pm__json_number(w, pm_snap_series_sum(s));
+    PM__W_LIT(w, ",\"min\":");
+    pm__json_number(w, pm_snap_series_min(s));
+    PM__W_LIT(w, ",\"max\":");
+    pm__json_number(w, pm_snap_series_max(s));
+    PM__W_LIT(w, ",\"mean\":");
+    pm__json_number(w, pm_snap_series_mean(s));
+    PM__W_LIT(w, ",\"stddev\":");
+    pm__json_number(w, pm_snap_series_stddev(s));
+    PM__W_LIT(w, ",\"quantiles\":{");
+    for (size_t i = 0; i < sizeof pm__json_quantiles / sizeof pm__json_quantiles[0]; i++) {
+        if (i) pm__w_char(w, ',');
+        pm__w_char(w, '"');
+        pm__w_str(w, pm__json_quantiles[i].key);
+        PM__W_LIT(w, "\":");
+        double v = NAN;
+        /* PM_ENOENT (no observations) and any other failure read as null. */
+        if (pm_snap_series_quantile(s, pm__json_quantiles[i].q, &v) != PM_OK) v = NAN;
+        pm__json_number(w, v);
+    }
+    PM__W_LIT(w, "},\"buckets\":[");
+    size_t nb = pm_snap_family_bucket_count(f);
+    for (size_t b = 0; b < nb; b++) {
+        PM__W_LIT(w, "{\"le\":");
+        pm__json_number(w, pm_snap_family_bucket_bound(f, b));
+        PM__W_LIT(w, ",\"count\":");
+        pm__w_u64(w, pm_snap_series_bucket_cumulative(s, b));
+        PM__W_LIT(w, "},");
+    }
+    PM__W_LIT(w, "{\"le\":\"+Inf\",\"count\":");
+    pm__w_u64(w, count);
+    PM__W_LIT(w, "}]");
+}
+
+static const char *pm__json_type(pm_type_t t)
+{
+    switch (t) {
+    case PM_TYPE_COUNTER:
+        return "counter";
+    case PM_TYPE_GAUGE:
+        return "gauge";
+    case PM_TYPE_HISTOGRAM:
+        return "histogram";
+    }
+    return NULL;
+}
+
+static void pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const char *type)
+{
+    PM__W_LIT(w, "{\"name\":");
+    pm__w_json_string(w, pm_snap_family_name(f));
+    PM__W_LIT(w, ",\"help\":");
+    pm__w_json_string(w, pm_snap_family_help(f));
+    PM__W_LIT(w, ",\"unit\":");
+    pm__w_json_string(w, pm_snap_family_unit(f));
+    PM__W_LIT(w, ",\"type\":\"");
+    pm__w_str(w, type);
+    PM__W_LIT(w, "\",\"labels\":[");
+    size_t nl = pm_snap_family_label_count(f);
+    for (size_t i = 0; i < nl; i++) {
+        if (i) pm__w_char(w, ',');
+        pm__w_json_string(w, pm_snap_family_label_name(f, i));
+    }
+    PM__W_LIT(w, "],\"series\":[");
+    int histogram = pm_snap_family_type(f) == PM_TYPE_HISTOGRAM;
+    size_t n = pm_snap_family_series_count(f);
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        const pm_snap_series_t *s = pm_snap_family_series(f, i);
+        if (!s) continue;
+        if (!first) pm__w_char(w, ',');
+        PM__W_LIT(w, "\n{");
+        first = 0;
+        pm__json_series_labels(w, f, s, nl);
+        if (histogram) {
+            pm__json_histogram_fields(w, f, s);
+        } else {
+            PM__W_LIT(w, ",\"value\":");
+            pm__json_number(w, pm_snap_series_value(s));
+        }
+        pm__w_char(w, '}');
+        if ((i & 255) == 255 && pm__w_failed(w)) return;
+    }
+    PM__W_LIT(w, "]}");
+}
+
+pm_status_t pm__format_json(const pm_snapshot_t *s, pm__writer_t *w)
+{
+    PM__W_LIT(w, "{\"timestamp\":");
+    pm__json_number(w, pm_snapshot_time(s));
+    PM__W_LIT(w, ",\"families\":[");
+    size_t nf = pm_snapshot_family_count(s);
+    int first = 1;
+    for (size_t i = 0; i < nf && !pm__w_failed(w); i++) {
+        const pm_snap_family_t *f = pm_snapshot_family(s, i);
+        const char *type = pm__json_type(pm_snap_family_type(f));
+        if (!f || !type) continue;
+        if (!first) pm__w_char(w, ',');
+        pm__w_char(w, '\n');
+        first = 0;
+        pm__json_family(w, f, type);
+    }
+    PM__W_LIT(w, "\n]}\n");
+    return PM_OK;
+}
