@@ -3,6 +3,7 @@
  * escaping and per-family label/bucket texts. Formatters read snapshots only. */
 #include "internal/format_internal.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,191 @@ static size_t pm__fmt_nonfinite(char *out, double v)
     return n;
 }
 
+/* The exact-arithmetic shortcuts below need each double operation rounded
+ * once to double (SSE2, AArch64...), not to x87 extended precision first. */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define PM__EXACT_DOUBLE_OPS 1
+#else
+#define PM__EXACT_DOUBLE_OPS 0
+#endif
+
+/* Exact powers of ten (every one up to 1e22 is a double). */
+static const double pm__pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Fixed-point fast path for values with a short decimal form (21.5, 0.125,
+ * 36.5625): finds the fewest decimals k such that m / 10^k == a with
+ * m < 10^15. Both m and 10^k are exact doubles, so the division is correctly
+ * rounded and equals strtod("m e-k") (Clinger): the check is exact. A decimal
+ * of at most 15 digits that reads back is the value rounded to 15 digits, so
+ * this prints what %.15g would, without printf. For 1e-4 <= |v| < 1e15
+ * (%g's fixed notation); returns 0 when no such decimal exists. */
+static size_t pm__fmt_fixed_short(char *out, double v)
+{
+#if !PM__EXACT_DOUBLE_OPS
+    (void)out;
+    (void)v;
+    return 0;
+#endif
+    double a = fabs(v);
+    for (int k = 1; k <= 19; k++) {
+        double scaled = a * pm__pow10[k];
+        if (scaled >= 1e15) return 0;
+        uint64_t m = (uint64_t)(scaled + 0.5);
+        if ((double)m / pm__pow10[k] != a) continue;
+        char digits[24];
+        size_t nd = pm__fmt_u64(digits, m);
+        size_t n = 0;
+        if (v < 0) out[n++] = '-';
+        if (nd <= (size_t)k) { /* 0.000ddd */
+            out[n++] = '0';
+            out[n++] = '.';
+            for (size_t i = nd; i < (size_t)k; i++) out[n++] = '0';
+            memcpy(out + n, digits, nd);
+            n += nd;
+        } else {
+            memcpy(out + n, digits, nd - (size_t)k);
+            n += nd - (size_t)k;
+            out[n++] = '.';
+            memcpy(out + n, digits + nd - k, (size_t)k);
+            n += (size_t)k;
+        }
+        out[n] = '\0';
+        return n;
+    }
+    return 0;
+}
+
+/* Lays out sign, digits d[0..nd) (no trailing zeros) and decimal exponent x
+ * as printf's %.{prec}g does: fixed when -4 <= x < prec, else d.ddde+XX. */
+static size_t pm__layout_g(char *out, int neg, const char *d, int nd, int x, int prec)
+{
+    size_t n = 0;
+    if (neg) out[n++] = '-';
+    if (x < -4 || x >= prec) {
+        out[n++] = d[0];
+        if (nd > 1) {
+            out[n++] = '.';
+            memcpy(out + n, d + 1, (size_t)(nd - 1));
+            n += (size_t)(nd - 1);
+        }
+        out[n++] = 'e';
+        out[n++] = x < 0 ? '-' : '+';
+        unsigned ux = (unsigned)(x < 0 ? -x : x);
+        if (ux < 10) out[n++] = '0';
+        n += pm__fmt_u64(out + n, ux);
+    } else if (x < 0) {
+        out[n++] = '0';
+        out[n++] = '.';
+        for (int i = -1; i > x; i--) out[n++] = '0';
+        memcpy(out + n, d, (size_t)nd);
+        n += (size_t)nd;
+    } else if (x + 1 >= nd) {
+        memcpy(out + n, d, (size_t)nd);
+        n += (size_t)nd;
+        for (int i = nd; i <= x; i++) out[n++] = '0';
+    } else {
+        memcpy(out + n, d, (size_t)(x + 1));
+        n += (size_t)(x + 1);
+        out[n++] = '.';
+        memcpy(out + n, d + x + 1, (size_t)(nd - x - 1));
+        n += (size_t)(nd - x - 1);
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Significant digits of v as printf's %.{n-1}e rounds them (locale-proof):
+ * n digits into d, the decimal exponent into *x; returns the sign. */
+static int pm__sci_digits(double v, int n, char *d, int *x)
+{
+    char tmp[48];
+    snprintf(tmp, sizeof tmp, "%.*e", n - 1, v);
+    pm__c_locale_number(tmp, tmp);
+    const char *q = tmp;
+    int neg = *q == '-';
+    int nd = 0;
+    for (; *q && *q != 'e'; q++)
+        if (*q >= '0' && *q <= '9' && nd < n) d[nd++] = *q;
+    *x = *q == 'e' ? atoi(q + 1) : 0;
+    return neg;
+}
+
+/* Rounds 17 correctly rounded digits to `keep` digits. That equals rounding
+ * the exact value unless the dropped digits are exactly 5, 50, ... (then
+ * the value may have been just below the midpoint): returns 0 for that case,
+ * which the caller settles with printf. */
+static int pm__round_digits(const char *d17, int x, int keep, char *d, int *xr)
+{
+    if (d17[keep] == '5') {
+        int i = keep + 1;
+        while (i < 17 && d17[i] == '0') i++;
+        if (i == 17) return 0;
+    }
+    memcpy(d, d17, (size_t)keep);
+    *xr = x;
+    if (d17[keep] >= '5') { /* round up; a carry may ripple into a new digit */
+        int i = keep - 1;
+        while (i >= 0 && d[i] == '9') d[i--] = '0';
+        if (i >= 0) {
+            d[i]++;
+        } else {
+            d[0] = '1';
+            (*xr)++;
+        }
+    }
+    return 1;
+}
+
+/* Does the decimal d[0..n) x 10^(x-n+1) (negated when neg) read back as v?
+ * When the digits fit in 2^53 and the power of ten is exact, one IEEE
+ * multiply or divide of exact operands is correctly rounded, so the answer
+ * is exact without strtod (Clinger's fast path); otherwise strtod decides. */
+static int pm__reads_back(const char *d, int n, int x, int neg, double v)
+{
+    int e = x - (n - 1);
+#if PM__EXACT_DOUBLE_OPS
+    uint64_t m = 0;
+    for (int i = 0; i < n; i++) m = m * 10 + (uint64_t)(d[i] - '0');
+    if (m < ((uint64_t)1 << 53) && e >= -22 && e <= 22) {
+        double r = e < 0 ? (double)m / pm__pow10[-e] : (double)m * pm__pow10[e];
+        return (neg ? -r : r) == v;
+    }
+#endif
+    char cand[48];
+    size_t cn = 0;
+    if (neg) cand[cn++] = '-';
+    memcpy(cand + cn, d, (size_t)n);
+    cn += (size_t)n;
+    snprintf(cand + cn, sizeof cand - cn, "e%d", e);
+    return strtod(cand, NULL) == v;
+}
+
+/* The fewest significant digits, from min_digits up to 17, whose correctly
+ * rounded decimal reads back as v: one printf for 17 digits, shorter
+ * candidates derived from them and checked exactly. Fills d (no trailing
+ * zeros), *nd, *x (decimal exponent), *neg; returns the digit count tried
+ * (the %g precision whose output this is). */
+static int pm__shortest_digits(double v, int min_digits, char *d, int *nd, int *x, int *neg)
+{
+    char d17[17];
+    int x17;
+    *neg = pm__sci_digits(v, 17, d17, &x17);
+    int keep = min_digits;
+    for (; keep < 17; keep++) {
+        if (!pm__round_digits(d17, x17, keep, d, x)) pm__sci_digits(v, keep, d, x);
+        if (pm__reads_back(d, keep, *x, *neg, v)) break;
+    }
+    if (keep == 17) {
+        memcpy(d, d17, 17);
+        *x = x17;
+    }
+    *nd = keep;
+    while (*nd > 1 && d[*nd - 1] == '0') (*nd)--;
+    return keep;
+}
+
 size_t pm__fmt_double(char *out, double v)
 {
     if (!isfinite(v)) return pm__fmt_nonfinite(out, v);
@@ -213,71 +399,40 @@ size_t pm__fmt_double(char *out, double v)
             return n;
         }
     }
-    /* Shortest of 15/16/17 significant digits that reads back to the same
-     * double (17 always does). 15 first: most decimal inputs (0.1, 2.5e-3)
-     * round-trip there and print without binary noise. */
-    char tmp[48];
-    for (int prec = 15;; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (prec == 17 || strtod(tmp, NULL) == v) break;
-    }
-    return pm__c_locale_number(out, tmp);
+    double a = fabs(v);
+    int fixed_range = a >= 1e-4 && a < 1e15;
+    size_t n = fixed_range ? pm__fmt_fixed_short(out, v) : 0;
+    if (n) return n;
+    /* What "the first of %.15g, %.16g, %.17g that reads back" prints; in the
+     * fixed range the fast path already ruled out 15 digits. */
+    char d[17];
+    int nd, x, neg;
+    int prec = pm__shortest_digits(v, fixed_range ? 16 : 15, d, &nd, &x, &neg);
+    return pm__layout_g(out, neg, d, nd, x, prec);
 }
 
 size_t pm__fmt_canonical(char *out, double v)
 {
     if (!isfinite(v)) return pm__fmt_nonfinite(out, v);
+    size_t n;
     if (v == 0) {
-        const char *t = signbit(v) ? "-0.0" : "0.0";
-        size_t n = strlen(t);
-        memcpy(out, t, n + 1);
-        return n;
-    }
-    /* Shortest digit string that round-trips (what Go's strconv produces;
-     * %.{P-1}e gives the correctly rounded P-digit one). */
-    char tmp[48];
-    for (int prec = 1;; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        if (prec == 17 || strtod(tmp, NULL) == v) break;
-    }
-    size_t elen = pm__c_locale_number(tmp, tmp);
-    const char *q = tmp;
-    int neg = *q == '-';
-    if (neg) q++;
-    char digits[24];
-    int nd = 0;
-    for (; *q && *q != 'e'; q++)
-        if (*q >= '0' && *q <= '9') digits[nd++] = *q;
-    int exp = *q == 'e' ? atoi(q + 1) : 0;
-    /* Go's %g with shortest precision: exponent form when exp < -4 or
-     * exp >= 6 ("1e-05", "1e+06"); C's %e text is then exactly Go's. */
-    if (exp < -4 || exp >= 6) {
-        memcpy(out, tmp, elen + 1);
-        return elen;
-    }
-    size_t n = 0;
-    if (neg) out[n++] = '-';
-    int dp = exp + 1; /* digits before the decimal point */
-    if (dp <= 0) {
-        out[n++] = '0';
-        out[n++] = '.';
-        for (int i = 0; i < -dp; i++) out[n++] = '0';
-        memcpy(out + n, digits, (size_t)nd);
-        n += (size_t)nd;
-    } else if (dp >= nd) {
-        memcpy(out + n, digits, (size_t)nd);
-        n += (size_t)nd;
-        for (int i = nd; i < dp; i++) out[n++] = '0';
-        out[n++] = '.'; /* the OpenMetrics ".0" that marks a float */
+        n = 0;
+        if (signbit(v)) out[n++] = '-';
         out[n++] = '0';
     } else {
-        memcpy(out + n, digits, (size_t)dp);
-        n += (size_t)dp;
-        out[n++] = '.';
-        memcpy(out + n, digits + dp, (size_t)(nd - dp));
-        n += (size_t)(nd - dp);
+        /* Go's strconv.FormatFloat(v, 'g', -1, 64): the shortest digits
+         * that read back, in exponent form when the exponent is < -4 or
+         * >= 6 ("1e-05", "1e+06"), which is %g's layout with precision 6. */
+        char d[17];
+        int nd, x, neg;
+        pm__shortest_digits(v, 1, d, &nd, &x, &neg);
+        n = pm__layout_g(out, neg, d, nd, x, 6);
     }
-    out[n] = '\0';
+    if (!memchr(out, '.', n) && !memchr(out, 'e', n)) {
+        out[n++] = '.'; /* the OpenMetrics ".0" that marks a float */
+        out[n++] = '0';
+        out[n] = '\0';
+    }
     return n;
 }
 

@@ -100,10 +100,11 @@ static inline char *pm__w_reserve(pm__writer_t *w, size_t n)
 
 /* Decimal digits of v into out (>= 21 bytes, no NUL); returns the length. */
 size_t pm__fmt_u64(char *out, uint64_t v);
-/* Shortest round-trip text of v into out (PM__NUM_MAX bytes, NUL-terminated);
- * integers with |v| < 2^63 take an exact itoa path. Non-finite values are
- * spelled "+Inf", "-Inf", "NaN" (Prometheus and OpenMetrics). Independent of
- * the C locale's decimal point. Returns the length. */
+/* Text of v into out (PM__NUM_MAX bytes, NUL-terminated) that reads back as
+ * exactly v: integers with |v| < 2^63 as plain digits, anything else as the
+ * first of %.15g, %.16g, %.17g that reads back (computed with fewer printf
+ * calls). Non-finite values are spelled "+Inf", "-Inf", "NaN" (Prometheus and
+ * OpenMetrics). Independent of the C locale's decimal point. Returns the length. */
 size_t pm__fmt_double(char *out, double v);
 /* OpenMetrics canonical form for le/quantile label values: Go's %g of the
  * shortest representation, ".0" appended when there is no '.' or exponent

@@ -1,0 +1,401 @@
+#!/usr/bin/python3
+"""Validates the three exposition formats with parsers and tools we did not write.
+
+Runs tests/dump_exposition (found at $PM_BUILD_ROOT/tests/dump_exposition, or
+the newest build*/tests/dump_exposition of the source tree) for each format and:
+  - parses the Prometheus text with prometheus_client.parser and the
+    OpenMetrics text with prometheus_client.openmetrics.parser, and checks that
+    families, types, HELP, units, sample values and the hostile label values
+    round-trip exactly (EXPECTED mirrors dump_exposition.c);
+  - runs `promtool check metrics` on the Prometheus text: any parse error or
+    lint finding fails (none is tolerated; see check_promtool);
+  - loads the JSON with json.loads (rejecting NaN/Infinity tokens) and checks
+    the schema documented in doc/formats.md and the same values.
+A missing promtool fails the run unless PM_ALLOW_MISSING_TOOLS=1.
+Runs under Debian's /usr/bin/python3, which has prometheus_client.
+"""
+
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
+from prometheus_client.parser import text_string_to_metric_families as parse_prometheus
+
+PASSED = 0
+FAILED = 0
+
+
+def check(cond, what):
+    global PASSED, FAILED
+    if cond:
+        PASSED += 1
+    else:
+        FAILED += 1
+        print("  FAIL: " + what)
+    return cond
+
+
+# ---------------------------------------------------------------- expectations
+# Keep in step with build() in tests/dump_exposition.c.
+
+REQUESTS_HELP = 'Requests with "quotes", a back\\slash and a\nnewline.'
+REQUESTS = [
+    ("GET", "/", "200"),
+    ("GET", '/a"b', "404"),
+    ("POST", "C:\\dir\\", "500"),
+    ("PUT", "multi\nline", "201"),
+    ("DELETE", "é✓ üñí", "204"),
+    ("GET", "", "200"),
+    ("GET", "{}=,# x", "200"),
+    ("GET", "\\n is not a newline", "200"),
+]
+DEFAULT_BOUNDS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0"]
+
+
+def _histogram(labels, bounds, cumulative, count, total):
+    """Samples of one histogram series as {(suffix, labels): value}."""
+    out = {}
+    for le, c in zip(bounds + ["+Inf"], cumulative + [count]):
+        out[("_bucket", tuple(sorted(dict(labels, le=le).items())))] = c
+    out[("_count", tuple(sorted(labels.items())))] = count
+    out[("_sum", tuple(sorted(labels.items())))] = total
+    return out
+
+
+def _scalar(suffix, series):
+    return {(suffix, tuple(sorted(labels.items()))): v for labels, v in series}
+
+
+EXPECTED = {
+    "app_requests": dict(
+        type="counter", help=REQUESTS_HELP, unit="", labels=["method", "path", "code"],
+        samples=_scalar("_total", [({"method": m, "path": p, "code": c}, (i + 1) * 10.0)
+                                   for i, (m, p, c) in enumerate(REQUESTS)])),
+    "app_transferred_bytes": dict(
+        type="counter", help="Bytes moved.", unit="bytes", labels=["direction"],
+        samples=_scalar("_total", [({"direction": "rx"}, 1e15), ({"direction": "tx"}, 0.125)])),
+    "app_temperature_celsius": dict(
+        type="gauge", help="Sensor temperature.", unit="celsius", labels=["sensor"],
+        samples=_scalar("", [({"sensor": "inlet"}, 21.5), ({"sensor": "outlet"}, -3.25),
+                             ({"sensor": "broken"}, math.nan), ({"sensor": "hot"}, math.inf),
+                             ({"sensor": "cold"}, -math.inf)])),
+    "app_idle_workers": dict(
+        type="gauge", help="Idle workers per pool.", unit="", labels=["pool"], samples={}),
+    "app_uptime_seconds": dict(
+        type="gauge", help="Seconds since start.", unit="", labels=[],
+        samples=_scalar("", [({}, 4242.5)])),
+    "app_latency_seconds": dict(
+        type="histogram", help="Request latency.", unit="seconds", labels=["route"],
+        bounds=DEFAULT_BOUNDS,
+        samples={**_histogram({"route": "/home"}, DEFAULT_BOUNDS,
+                              [1, 2, 2, 3, 3, 4, 5, 5, 6, 6, 7], 8, 42.666015625),
+                 **_histogram({"route": '/api "v1"'}, DEFAULT_BOUNDS,
+                              [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1], 1, 0.25)}),
+    "app_payload_bytes": dict(
+        type="histogram", help="Payload sizes.", unit="bytes", labels=[],
+        bounds=["100.0", "1000.0", "10000.0", "100000.0", "1e+06"],
+        samples=_histogram({}, ["100.0", "1000.0", "10000.0", "100000.0", "1e+06"],
+                           [1, 2, 3, 4, 4], 5, 2167360.0)),
+    "app_clock_offset_seconds": dict(
+        type="histogram", help="Clock offset.", unit="seconds", labels=[],
+        bounds=["-1.0", "-0.5", "0.0", "0.5", "1.0"],
+        samples=_histogram({}, ["-1.0", "-0.5", "0.0", "0.5", "1.0"], [0, 1, 1, 2, 2], 2, -0.5)),
+}
+LOGIN_USERS = {"ann", "bob", "cid", "dee", "eve", "fay"}
+
+
+def same_value(a, b):
+    if isinstance(a, float) and math.isnan(a):
+        return isinstance(b, float) and math.isnan(b)
+    return a == b
+
+
+# ---------------------------------------------------------------- running
+
+
+def find_dump():
+    root = os.environ.get("PM_BUILD_ROOT")
+    if root:
+        return os.path.join(root, "tests", "dump_exposition")
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    found = glob.glob(os.path.join(src, "build*", "tests", "dump_exposition"))
+    if not found:
+        return None
+    return max(found, key=os.path.getmtime)
+
+
+def dump(exe, fmt):
+    proc = subprocess.run([exe, fmt], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    check(proc.returncode == 0, "dump_exposition %s exited %d: %s"
+          % (fmt, proc.returncode, proc.stderr.decode(errors="replace")))
+    try:
+        return proc.stdout.decode("utf-8", errors="strict"), proc.stdout
+    except UnicodeDecodeError as e:
+        check(False, "%s output is not UTF-8: %s" % (fmt, e))
+        return proc.stdout.decode("utf-8", errors="replace"), proc.stdout
+
+
+def samples_of(family, drop=()):
+    """{(suffix, sorted labels): value} of a parsed family."""
+    out = {}
+    for s in family.samples:
+        suffix = s.name[len(family.name):]
+        if suffix in drop:
+            continue
+        key = (suffix, tuple(sorted(s.labels.items())))
+        check(key not in out, "%s: duplicate sample %r" % (family.name, key))
+        out[key] = s.value
+    return out
+
+
+def compare_samples(fmt, name, got, want):
+    check(set(got) == set(want), "%s %s: sample keys differ:\n    missing %r\n    extra %r"
+          % (fmt, name, sorted(set(want) - set(got)), sorted(set(got) - set(want))))
+    for key in set(got) & set(want):
+        check(same_value(got[key], want[key]),
+              "%s %s %r: got %r, want %r" % (fmt, name, key, got[key], want[key]))
+
+
+def check_logins(fmt, samples, suffix):
+    """The overflow family: real users plus one pm_overflow series, total 6."""
+    total = 0
+    overflow = 0
+    for (sfx, labels), value in samples.items():
+        if sfx != suffix:
+            continue
+        labels = dict(labels)
+        if labels == {"pm_overflow": "true"}:
+            overflow += 1
+        else:
+            check(set(labels) == {"user"} and labels["user"] in LOGIN_USERS,
+                  "%s app_logins: unexpected labels %r" % (fmt, labels))
+        total += value
+    check(overflow == 1, "%s app_logins: %d overflow series, want 1" % (fmt, overflow))
+    check(total == 6, "%s app_logins: total %r, want 6" % (fmt, total))
+
+
+def check_prometheus(text):
+    families = {f.name: f for f in parse_prometheus(text)}
+    check(len(families) > len(EXPECTED), "prometheus: only %d families" % len(families))
+    for name, want in EXPECTED.items():
+        f = families.get(name)
+        if not check(f is not None, "prometheus: family %s missing" % name):
+            continue
+        check(f.type == want["type"], "prometheus %s: type %s" % (name, f.type))
+        check(f.documentation == want["help"], "prometheus %s: help %r" % (name, f.documentation))
+        compare_samples("prometheus", name, samples_of(f), want["samples"])
+    f = families.get("app_logins")
+    if check(f is not None, "prometheus: app_logins missing"):
+        check_logins("prometheus", samples_of(f), "_total")
+    return {n: f.type for n, f in families.items()}
+
+
+def check_openmetrics(text):
+    check(text.endswith("# EOF\n"), "openmetrics: does not end with '# EOF\\n'")
+    try:
+        families = {f.name: f for f in parse_openmetrics(text)}
+    except ValueError as e:
+        check(False, "openmetrics parser rejected the output: %s" % e)
+        return {}
+    for name, want in EXPECTED.items():
+        f = families.get(name)
+        if not check(f is not None, "openmetrics: family %s missing" % name):
+            continue
+        check(f.type == want["type"], "openmetrics %s: type %s" % (name, f.type))
+        check(f.documentation == want["help"], "openmetrics %s: help %r" % (name, f.documentation))
+        check(f.unit == want["unit"], "openmetrics %s: unit %r" % (name, f.unit))
+        got = samples_of(f, drop=("_created",))
+        expected = dict(want["samples"])
+        if name == "app_clock_offset_seconds":
+            # Negative bounds: OpenMetrics forbids _sum, and _count goes with it.
+            expected = {k: v for k, v in expected.items() if k[0] == "_bucket"}
+        compare_samples("openmetrics", name, got, expected)
+        if want["type"] in ("counter", "histogram"):
+            created = [s for s in f.samples if s.name == name + "_created"]
+            series = {k[1] for k in expected if k[0] in ("_total", "_count", "_bucket")}
+            series = {tuple(kv for kv in labels if kv[0] != "le") for labels in series}
+            check(len(created) == len(series),
+                  "openmetrics %s: %d _created samples for %d series" % (name, len(created), len(series)))
+            for s in created:
+                check(1e9 < s.value < 4.2e9, "openmetrics %s: implausible _created %r" % (name, s.value))
+    f = families.get("app_logins")
+    if check(f is not None, "openmetrics: app_logins missing"):
+        check_logins("openmetrics", samples_of(f, drop=("_created",)), "_total")
+    return {n: f.type for n, f in families.items()}
+
+
+def check_promtool(raw):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("PM_ALLOW_MISSING_TOOLS") == "1":
+            print("  promtool not found; skipped (PM_ALLOW_MISSING_TOOLS=1)")
+            return
+        check(False, "promtool not found (install it, or set PM_ALLOW_MISSING_TOOLS=1)")
+        return
+    proc = subprocess.run([promtool, "check", "metrics"], input=raw, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=60)
+    out = proc.stdout.decode(errors="replace").strip()
+    # Exit 1 is a parse error, 3 a lint finding. Neither is tolerated: every
+    # family here has HELP, counters end in _total and units are base units,
+    # so a lint finding means the formatter (or a name) regressed.
+    check(proc.returncode == 0, "promtool check metrics exited %d:\n%s" % (proc.returncode, out))
+
+
+def json_number_or_null(v):
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def reject_constant(token):
+    raise ValueError("non-standard JSON token %s" % token)
+
+
+def json_value(v):
+    """The JSON spelling of an expected value: non-finite numbers are null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def check_json(text):
+    try:
+        doc = json.loads(text, parse_constant=reject_constant)
+    except ValueError as e:
+        check(False, "json: not valid JSON: %s" % e)
+        return {}
+    if not check(isinstance(doc, dict) and set(doc) == {"timestamp", "families"},
+                 "json: top level keys %r" % (list(doc) if isinstance(doc, dict) else doc)):
+        return {}
+    check(isinstance(doc["timestamp"], (int, float)) and 1e9 < doc["timestamp"] < 4.2e9,
+          "json: timestamp %r" % doc["timestamp"])
+    check(isinstance(doc["families"], list), "json: families is not a list")
+    names = [f.get("name") for f in doc["families"]]
+    check(names == sorted(names), "json: families not sorted by name")
+    types = {}
+    for fam in doc["families"]:
+        fkeys = {"name", "help", "unit", "type", "labels", "series"}
+        if not check(set(fam) == fkeys, "json: family keys %r" % sorted(fam)):
+            continue
+        name = fam["name"]
+        types[name] = fam["type"]
+        check(all(isinstance(fam[k], str) for k in ("name", "help", "unit", "type")),
+              "json %s: name/help/unit/type not strings" % name)
+        check(fam["type"] in ("counter", "gauge", "histogram"), "json %s: type %r" % (name, fam["type"]))
+        check(isinstance(fam["labels"], list) and all(isinstance(x, str) for x in fam["labels"]),
+              "json %s: labels %r" % (name, fam["labels"]))
+        for s in fam["series"]:
+            check_json_series(fam, s)
+        want = EXPECTED.get(name)
+        if want:
+            check(fam["help"] == want["help"], "json %s: help %r" % (name, fam["help"]))
+            check(fam["unit"] == want["unit"], "json %s: unit %r" % (name, fam["unit"]))
+            check(fam["type"] == want["type"], "json %s: type %r" % (name, fam["type"]))
+            check(fam["labels"] == want["labels"], "json %s: labels %r" % (name, fam["labels"]))
+            compare_samples("json", name, json_samples(fam), {k: json_value(v) for k, v in want["samples"].items()})
+        if name == "app_logins":
+            check_logins("json", json_samples(fam), "_total")
+            check(sum(1 for s in fam["series"] if s.get("overflow") is True) == 1,
+                  "json app_logins: want exactly one overflow series")
+    return types
+
+
+def check_json_series(fam, s):
+    name = fam["name"]
+    common = {"labels", "overflow", "created"}
+    extra = ({"count", "sum", "min", "max", "mean", "stddev", "quantiles", "buckets"}
+             if fam["type"] == "histogram" else {"value"})
+    if not check(isinstance(s, dict) and set(s) == common | extra, "json %s: series keys %r" % (name, s)):
+        return
+    check(isinstance(s["overflow"], bool), "json %s: overflow %r" % (name, s["overflow"]))
+    check(isinstance(s["labels"], dict) and all(isinstance(v, str) for v in s["labels"].values()),
+          "json %s: labels %r" % (name, s["labels"]))
+    if s["overflow"]:
+        check(s["labels"] == {}, "json %s: overflow series with labels %r" % (name, s["labels"]))
+    else:
+        check(list(s["labels"]) == fam["labels"], "json %s: label keys %r" % (name, list(s["labels"])))
+    check(json_number_or_null(s["created"]), "json %s: created %r" % (name, s["created"]))
+    if fam["type"] != "histogram":
+        check(json_number_or_null(s["value"]), "json %s: value %r" % (name, s["value"]))
+        return
+    check(isinstance(s["count"], int) and s["count"] >= 0, "json %s: count %r" % (name, s["count"]))
+    for k in ("sum", "min", "max", "mean", "stddev"):
+        check(json_number_or_null(s[k]), "json %s: %s %r" % (name, k, s[k]))
+    q = s["quantiles"]
+    check(isinstance(q, dict) and set(q) == {"0.5", "0.9", "0.99", "0.999"}
+          and all(json_number_or_null(v) for v in q.values()), "json %s: quantiles %r" % (name, q))
+    if s["count"] > 0 and s["min"] is not None:
+        check(all(s["min"] * 0.99 - 1e-12 <= v <= s["max"] * 1.01 + 1e-12 for v in q.values() if v is not None)
+              if s["min"] >= 0 else True, "json %s: quantiles %r outside [min, max]" % (name, q))
+    b = s["buckets"]
+    ok = isinstance(b, list) and len(b) >= 1 and all(isinstance(x, dict) and set(x) == {"le", "count"} for x in b)
+    if not check(ok, "json %s: buckets %r" % (name, b)):
+        return
+    check(b[-1]["le"] == "+Inf" and b[-1]["count"] == s["count"], "json %s: last bucket %r" % (name, b[-1]))
+    les = [x["le"] for x in b[:-1]]
+    check(all(json_number_or_null(x) and x is not None for x in les) and les == sorted(les)
+          and len(set(les)) == len(les), "json %s: bucket bounds %r" % (name, les))
+    counts = [x["count"] for x in b]
+    check(all(isinstance(c, int) for c in counts) and counts == sorted(counts),
+          "json %s: bucket counts not cumulative %r" % (name, counts))
+
+
+def canonical(le):
+    """The OpenMetrics canonical text of a JSON bucket bound."""
+    f = float(le)
+    for fam in EXPECTED.values():
+        for text in fam.get("bounds", []):
+            if float(text) == f:
+                return text
+    return repr(f)
+
+
+def json_samples(fam):
+    """A JSON family in the {(suffix, labels): value} form of the text parsers."""
+    out = {}
+    for s in fam["series"]:
+        labels = {"pm_overflow": "true"} if s["overflow"] else dict(s["labels"])
+        key_labels = tuple(sorted(labels.items()))
+        if fam["type"] == "counter":
+            out[("_total", key_labels)] = s["value"]
+        elif fam["type"] == "gauge":
+            out[("", key_labels)] = s["value"]
+        else:
+            for b in s["buckets"]:
+                le = "+Inf" if b["le"] == "+Inf" else canonical(b["le"])
+                out[("_bucket", tuple(sorted(dict(labels, le=le).items())))] = b["count"]
+            out[("_count", key_labels)] = s["count"]
+            out[("_sum", key_labels)] = s["sum"]
+    return out
+
+
+def main():
+    exe = find_dump()
+    if not exe or not os.access(exe, os.X_OK):
+        print("validate_exposition: dump_exposition not found (set PM_BUILD_ROOT)")
+        print("validate_exposition: 0 passed, 1 failed")
+        return 1
+    print("using " + exe)
+    prom_text, prom_raw = dump(exe, "prometheus")
+    om_text, _ = dump(exe, "openmetrics")
+    json_text, _ = dump(exe, "json")
+
+    prom_types = check_prometheus(prom_text)
+    check_promtool(prom_raw)
+    om_types = check_openmetrics(om_text)
+    json_types = check_json(json_text)
+    # The same families with the same types in all three formats (the
+    # library's own metrics included, whose values may differ between runs).
+    check(prom_types == om_types == json_types,
+          "family names/types differ between formats:\n    prometheus %r\n    openmetrics %r\n    json %r"
+          % (sorted(prom_types.items()), sorted(om_types.items()), sorted(json_types.items())))
+
+    print("validate_exposition: %d passed, %d failed" % (PASSED, FAILED))
+    return 0 if FAILED == 0 and PASSED > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
