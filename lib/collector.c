@@ -146,10 +146,10 @@ pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s)
     return PM_OK;
 }
 
-static bool name_taken(pm_emit_t *e, const char *name)
+static bool name_taken(pm_emit_t *e, pm_type_t type, const char *name)
 {
     for (size_t i = 0; i < e->s->nfam; i++)
-        if (!strcmp(e->s->fams[i]->name, name)) return true;
+        if (pm__names_clash(type, name, e->s->fams[i]->type, e->s->fams[i]->name)) return true;
     return false;
 }
 
@@ -178,7 +178,7 @@ pm_status_t pm_emit_family(pm_emit_t *e, pm_type_t type, const char *name, const
         for (size_t j = 0; j < i; j++)
             if (!strcmp(label_names[i], label_names[j])) return PM_EBADLABEL;
     }
-    if (name_taken(e, name)) return PM_EEXIST;
+    if (name_taken(e, type, name)) return PM_EEXIST;
     e->cur = pm__snap_family_add(e->s, type, name, help, unit, label_names, n_labels);
     if (!e->cur) {
         e->err = PM_ENOMEM;

@@ -279,7 +279,7 @@ static pm_status_t system_collect(pm_emit_t *e, void *user)
                        "Busy share of all CPUs (0-1) since the previous collection.", "",
                        util)) != PM_OK)
         return st;
-    return emit_one(e, "system_cpu_count", "Number of online CPUs.", "", (double)ncpu);
+    return emit_one(e, "system_cpus", "Number of online CPUs.", "", (double)ncpu);
 }
 
 static void system_release(void *user)

@@ -118,11 +118,11 @@ pm_status_t pm_counter_add_labeled(pm_family_t *f, const char *const *values, si
                                    double delta)
 {
     if (!f) return PM_EINVAL;
+    if (f->type != PM_TYPE_COUNTER || f->cb) return PM_ETYPE;
     if (!(delta >= 0) || delta == INFINITY) {
         atomic_fetch_add_explicit(&f->rejected, 1, memory_order_relaxed);
         return PM_ERANGE;
     }
-    if (f->type != PM_TYPE_COUNTER) return PM_ETYPE;
     if (n != f->nlabels) return PM_ELABELCOUNT;
     if (n && !values) return PM_EINVAL;
     for (size_t i = 0; i < n; i++)

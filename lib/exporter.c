@@ -188,18 +188,22 @@ static void *export_thread(void *arg)
     pm_registry *r = arg;
     pthread_mutex_lock(&r->th_lock);
     while (!r->thread_stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        double secs = r->interval;
-        ts.tv_sec += (time_t)secs;
-        ts.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (;;) {
+            /* Recomputed after every wake-up, so a new interval applies at once. */
+            struct timespec ts = start;
+            double secs = r->interval;
+            ts.tv_sec += (time_t)secs;
+            ts.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if (r->thread_stop ||
+                pthread_cond_timedwait(&r->th_cond, &r->th_lock, &ts) == ETIMEDOUT)
+                break;
         }
-        int rc = 0;
-        while (!r->thread_stop && rc != ETIMEDOUT)
-            rc = pthread_cond_timedwait(&r->th_cond, &r->th_lock, &ts);
         if (r->thread_stop) break;
         pthread_mutex_unlock(&r->th_lock);
         pm_export_now(r);

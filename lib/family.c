@@ -224,6 +224,8 @@ static pm_status_t family_register_locked(pm_registry *r, pm_type_t type, const 
         *out = old;
         return PM_OK;
     }
+    for (size_t i = 0; i < r->nfam; i++)
+        if (pm__names_clash(type, name, r->fams[i]->type, r->fams[i]->name)) return PM_EEXIST;
     pm_status_t st = PM_ENOMEM;
     pm_family *f = pm__calloc(&r->a, sizeof *f);
     if (!f) goto fail;
@@ -690,6 +692,7 @@ static void reset_series_values(pm_series *s)
             atomic_store_explicit(&s->h.cells[st * PM_CHUNK_SLOTS].n, 0, memory_order_relaxed);
             atomic_store_explicit(&s->h.cells[st * PM_CHUNK_SLOTS].dbits, 0, memory_order_relaxed);
         }
+        pm__shards_zero_slot(s->reg, s->slot);
     } else if (s->type == PM_TYPE_GAUGE) {
         atomic_store_explicit(&s->gbits, 0, memory_order_relaxed);
     } else {

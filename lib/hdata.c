@@ -179,8 +179,20 @@ pm_status_t pm__hdata_quantile_raw(double lowest, uint64_t lo_key, uint32_t nb, 
     if (!(q >= 0 && q <= 1)) return PM_EINVAL;
     if (count == 0) return PM_ENOENT;
     /* Nearest rank: the smallest value with at least ceil(q*count) values <= it. */
-    double rr = ceil(q * (double)count);
+    /* q*count rounds up by an ulp at times (0.07*100 = 7.000000000000001):
+     * shave that off before ceil. Exact for counts below 2^50. */
+    double t = q * (double)count;
+    double rr = ceil(t - t * 0x1p-50);
     uint64_t rank = rr < 1 ? 1 : rr > (double)count ? count : (uint64_t)rr;
+    /* The extremes are known exactly. */
+    if (rank == 1) {
+        *out = min;
+        return PM_OK;
+    }
+    if (rank == count) {
+        *out = max;
+        return PM_OK;
+    }
     uint64_t cum = 0;
     pm_hist_layout L = {.lowest = lowest, .lo_key = lo_key, .nb = nb};
     for (uint32_t i = 0; i < n; i++) {
@@ -274,9 +286,10 @@ pm_status_t pm_hdata_decode(const unsigned char *data, size_t len, pm_hdata_t **
     p += 52;
     if (!range_ok(lowest, highest)) return PM_EPARSE;
     if ((len - HD_HEADER) / 12 < n || len != HD_HEADER + (size_t)n * 12) return PM_EPARSE;
-    /* NaN is never recorded, so a NaN sum means both infinities were. */
+    /* NaN is never recorded; a NaN sum needs values of both signs (both
+     * infinities, or partial sums that overflowed both ways). */
     if (min != min || max != max) return PM_EPARSE;
-    if (sum != sum && !(min == -INFINITY && max == INFINITY)) return PM_EPARSE;
+    if (sum != sum && !(count >= 2 && min < 0 && max > 0)) return PM_EPARSE;
     if (count == 0 ? (n != 0) : !(min <= max)) return PM_EPARSE;
     pm_hdata_t *h = hd_alloc(lowest, highest);
     if (!h) return PM_ENOMEM;

@@ -115,7 +115,9 @@ void pm_histogram_observe(pm_histogram_t *h, double v)
 
 void pm_histogram_observe_ns(pm_histogram_t *h, uint64_t ns)
 {
-    pm_histogram_observe(h, (double)ns * 1e-9);
+    /* Divide rather than multiply by 1e-9: correctly rounded, so 300 ms is
+     * exactly the double 0.3 and lands in le="0.3". */
+    pm_histogram_observe(h, (double)ns / 1e9);
 }
 
 pm_status_t pm_histogram_get(pm_family_t *f, const char *const *values, size_t n,
@@ -138,11 +140,11 @@ pm_status_t pm_histogram_observe_labeled(pm_family_t *f, const char *const *valu
                                          double v)
 {
     if (!f) return PM_EINVAL;
+    if (f->type != PM_TYPE_HISTOGRAM) return PM_ETYPE;
     if (v != v) {
         atomic_fetch_add_explicit(&f->rejected, 1, memory_order_relaxed);
         return PM_ERANGE;
     }
-    if (f->type != PM_TYPE_HISTOGRAM) return PM_ETYPE;
     if (n != f->nlabels) return PM_ELABELCOUNT;
     if (n && !values) return PM_EINVAL;
     for (size_t i = 0; i < n; i++)

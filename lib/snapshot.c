@@ -295,7 +295,7 @@ static pm_status_t self_metrics(pm_registry *r, pm_snapshot_t *s, pm_family **fa
         const char *name, *help;
     } defs[] = {
         {PM_TYPE_GAUGE, "perfmetrics_series", "Live series per family (overflow series included)."},
-        {PM_TYPE_COUNTER, "perfmetrics_series_refused", "Label tuples refused by the cardinality limit."},
+        {PM_TYPE_COUNTER, "perfmetrics_series_refused", "Look-ups past the cardinality limit (recorded into the overflow series)."},
         {PM_TYPE_COUNTER, "perfmetrics_series_removed", "Series removed (explicitly, by clear or by TTL)."},
         {PM_TYPE_COUNTER, "perfmetrics_values_rejected", "Recorded values rejected (negative or non-finite counter adds, NaN observations)."},
     };

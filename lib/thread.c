@@ -9,6 +9,9 @@
 PM_TLS pm_shard *pm__tls_shard;
 
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+/* Guards sh->reg between a thread's exit handler and pm_registry_free, which
+ * may run at the same time. Lock order: shard_mu, then r->lock. */
+static pthread_mutex_t shard_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t shard_key;
 static int key_ok;
 
@@ -60,14 +63,17 @@ static void on_thread_exit(void *arg)
 {
     pm_shard *sh = arg;
     pm__tls_shard = NULL;
+    pthread_mutex_lock(&shard_mu);
     pm_registry *r = sh->reg;
     if (!r) { /* the registry went first */
+        pthread_mutex_unlock(&shard_mu);
         shard_free(sh);
         return;
     }
     pthread_mutex_lock(&r->lock);
     shard_fold_locked(r, sh);
     pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(&shard_mu);
 }
 
 static void make_key(void) { key_ok = pthread_key_create(&shard_key, on_thread_exit) == 0; }
@@ -148,6 +154,7 @@ void pm__shards_read(const pm_registry *r, uint32_t slot, uint64_t *n, double *d
  * caller's own shard is freed now. */
 void pm__shards_orphan(pm_registry *r)
 {
+    pthread_mutex_lock(&shard_mu); /* waits for exit handlers folding into r */
     pm_shard *sh = r->shards;
     r->shards = NULL;
     while (sh) {
@@ -161,6 +168,7 @@ void pm__shards_orphan(pm_registry *r)
         }
         sh = next;
     }
+    pthread_mutex_unlock(&shard_mu);
 }
 
 pm_status_t pm_thread_attach(pm_registry_t *r)

@@ -132,6 +132,7 @@ uint64_t pm_timer_start(void)
 void pm_timer_stop(pm_histogram_t *h, uint64_t start)
 {
     if (PM_UNLIKELY(!h)) return;
+    pm__clock_init(); /* orders our reads of the calibration after its writes */
     uint64_t t = ticks();
     pm_histogram_observe_ns(h, t > start ? ticks_to_ns(t - start) : 0);
 }

@@ -31,6 +31,37 @@ bool pm__valid_label_name(const char *s)
     return true;
 }
 
+/* The sample names a family of this type writes (Prometheus and OpenMetrics
+ * together), as suffixes of its name. */
+static const char *const *sample_suffixes(pm_type_t type)
+{
+    static const char *const counter[] = {"", "_total", "_created", NULL};
+    static const char *const gauge[] = {"", NULL};
+    static const char *const histogram[] = {"", "_bucket", "_count", "_sum", "_created", NULL};
+    return type == PM_TYPE_COUNTER ? counter : type == PM_TYPE_HISTOGRAM ? histogram : gauge;
+}
+
+/* True when two families would write a sample (or family) name in common,
+ * e.g. a gauge "x_total" beside a counter "x". */
+bool pm__names_clash(pm_type_t t1, const char *n1, pm_type_t t2, const char *n2)
+{
+    size_t l1 = strlen(n1), l2 = strlen(n2);
+    for (const char *const *a = sample_suffixes(t1); *a; a++)
+        for (const char *const *b = sample_suffixes(t2); *b; b++) {
+            size_t la = strlen(*a), lb = strlen(*b);
+            if (l1 + la != l2 + lb) continue;
+            /* compare n1+a with n2+b without building them */
+            char x[PM_MAX_NAME + 16], y[PM_MAX_NAME + 16];
+            if (l1 + la >= sizeof x) continue;
+            memcpy(x, n1, l1);
+            memcpy(x + l1, *a, la + 1);
+            memcpy(y, n2, l2);
+            memcpy(y + l2, *b, lb + 1);
+            if (!strcmp(x, y)) return true;
+        }
+    return false;
+}
+
 bool pm__valid_unit(const char *s)
 {
     if (!s || !*s) return false;

@@ -742,7 +742,7 @@ static const char *const system_names[] = {
     "system_memory_total_bytes",
     "system_memory_available_bytes",
     "system_cpu_utilisation_ratio",
-    "system_cpu_count",
+    "system_cpus",
 };
 
 TEST(test_system_collector_values)
@@ -769,7 +769,7 @@ TEST(test_system_collector_values)
     CHECK_STR(pm_snap_family_unit(find_family(s, "system_memory_total_bytes")), "bytes");
     CHECK_STR(pm_snap_family_unit(find_family(s, "system_cpu_utilisation_ratio")), "");
 
-    CHECK_EQ_DBL(value_of(s, "system_cpu_count"), (double)sysconf(_SC_NPROCESSORS_ONLN));
+    CHECK_EQ_DBL(value_of(s, "system_cpus"), (double)sysconf(_SC_NPROCESSORS_ONLN));
     for (int i = 0; i < 3; i++) {
         double load = value_of(s, system_names[i]);
         CHECK(isfinite(load) && load >= 0);

@@ -393,9 +393,10 @@ TEST(test_loguniform) { run_distribution(6); }
 /* ------------------------------------------------------------ the bound is tight */
 
 /* In every fine bucket inside [1e-9, 3600], record the bucket's lowest and
- * highest doubles: the median (rank 1 of 2) is the low edge and the max the
- * high edge, and both are reported as the bucket value. Their errors approach
- * 1/129 (low edge: exactly 1/129 in real arithmetic), never exceed it. */
+ * highest doubles twice each: ranks 1 and 4 are the exact min and max, while
+ * rank 2 (true value: the low edge) and rank 3 (the high edge) are both
+ * reported as the bucket value. Their errors approach 1/129 (low edge:
+ * exactly 1/129 in real arithmetic), never exceed it. */
 TEST(test_bucket_edges)
 {
     uint64_t lo_key, hi_key, k;
@@ -414,11 +415,16 @@ TEST(test_bucket_edges)
         pm_hdata_t *h = NULL;
         REQUIRE(pm_hdata_new(LOWEST, HIGHEST, &h) == PM_OK);
         CHECK_OK(pm_hdata_record(h, lo));
+        CHECK_OK(pm_hdata_record(h, lo));
         CHECK_OK(pm_hdata_record(h, hi));
-        double q0 = NAN, q1 = NAN;
-        CHECK_OK(pm_hdata_quantile(h, 0.5, &q0));
-        CHECK_OK(pm_hdata_quantile(h, 1.0, &q1));
-        CHECK(q0 == q1); /* one bucket, one value */
+        CHECK_OK(pm_hdata_record(h, hi));
+        double q0 = NAN, q1 = NAN, qmin = NAN, qmax = NAN;
+        CHECK_OK(pm_hdata_quantile(h, 0.5, &q0));  /* rank 2 */
+        CHECK_OK(pm_hdata_quantile(h, 0.75, &q1)); /* rank 3 */
+        CHECK(q0 == q1);                           /* one bucket, one value */
+        CHECK_OK(pm_hdata_quantile(h, 0.0, &qmin));
+        CHECK_OK(pm_hdata_quantile(h, 1.0, &qmax));
+        CHECK(qmin == lo && qmax == hi); /* the extremes are exact */
         double e0 = rel_err(q0, lo), e1 = rel_err(q1, hi);
         if (!(e0 <= REL_BOUND && e1 <= REL_BOUND))
             TH_FAIL_("bucket [%.17g, %.17g]: value %.17g, errors %.3g %.3g", lo, hi, q0, e0, e1);

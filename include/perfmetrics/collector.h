@@ -59,7 +59,7 @@ PM_API pm_status_t pm_process_collector_enable(pm_registry_t *r);
 
 /* Enables the system collector: system_load1/5/15, system_memory_total_bytes,
  * system_memory_available_bytes, system_cpu_utilisation_ratio (busy share
- * since the previous snapshot), system_cpu_count.
+ * since the previous snapshot), system_cpus.
  * Calling it twice gives PM_OK. Errors: PM_EINVAL, PM_ENOMEM, PM_EUNSUPPORTED.
  * Thread-safety: any thread. */
 PM_API pm_status_t pm_system_collector_enable(pm_registry_t *r);

@@ -281,7 +281,7 @@ PM_API pm_status_t pm_histogram_new(pm_registry_t *r, const char *name, const ch
 PM_API void pm_histogram_observe(pm_histogram_t *h, double v);
 
 /* Records a duration given in integer nanoseconds into a histogram measured in
- * seconds (v = ns * 1e-9). NULL is ignored.
+ * seconds (v = ns / 1e9, correctly rounded). NULL is ignored.
  * Thread-safety: any thread, lock-free, no allocation, no syscall. */
 PM_API void pm_histogram_observe_ns(pm_histogram_t *h, uint64_t ns);
 

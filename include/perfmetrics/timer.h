@@ -52,14 +52,14 @@ struct pm_timer_scope_ {
 };
 __attribute__((unused)) static inline void pm_timer_scope_end_(struct pm_timer_scope_ *s) { pm_timer_stop(s->h, s->start); }
 #ifdef __cplusplus
-#define PM_TIMER_SCOPE_INIT_(h) {(h), pm_timer_start()}
+#define PM_TIMER_SCOPE_INIT_(hist) {(hist), pm_timer_start()}
 #else
-#define PM_TIMER_SCOPE_INIT_(h) {.h = (h), .start = pm_timer_start()}
+#define PM_TIMER_SCOPE_INIT_(hist) {.h = (hist), .start = pm_timer_start()}
 #endif
 /* Records the duration of the enclosing block into histogram h (seconds). */
-#define PM_TIMER_SCOPE(h)                                                             \
+#define PM_TIMER_SCOPE(hist)                                                          \
     __attribute__((cleanup(pm_timer_scope_end_), unused)) struct pm_timer_scope_ PM_CAT( \
-        pm_timer_scope_, __LINE__) = PM_TIMER_SCOPE_INIT_(h)
+        pm_timer_scope_, __LINE__) = PM_TIMER_SCOPE_INIT_(hist)
 #endif
 
 #ifdef __cplusplus

@@ -58,6 +58,7 @@ bool pm__valid_metric_name(const char *s);
 bool pm__valid_label_name(const char *s);
 bool pm__valid_unit(const char *s);
 bool pm__valid_utf8(const char *s, size_t len);
+bool pm__names_clash(pm_type_t t1, const char *n1, pm_type_t t2, const char *n2);
 
 /* ------------------------------------------------------------ bit casts */
 static inline uint64_t pm__d2u(double d)
