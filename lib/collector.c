@@ -22,6 +22,8 @@ struct pm_emit {
     pm_snap_family_t *cur;
     size_t first_fam; /* families emitted by this collector start here */
     pm_status_t err;  /* first allocation failure */
+    uint32_t *seen;   /* open-addressed series index + 1 of cur, by label hash */
+    size_t seencap;
 };
 
 PM_TLS int pm__in_callback;
@@ -105,7 +107,7 @@ void pm__collectors_free(pm_registry *r)
 void pm__collectors_run(pm_registry *r, pm_snapshot_t *s)
 {
     for (pm_collector_entry *c = r->collectors; c; c = c->next) {
-        pm_emit_t e = {r, s, NULL, s->nfam, PM_OK};
+        pm_emit_t e = {r, s, NULL, s->nfam, PM_OK, NULL, 0};
         pm__in_callback++;
         pm_status_t st = c->fn(&e, c->user);
         pm__in_callback--;
@@ -179,11 +181,51 @@ pm_status_t pm_emit_family(pm_emit_t *e, pm_type_t type, const char *name, const
             if (!strcmp(label_names[i], label_names[j])) return PM_EBADLABEL;
     }
     if (name_taken(e, type, name)) return PM_EEXIST;
+    e->seen = NULL;
+    e->seencap = 0;
     e->cur = pm__snap_family_add(e->s, type, name, help, unit, label_names, n_labels);
     if (!e->cur) {
         e->err = PM_ENOMEM;
         return PM_ENOMEM;
     }
+    return PM_OK;
+}
+
+static bool same_values(const pm_snap_series_t *x, const char *const *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(x->values[i], v[i])) return false;
+    return true;
+}
+
+/* Finds the sample of cur with these values; *slot gets where a new one goes.
+ * Rebuilds the index (in the snapshot arena) when half full. */
+static pm_status_t seen_find(pm_emit_t *e, const char *const *v, size_t n, bool *dup,
+                             size_t *slot)
+{
+    pm_snap_family_t *f = e->cur;
+    if ((f->nseries + 1) * 2 > e->seencap) {
+        size_t cap = 16;
+        while (cap < (f->nseries + 1) * 4) cap *= 2;
+        uint32_t *t = pm__arena_alloc(e->s, cap * sizeof *t);
+        if (!t) return PM_ENOMEM;
+        memset(t, 0, cap * sizeof *t);
+        for (size_t i = 0; i < f->nseries; i++) {
+            size_t j = pm__hash_values(f->series[i].values, n) & (cap - 1);
+            while (t[j]) j = (j + 1) & (cap - 1);
+            t[j] = (uint32_t)i + 1;
+        }
+        e->seen = t;
+        e->seencap = cap;
+    }
+    size_t j = pm__hash_values(v, n) & (e->seencap - 1);
+    for (; e->seen[j]; j = (j + 1) & (e->seencap - 1))
+        if (same_values(&f->series[e->seen[j] - 1], v, n)) {
+            *dup = true;
+            return PM_OK;
+        }
+    *dup = false;
+    *slot = j;
     return PM_OK;
 }
 
@@ -199,9 +241,15 @@ pm_status_t pm_emit_sample(pm_emit_t *e, const char *const *label_values, size_t
         if (len > PM_MAX_LABEL_VALUE || !pm__valid_utf8(label_values[i], len)) return PM_EUTF8;
     }
     if (e->cur->type == PM_TYPE_COUNTER && !(value >= 0)) return PM_ERANGE;
-    if (!pm__snap_series_add(e->s, e->cur, label_values, value)) {
+    if (e->cur->nseries >= UINT32_MAX - 1) return PM_ERANGE;
+    bool dup;
+    size_t slot;
+    pm_status_t st = seen_find(e, label_values, n, &dup, &slot);
+    if (st == PM_OK && dup) return PM_EEXIST;
+    if (st != PM_OK || !pm__snap_series_add(e->s, e->cur, label_values, value)) {
         e->err = PM_ENOMEM;
         return PM_ENOMEM;
     }
+    e->seen[slot] = (uint32_t)e->cur->nseries; /* index + 1 of the sample just added */
     return PM_OK;
 }

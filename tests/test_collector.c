@@ -828,7 +828,64 @@ TEST(test_system_collector_per_registry_state)
     }
 }
 
-TEST_MAIN(TH_CASE(test_custom_collector_emits), TH_CASE(test_failing_collector_discarded_and_counted),
+struct dup_result {
+    pm_status_t dup, other, clash, clash2;
+};
+
+static pm_status_t emit_dups(pm_emit_t *e, void *user)
+{
+    struct dup_result *d = user;
+    const char *ln[1] = {"k"};
+    pm_emit_family(e, PM_TYPE_GAUGE, "dup_gauge", "h", "", ln, 1);
+    const char *a[1] = {"a"}, *b[1] = {"b"};
+    for (int i = 0; i < 100; i++) { /* enough to rebuild the index a few times */
+        char v[16];
+        snprintf(v, sizeof v, "v%d", i);
+        const char *x[1] = {v};
+        if (pm_emit_sample(e, x, 1, i) != PM_OK) return PM_EIO;
+    }
+    pm_emit_sample(e, a, 1, 1);
+    d->dup = pm_emit_sample(e, a, 1, 2);
+    d->other = pm_emit_sample(e, b, 1, 3);
+    /* A gauge "reg_total" would print the same samples as the counter "reg". */
+    d->clash = pm_emit_family(e, PM_TYPE_GAUGE, "reg_total", "h", "", NULL, 0);
+    d->clash2 = pm_emit_family(e, PM_TYPE_GAUGE, "dup_gauge", "h", "", NULL, 0);
+    return PM_OK;
+}
+
+TEST(test_duplicate_samples_and_name_clashes)
+{
+    pm_registry_t *r;
+    REQUIRE(pm_registry_new(NULL, &r) == PM_OK);
+    pm_counter_t *c;
+    CHECK_OK(pm_counter_new(r, "reg", "h", &c));
+    struct dup_result d = {PM_OK, PM_EIO, PM_OK, PM_OK};
+    CHECK_OK(pm_collector_add(r, "dups", emit_dups, &d, NULL, NULL));
+    pm_snapshot_t *s;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    CHECK_STATUS(d.dup, PM_EEXIST);
+    CHECK_OK(d.other);
+    CHECK_STATUS(d.clash, PM_EEXIST);
+    CHECK_STATUS(d.clash2, PM_EEXIST);
+    for (size_t i = 0; i < pm_snapshot_family_count(s); i++) {
+        const pm_snap_family_t *f = pm_snapshot_family(s, i);
+        if (!strcmp(pm_snap_family_name(f), "dup_gauge"))
+            CHECK_EQ_INT(pm_snap_family_series_count(f), 102);
+    }
+    pm_snapshot_release(s);
+    /* Registered families clash the same way. */
+    pm_family_t *f;
+    CHECK_STATUS(pm_family_new(r, PM_TYPE_GAUGE, "reg_total", "h", NULL, &f), PM_EEXIST);
+    CHECK_STATUS(pm_family_new(r, PM_TYPE_GAUGE, "reg_created", "h", NULL, &f), PM_EEXIST);
+    pm_histogram_t *h;
+    CHECK_OK(pm_histogram_new(r, "lat", "h", &h));
+    CHECK_STATUS(pm_family_new(r, PM_TYPE_COUNTER, "lat_count", "h", NULL, &f), PM_EEXIST);
+    CHECK_STATUS(pm_family_new(r, PM_TYPE_GAUGE, "lat_bucket", "h", NULL, &f), PM_EEXIST);
+    CHECK_OK(pm_family_new(r, PM_TYPE_GAUGE, "lat_other", "h", NULL, &f));
+    pm_registry_free(r);
+}
+
+TEST_MAIN(TH_CASE(test_duplicate_samples_and_name_clashes), TH_CASE(test_custom_collector_emits), TH_CASE(test_failing_collector_discarded_and_counted),
           TH_CASE(test_emit_bad_inputs), TH_CASE(test_collector_add_bad_inputs),
           TH_CASE(test_collector_remove_stops_calls), TH_CASE(test_collector_remove_inside_is_estate),
           TH_CASE(test_process_collector_families), TH_CASE(test_process_collector_values),

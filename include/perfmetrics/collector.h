@@ -27,7 +27,9 @@ typedef pm_status_t (*pm_collect_fn)(pm_emit_t *e, void *user);
  * or the registry freed, and also when this call fails, so ownership of `user`
  * always passes to the library. The collector is borrowed until
  * pm_collector_remove or registry free; out may be NULL.
- * Errors: PM_EINVAL, PM_EUTF8, PM_EEXIST, PM_ENOMEM. Thread-safety: any thread. */
+ * Errors: PM_EINVAL, PM_EUTF8 (empty, over 4096 bytes or not UTF-8),
+ * PM_EEXIST, PM_ESTATE (called from a callback), PM_ENOMEM.
+ * Thread-safety: any thread. */
 PM_API pm_status_t pm_collector_add(pm_registry_t *r, const char *name, pm_collect_fn fn,
                                     void *user, pm_release_fn release, pm_collector_t **out);
 
@@ -46,7 +48,8 @@ PM_API pm_status_t pm_emit_family(pm_emit_t *e, pm_type_t type, const char *name
 
 /* Adds a sample to the family last started with pm_emit_family.
  * Errors: PM_EINVAL, PM_ESTATE (no family started), PM_ELABELCOUNT, PM_EUTF8,
- * PM_ERANGE (negative or NaN counter value), PM_ENOMEM. */
+ * PM_ERANGE (negative or NaN counter value), PM_EEXIST (these label values
+ * already have a sample in this family), PM_ENOMEM. */
 PM_API pm_status_t pm_emit_sample(pm_emit_t *e, const char *const *label_values, size_t n,
                                   double value);
 

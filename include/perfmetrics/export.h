@@ -25,7 +25,8 @@ typedef pm_status_t (*pm_export_fn)(const pm_snapshot_t *s, void *user);
  * removed or the registry freed, and also when this call fails (ownership of
  * `user` always passes to the library). The exporter is borrowed: it lives until
  * removed or the registry is freed; out may be NULL.
- * Errors: PM_EINVAL, PM_EUTF8, PM_EEXIST (name taken), PM_ENOMEM. Thread-safety: any thread. */
+ * Errors: PM_EINVAL, PM_EUTF8 (empty, over 4096 bytes or not UTF-8),
+ * PM_EEXIST (name taken), PM_ENOMEM. Thread-safety: any thread. */
 PM_API pm_status_t pm_exporter_add(pm_registry_t *r, const char *name, pm_export_fn fn,
                                    void *user, pm_release_fn release, pm_exporter_t **out);
 
@@ -42,7 +43,8 @@ PM_API pm_status_t pm_exporter_remove(pm_exporter_t *e);
 PM_API pm_status_t pm_export_now(pm_registry_t *r);
 
 /* Sets the export interval used by pm_export_tick and the background thread
- * (seconds, > 0; default 10). Errors: PM_EINVAL, PM_ERANGE. Thread-safety: any thread. */
+ * (seconds, > 0 and <= 1e9; default 10); a running background thread picks it
+ * up at once. Errors: PM_EINVAL, PM_ERANGE. Thread-safety: any thread. */
 PM_API pm_status_t pm_export_set_interval(pm_registry_t *r, double seconds);
 
 /* Host-driven loop: runs an export if at least one interval has passed since

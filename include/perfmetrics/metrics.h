@@ -79,7 +79,7 @@ PM_API void pm_registry_free(pm_registry_t *r);
 
 /* Returns the process-wide default registry, created with default options on
  * first use; NULL only if that creation failed (out of memory). It lives until
- * the process exits. Libraries embedded in other programs should prefer their
+ * the process exits: never pass it to pm_registry_free. Libraries embedded in other programs should prefer their
  * own registry, so that two users of one process do not share state.
  * Thread-safety: any thread. */
 PM_API pm_registry_t *pm_registry_default(void);
@@ -124,8 +124,9 @@ PM_API void pm_family_opts_free(pm_family_opts_t *o);
  * NULL or "" clears it. Errors: PM_EINVAL, PM_EBADNAME, PM_ENOMEM. */
 PM_API pm_status_t pm_family_opts_set_unit(pm_family_opts_t *o, const char *unit);
 
-/* Sets the label names (each [a-zA-Z_][a-zA-Z0-9_]*, not starting with "__",
- * not "le" or "quantile", no duplicates; at most 32). The strings are copied.
+/* Sets the label names (each [a-zA-Z_][a-zA-Z0-9_]*, at most 256 bytes, not
+ * starting with "__", not "le", "quantile" or "pm_overflow", no duplicates;
+ * at most 32 names). The strings are copied.
  * Errors: PM_EINVAL, PM_EBADLABEL, PM_ERANGE (too many), PM_ENOMEM; on error o is unchanged. */
 PM_API pm_status_t pm_family_opts_set_labels(pm_family_opts_t *o, const char *const *names,
                                              size_t n);
@@ -137,7 +138,10 @@ PM_API pm_status_t pm_family_opts_set_labels(pm_family_opts_t *o, const char *co
 PM_API pm_status_t pm_family_opts_set_max_series(pm_family_opts_t *o, size_t max_series);
 
 /* Sets a time-to-live: a series whose value did not change for `seconds`
- * (checked when snapshots are taken) is removed. 0 disables (default).
+ * (checked when snapshots are taken; a gauge set counts as a change) is
+ * removed. A handle held across expiry keeps recording into the detached
+ * series, which no export shows: get the handle again (or use the labeled
+ * one-call forms) for series that may expire. 0 disables (default).
  * Errors: PM_EINVAL, PM_ERANGE (negative or not finite). */
 PM_API pm_status_t pm_family_opts_set_ttl(pm_family_opts_t *o, double seconds);
 
@@ -160,8 +164,10 @@ PM_API pm_status_t pm_family_opts_set_range(pm_family_opts_t *o, double lowest, 
  * [a-zA-Z_:][a-zA-Z0-9_:]*; counters must not end in "_total" (it is added on
  * output), and names starting "perfmetrics_" are reserved. Strings are copied.
  * opts may be NULL; it is only read during the call. The family is borrowed:
- * it lives until the registry is freed.
- * Errors: PM_EINVAL, PM_EBADNAME, PM_EEXIST (same name, other definition), PM_ENOMEM.
+ * it lives until the registry is freed. Help is UTF-8 of at most 4096 bytes.
+ * Errors: PM_EINVAL, PM_EBADNAME, PM_EUTF8 (help), PM_EEXIST (same name with
+ * another definition, or a name whose samples would clash with another
+ * family's, e.g. a gauge "x_total" beside a counter "x"), PM_ENOMEM.
  * Thread-safety: any thread. */
 PM_API pm_status_t pm_family_new(pm_registry_t *r, pm_type_t type, const char *name,
                                  const char *help, const pm_family_opts_t *opts,
@@ -170,7 +176,8 @@ PM_API pm_status_t pm_family_new(pm_registry_t *r, pm_type_t type, const char *n
 /* Removes the series with these label values. Threads that hold its handle may
  * keep recording into it safely: the series is detached (no export shows it)
  * and freed once the last handle is released and no look-up can still see it.
- * Errors: PM_EINVAL, PM_ELABELCOUNT, PM_ENOENT. Thread-safety: any thread. */
+ * Errors: PM_EINVAL, PM_ETYPE (callback gauge), PM_ELABELCOUNT, PM_EUTF8,
+ * PM_ERANGE (as pm_counter_get), PM_ENOENT. Thread-safety: any thread. */
 PM_API pm_status_t pm_family_remove(pm_family_t *f, const char *const *values, size_t n);
 
 /* Removes every series of the family (the overflow series is reset to zero),
@@ -188,7 +195,9 @@ PM_API size_t pm_family_series_count(const pm_family_t *f);
  * values are any UTF-8 and are copied. The handle holds a reference: it stays
  * valid until pm_counter_release, or until the registry is freed.
  * Past the cardinality limit the overflow series is returned (PM_OK).
- * Errors: PM_EINVAL, PM_ETYPE, PM_ELABELCOUNT, PM_EUTF8, PM_ENOMEM; *out NULL on error.
+ * Errors: PM_EINVAL, PM_ETYPE (other type, or a callback gauge),
+ * PM_ELABELCOUNT, PM_EUTF8, PM_ERANGE (a value over 4096 bytes), PM_ENOMEM;
+ * *out NULL on error.
  * Thread-safety: any thread; the look-up of an existing series takes no lock. */
 PM_API pm_status_t pm_counter_get(pm_family_t *f, const char *const *values, size_t n,
                                   pm_counter_t **out);
@@ -257,8 +266,10 @@ PM_API pm_status_t pm_gauge_set_labeled(pm_family_t *f, const char *const *value
 
 /* Callback gauge: the value is fn(user) read at snapshot time (on the thread
  * taking the snapshot). Registers a gauge family without labels.
- * fn must be thread-safe with respect to the host's own state and must not
- * call into this registry. Errors: as pm_family_new, PM_EINVAL for NULL fn.
+ * fn must be thread-safe with respect to the host's own state; it must not
+ * take snapshots or export (registration and recording are allowed).
+ * A callback gauge is never shared: registering its name again gives PM_EEXIST.
+ * Errors: as pm_family_new, PM_EINVAL for NULL fn.
  * Thread-safety: any thread. */
 typedef double (*pm_gauge_fn)(void *user);
 PM_API pm_status_t pm_gauge_callback_new(pm_registry_t *r, const char *name, const char *help,

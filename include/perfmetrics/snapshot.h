@@ -24,7 +24,9 @@ typedef struct pm_hdata pm_hdata_t;
 /* Takes a snapshot: sums every series' cells, runs collectors and callback
  * gauges, adds the library's own metrics, and applies TTLs. Recording threads
  * are never blocked. Release with pm_snapshot_release.
- * Errors: PM_EINVAL, PM_ENOMEM (no partial state: the registry is unchanged).
+ * Errors: PM_EINVAL, PM_ESTATE (called from a collector, exporter or callback
+ * gauge), PM_ENOMEM (no series, family or count changes; only idle-time
+ * bookkeeping for TTLs and deferred frees may have run).
  * A collector that fails is counted and its families left out (PM_OK overall).
  * Thread-safety: any thread; snapshots of one registry are serialised. */
 PM_API pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out);
