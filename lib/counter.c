@@ -18,6 +18,13 @@ static inline pm_counter_cell *shard_cell(const pm_series *s)
            s->slot % PM_CHUNK_SLOTS;
 }
 
+/* First record of a thread: assign its stripe, then record. Out of line so
+ * the fast path below needs no saved registers. */
+__attribute__((noinline, cold)) static void add_n_first(pm_series *s, uint64_t delta)
+{
+    atomic_fetch_add_explicit(&my_cell(s)->n, delta, memory_order_relaxed);
+}
+
 static inline void add_n(pm_series *s, uint64_t delta)
 {
     pm_counter_cell *own = shard_cell(s);
@@ -26,7 +33,13 @@ static inline void add_n(pm_series *s, uint64_t delta)
                               memory_order_relaxed);
         return;
     }
-    atomic_fetch_add_explicit(&my_cell(s)->n, delta, memory_order_relaxed);
+    unsigned st = pm__tls_stripe;
+    if (PM_UNLIKELY(st == 0)) {
+        add_n_first(s, delta);
+        return;
+    }
+    atomic_fetch_add_explicit(&s->h.cells[(size_t)((st - 1) & s->mask) * PM_CHUNK_SLOTS].n, delta,
+                              memory_order_relaxed);
 }
 
 void pm_counter_inc(pm_counter_t *c)

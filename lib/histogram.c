@@ -78,6 +78,14 @@ static inline void atomic_max_d(_Atomic uint64_t *cell, double v)
     }
 }
 
+/* A thread's first record: assign its stripe, then record. Out of line so the
+ * fast path needs no saved registers for the call. */
+__attribute__((noinline, cold)) static void observe_first(pm_histogram_t *h, double v)
+{
+    pm__stripe_assign();
+    pm_histogram_observe(h, v);
+}
+
 void pm_histogram_observe(pm_histogram_t *h, double v)
 {
     if (PM_UNLIKELY(!h)) return;
@@ -86,7 +94,12 @@ void pm_histogram_observe(pm_histogram_t *h, double v)
         pm__note_rejected(s);
         return;
     }
-    unsigned st = pm__stripe(s->mask);
+    unsigned st = pm__tls_stripe;
+    if (PM_UNLIKELY(st == 0)) {
+        observe_first(h, v);
+        return;
+    }
+    st = (st - 1) & s->mask;
     _Atomic uint64_t *c = (_Atomic uint64_t *)atomic_load_explicit(&s->copies[st],
                                                                    memory_order_acquire);
     if (PM_UNLIKELY(!c)) {

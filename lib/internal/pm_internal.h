@@ -76,7 +76,7 @@ static inline double pm__u2d(uint64_t u)
 
 /* ------------------------------------------------------------ stripes */
 extern PM_TLS unsigned pm__tls_stripe; /* 0 = unassigned, else sequence + 1 */
-unsigned pm__stripe_assign(void);
+unsigned pm__stripe_assign(void) __attribute__((cold, noinline));
 static inline unsigned pm__stripe(unsigned mask)
 {
     unsigned s = pm__tls_stripe;
