@@ -100,6 +100,13 @@ pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s)
                                                   "Exporter runs that returned an error.", "",
                                                   label, 1);
     if (!runs || !fails) return PM_ENOMEM;
+    pm_snap_family_t *errs = pm__snap_family_add(
+        s, PM_TYPE_COUNTER, "perfmetrics_export_errors",
+        "Background export runs that could not take a snapshot (no exporter was called).", "", NULL, 0);
+    if (!errs || !pm__snap_series_add(s, errs, NULL,
+                                      (double)atomic_load_explicit(&r->export_errors,
+                                                                   memory_order_relaxed)))
+        return PM_ENOMEM;
     pm_status_t st = PM_OK;
     pthread_mutex_lock(&r->ex_lock);
     for (pm_exporter_entry *e = r->exporters; e && st == PM_OK; e = e->next) {
@@ -206,7 +213,9 @@ static void *export_thread(void *arg)
         }
         if (r->thread_stop) break;
         pthread_mutex_unlock(&r->th_lock);
-        pm_export_now(r);
+        /* Nobody sees this status: count it. */
+        if (pm_export_now(r) != PM_OK)
+            atomic_fetch_add_explicit(&r->export_errors, 1, memory_order_relaxed);
         pthread_mutex_lock(&r->th_lock);
     }
     pthread_mutex_unlock(&r->th_lock);

@@ -134,7 +134,8 @@ TEST(test_self_metrics_present)
                           "perfmetrics_series_removed", "perfmetrics_values_rejected",
                           "perfmetrics_snapshots", "perfmetrics_snapshot_duration_seconds",
                           "perfmetrics_collector_runs", "perfmetrics_collector_failures",
-                          "perfmetrics_exporter_runs", "perfmetrics_exporter_failures"};
+                          "perfmetrics_exporter_runs", "perfmetrics_exporter_failures",
+                          "perfmetrics_export_errors"};
     for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
         int found = 0;
         for (size_t i = 0; i < pm_snapshot_family_count(s); i++) {

@@ -38,7 +38,9 @@ PM_API pm_status_t pm_exporter_remove(pm_exporter_t *e);
 
 /* Takes one snapshot and passes it to every exporter in registration order.
  * Returns PM_OK even when exporters fail (they are counted);
- * PM_EINVAL / PM_ENOMEM when no snapshot could be taken; PM_ESTATE from inside a callback.
+ * PM_EINVAL / PM_ENOMEM when no snapshot could be taken (when the
+ * background thread meets that, it counts it in perfmetrics_export_errors_total);
+ * PM_ESTATE from inside a callback.
  * Thread-safety: any thread; concurrent export runs of one registry are serialised. */
 PM_API pm_status_t pm_export_now(pm_registry_t *r);
 

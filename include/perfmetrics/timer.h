@@ -17,7 +17,9 @@ extern "C" {
 
 /* Returns monotonic time in nanoseconds. Uses the calibrated TSC where the
  * kernel reports it stable (constant_tsc, nonstop_tsc, clocksource tsc), else
- * CLOCK_MONOTONIC; never goes backwards on one thread.
+ * CLOCK_MONOTONIC; never goes backwards on one thread. The clock is calibrated
+ * once per process, by pm_registry_new or else by the first clock call here
+ * (about 5 ms, reading /proc): create a registry before timing hot paths.
  * Thread-safety: any thread, lock-free, no syscall on the TSC path. */
 PM_API uint64_t pm_now_ns(void);
 

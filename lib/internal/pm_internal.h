@@ -263,6 +263,7 @@ struct pm_registry {
     pthread_mutex_t ex_lock;  /* exporter list */
     pthread_mutex_t run_lock; /* serialises export runs */
     pm_exporter_entry *exporters;
+    _Atomic uint64_t export_errors; /* export runs that got no snapshot */
     double interval;
     uint64_t last_tick_ns;
     int tick_started;
