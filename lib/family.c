@@ -306,7 +306,7 @@ pm_status_t pm_gauge_callback_new(pm_registry_t *r, const char *name, const char
 /* Word-at-a-time hash of the label tuple (lengths included, so ("ab","c")
  * and ("a","bc") differ). Not cryptographic: tables are bounded by the
  * cardinality limit, so collisions only cost probes. */
-uint64_t pm__hash_values(const char *const *values, size_t n)
+uint32_t pm__hash_values(const char *const *values, size_t n)
 {
     const uint64_t K = 0x9E3779B97F4A7C15ull;
     uint64_t h = 0x2545F4914F6CDD1Dull ^ n;
@@ -323,8 +323,10 @@ uint64_t pm__hash_values(const char *const *values, size_t n)
             len -= 8;
         }
         if (len) {
+            /* Built in a register: a memcpy into a stack word would be read
+             * back whole and stall on store forwarding. */
             uint64_t w = 0;
-            memcpy(&w, s, len);
+            for (size_t b = 0; b < len; b++) w |= (uint64_t)(unsigned char)s[b] << (8 * b);
             h = (h ^ w) * K;
             h ^= h >> 29;
         }
@@ -332,13 +334,14 @@ uint64_t pm__hash_values(const char *const *values, size_t n)
     h ^= h >> 32;
     h *= K;
     h ^= h >> 29;
-    return h;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 static bool values_equal(const pm_series *s, const char *const *values, size_t n)
 {
+    const char *const *mine = pm__series_values(s);
     for (size_t i = 0; i < n; i++)
-        if (strcmp(s->values[i], values[i])) return false;
+        if (strcmp(mine[i], values[i])) return false;
     return true;
 }
 
@@ -359,7 +362,7 @@ pm_status_t pm__check_values(const pm_family *f, pm_type_t type, const char *con
     return PM_OK;
 }
 
-static pm_series *table_find(pm_table *t, uint64_t hash, const char *const *values, size_t n)
+static pm_series *table_find(pm_table *t, uint32_t hash, const char *const *values, size_t n)
 {
     if (!t) return NULL;
     size_t mask = t->cap - 1, i = hash & mask;
@@ -410,9 +413,11 @@ static pm_status_t table_reserve(pm_family *f)
 {
     pm_registry *r = f->reg;
     pm_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
-    if (t && (t->used + 1) * 2 <= t->cap) return PM_OK;
+    /* Linear probing stays short up to 2/3 full (about 2 probes per hit);
+     * a rebuild leaves the table at most half full and drops tombstones. */
+    if (t && (t->used + 1) * 3 <= t->cap * 2) return PM_OK;
     size_t cap = 16;
-    while (cap < (f->nseries + 1) * 4) cap *= 2;
+    while (cap < (f->nseries + 1) * 2) cap *= 2;
     pm_table *nt = table_new(r, cap);
     if (!nt) return PM_ENOMEM;
     for (pm_series *s = f->head; s; s = s->next) table_put(nt, s);
@@ -442,14 +447,9 @@ void pm__series_free_now(pm_registry *r, pm_series *s)
     if (s->type == PM_TYPE_COUNTER) pm__counter_slot_free(r, s->slot);
     if (s->type == PM_TYPE_HISTOGRAM)
         for (unsigned i = 0; i <= r->mask; i++)
-            pm__free_aligned(&r->a, atomic_load_explicit(&s->copies[i], memory_order_relaxed));
+            pm__free_aligned(&r->a,
+                             atomic_load_explicit(&pm__hist_ext(s)->copies[i], memory_order_relaxed));
     pm__free(&r->a, s);
-}
-
-static void series_free_retired(pm_registry *r, pm_retired *node)
-{
-    pm_series *s = (pm_series *)(void *)((char *)node - offsetof(pm_series, retired));
-    pm__series_free_now(r, s);
 }
 
 static uint64_t *hist_copy_new(pm_registry *r, const pm_hist_layout *L)
@@ -462,28 +462,28 @@ static uint64_t *hist_copy_new(pm_registry *r, const pm_hist_layout *L)
     return c;
 }
 
-static pm_series *series_new(pm_family *f, const char *const *values, size_t n, uint64_t hash,
+static pm_series *series_new(pm_family *f, const char *const *values, size_t n, uint32_t hash,
                              bool overflow)
 {
     pm_registry *r = f->reg;
-    size_t ncopies = f->type == PM_TYPE_HISTOGRAM ? r->stripes : 0;
-    size_t size = sizeof(pm_series) + ncopies * sizeof(uint64_t *) + n * sizeof(char *);
+    size_t ext = f->type == PM_TYPE_HISTOGRAM
+                     ? sizeof(pm_hist_ext) + (size_t)r->stripes * sizeof(uint64_t *)
+                     : 0;
+    size_t size = sizeof(pm_series) + ext + n * sizeof(char *);
     size_t strbytes = 0;
     for (size_t i = 0; i < n; i++) strbytes += strlen(overflow ? "" : values[i]) + 1;
     pm_series *s = pm__calloc(&r->a, size + strbytes);
     if (!s) return NULL;
     s->fam = f;
-    s->type = (uint8_t)f->type;
-    s->mask = r->mask;
     s->reg = r;
+    s->type = (uint8_t)f->type;
+    s->mask = (uint8_t)r->mask;
     s->hash = hash;
     s->overflow = overflow;
     s->created = pm__wall_now();
     s->last_change_ns = pm__reg_now(r);
-    s->retired.free_fn = series_free_retired;
     atomic_init(&s->refs, 1);
-    const char **vals = (const char **)(void *)((char *)s + sizeof(pm_series) +
-                                                ncopies * sizeof(uint64_t *));
+    const char **vals = (const char **)(uintptr_t)pm__series_values(s);
     char *str = (char *)(vals + n);
     for (size_t i = 0; i < n; i++) {
         const char *v = overflow ? "" : values[i];
@@ -492,7 +492,6 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
         vals[i] = str;
         str += len;
     }
-    s->values = vals;
     if (f->type == PM_TYPE_COUNTER) {
         if (pm__counter_slot_alloc(r, &s->slot, &s->h.cells) != PM_OK) {
             pm__free(&r->a, s);
@@ -505,7 +504,7 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
             pm__free(&r->a, s);
             return NULL;
         }
-        atomic_init(&s->copies[0], c0);
+        atomic_init(&pm__hist_ext(s)->copies[0], c0);
     }
     return s;
 }
@@ -548,7 +547,7 @@ static bool ref_if_live(pm_series *s)
 
 /* Under r->lock: finds or creates the series and takes a reference. */
 static pm_status_t series_get_locked(pm_family *f, const char *const *values, size_t n,
-                                     uint64_t hash, pm_series **out)
+                                     uint32_t hash, pm_series **out)
 {
     pm_series *s = table_find(atomic_load_explicit(&f->table, memory_order_relaxed), hash,
                               values, n);
@@ -633,7 +632,7 @@ void pm__series_unlink_locked(pm_registry *r, pm_series *s)
     f->nseries--;
     atomic_fetch_add_explicit(&f->removed, 1, memory_order_relaxed);
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
-        pm__retire(r, &s->retired);
+        pm__retire_series(r, s);
     } else { /* handles remain: keep it findable for registry free */
         s->next = f->detached;
         if (f->detached) f->detached->prev = s;
@@ -653,15 +652,16 @@ static void detached_unlink(pm_family *f, pm_series *s)
 
 void pm__series_release(pm_series *s)
 {
-    if (!s || s->permanent) return;
-    pm_registry *r = s->fam->reg;
-    /* Take the lock before dropping, so "unlinked and no refs" is decided once. */
+    if (!s) return;
+    pm_registry *r = s->reg;
+    /* Take the lock before dropping, so "unlinked and no refs" is decided
+     * once; the flags share a byte written under it. */
     pthread_mutex_lock(&r->lock);
     /* The family holds one reference on linked and overflow series, so only
      * a detached series can reach zero here. */
-    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+    if (!s->permanent && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
         detached_unlink(s->fam, s);
-        pm__retire(r, &s->retired);
+        pm__retire_series(r, s);
     }
     pm__maintain_locked(r);
     pthread_mutex_unlock(&r->lock);
@@ -697,7 +697,7 @@ static void reset_series_values(pm_series *s)
         atomic_store_explicit(&s->gbits, 0, memory_order_relaxed);
     } else {
         for (unsigned st = 0; st <= s->mask; st++) {
-            uint64_t *c = atomic_load_explicit(&s->copies[st], memory_order_relaxed);
+            uint64_t *c = atomic_load_explicit(&pm__hist_ext(s)->copies[st], memory_order_relaxed);
             if (!c) continue;
             for (size_t i = 0; i < s->h.hl->copy_words; i++)
                 atomic_store_explicit((_Atomic uint64_t *)&c[i], 0, memory_order_relaxed);
@@ -736,13 +736,14 @@ size_t pm_family_series_count(const pm_family_t *f)
 
 void pm__hist_want(pm_series *s, unsigned stripe)
 {
-    atomic_fetch_or_explicit(&s->want_mask, 1ull << stripe, memory_order_relaxed);
-    if (atomic_load_explicit(&s->want_pending, memory_order_relaxed)) return;
-    if (atomic_exchange_explicit(&s->want_pending, 1, memory_order_acq_rel)) return;
-    pm_registry *r = s->fam->reg;
+    pm_hist_ext *x = pm__hist_ext(s);
+    atomic_fetch_or_explicit(&x->want_mask, 1ull << stripe, memory_order_relaxed);
+    if (atomic_load_explicit(&x->want_pending, memory_order_relaxed)) return;
+    if (atomic_exchange_explicit(&x->want_pending, 1, memory_order_acq_rel)) return;
+    pm_registry *r = s->reg;
     pm_series *head = atomic_load_explicit(&r->want_head, memory_order_relaxed);
     do {
-        s->want_next = head;
+        x->want_next = head;
     } while (!atomic_compare_exchange_weak_explicit(&r->want_head, &head, s, memory_order_release,
                                                     memory_order_relaxed));
 }
@@ -753,20 +754,24 @@ void pm__hist_grant_wants_locked(pm_registry *r)
 {
     pm_series *s = atomic_exchange_explicit(&r->want_head, NULL, memory_order_acquire);
     while (s) {
-        pm_series *next = s->want_next;
-        uint64_t want = atomic_exchange_explicit(&s->want_mask, 0, memory_order_relaxed);
+        pm_hist_ext *x = pm__hist_ext(s);
+        pm_series *next = x->want_next;
+        uint64_t want = atomic_exchange_explicit(&x->want_mask, 0, memory_order_relaxed);
+        uint64_t failed = 0;
         for (unsigned st = 0; st <= r->mask; st++) {
-            if (!(want & (1ull << st)) || atomic_load_explicit(&s->copies[st], memory_order_relaxed))
+            if (!(want & (1ull << st)) || atomic_load_explicit(&x->copies[st], memory_order_relaxed))
                 continue;
             uint64_t *c = hist_copy_new(r, s->h.hl);
-            if (!c) { /* try again next time */
-                atomic_fetch_or_explicit(&s->want_mask, 1ull << st, memory_order_relaxed);
+            if (!c) {
+                failed |= 1ull << st;
                 continue;
             }
-            atomic_store_explicit(&s->copies[st], c, memory_order_release);
+            atomic_store_explicit(&x->copies[st], c, memory_order_release);
         }
-        atomic_store_explicit(&s->want_pending, 0, memory_order_release);
-        if (atomic_load_explicit(&s->want_mask, memory_order_relaxed)) pm__hist_want(s, 0);
+        atomic_store_explicit(&x->want_pending, 0, memory_order_release);
+        /* Out of memory: ask again, to be granted on a later pass. */
+        for (unsigned st = 0; failed && st <= r->mask; st++)
+            if (failed & (1ull << st)) pm__hist_want(s, st);
         s = next;
     }
 }

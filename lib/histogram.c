@@ -100,13 +100,14 @@ void pm_histogram_observe(pm_histogram_t *h, double v)
         return;
     }
     st = (st - 1) & s->mask;
-    _Atomic uint64_t *c = (_Atomic uint64_t *)atomic_load_explicit(&s->copies[st],
+    pm_hist_ext *x = pm__hist_ext(s);
+    _Atomic uint64_t *c = (_Atomic uint64_t *)atomic_load_explicit(&x->copies[st],
                                                                    memory_order_acquire);
     if (PM_UNLIKELY(!c)) {
         /* No copy for this stripe yet: share stripe 0's (still exact) and ask
          * maintenance for our own. */
         pm__hist_want(s, st);
-        c = (_Atomic uint64_t *)atomic_load_explicit(&s->copies[0], memory_order_acquire);
+        c = (_Atomic uint64_t *)atomic_load_explicit(&x->copies[0], memory_order_acquire);
     }
     const pm_hist_layout *L = s->h.hl;
     uint32_t idx = pm__hist_index(L, v);

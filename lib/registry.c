@@ -106,7 +106,7 @@ pm_status_t pm_registry_new(const pm_registry_opts_t *opts, pm_registry_t **out)
     if (!r) return PM_ENOMEM;
     r->a = *a;
     r->stripes = opts && opts->stripes ? opts->stripes : default_stripes();
-    r->mask = r->stripes - 1;
+    r->mask = r->stripes - 1; /* at most 63: fits the series' 8-bit mask */
     r->self_metrics = opts ? opts->self_metrics : 1;
     r->clock = opts ? opts->clock : NULL;
     r->clock_user = opts ? opts->clock_user : NULL;
@@ -131,6 +131,15 @@ pm_status_t pm_registry_new(const pm_registry_opts_t *opts, pm_registry_t **out)
     return PM_OK;
 }
 
+static void free_series_list(pm_registry *r, pm_series *s)
+{
+    while (s) {
+        pm_series *next = s->next;
+        pm__series_free_now(r, s);
+        s = next;
+    }
+}
+
 static void free_retired_list(pm_registry *r, pm_retired *n)
 {
     while (n) {
@@ -150,7 +159,10 @@ void pm_registry_free(pm_registry_t *r)
     /* Nothing can read any more: everything retired goes now. */
     free_retired_list(r, r->waiting);
     free_retired_list(r, r->pending);
+    free_series_list(r, r->waiting_s);
+    free_series_list(r, r->pending_s);
     r->waiting = r->pending = NULL;
+    r->waiting_s = r->pending_s = NULL;
     for (size_t i = 0; i < r->nfam; i++) pm__family_free(r, r->fams[i]);
     pm__free(&r->a, r->fams);
     for (size_t i = 0; i < r->nchunks; i++) pm__free_aligned(&r->a, r->chunks[i]);
@@ -190,6 +202,14 @@ void pm__retire(pm_registry *r, pm_retired *node)
     r->pending = node;
 }
 
+void pm__retire_series(pm_registry *r, pm_series *s)
+{
+    s->prev = NULL;
+    s->next = r->pending_s;
+    r->pending_s = s;
+}
+
+
 static bool phase_drained(pm_registry *r, unsigned p)
 {
     for (unsigned s = 0; s < r->stripes; s++)
@@ -206,10 +226,12 @@ static void grace_poll(pm_registry *r)
 {
     atomic_thread_fence(memory_order_seq_cst);
     for (int round = 0; round < 2; round++) {
-        if (!r->waiting) {
-            if (!r->pending) return;
+        if (!r->waiting && !r->waiting_s) {
+            if (!r->pending && !r->pending_s) return;
             r->waiting = r->pending;
+            r->waiting_s = r->pending_s;
             r->pending = NULL;
+            r->pending_s = NULL;
             r->drained = 0;
         }
         for (int i = 0; i < 2; i++) {
@@ -221,11 +243,14 @@ static void grace_poll(pm_registry *r)
         }
         if (r->drained != 3) return;
         pm_retired *batch = r->waiting;
+        pm_series *batch_s = r->waiting_s;
         r->waiting = NULL;
+        r->waiting_s = NULL;
         /* Readers of the batch have all left, so any copy request they pushed
          * is on the stack now: drain it before the series go. */
         pm__hist_grant_wants_locked(r);
         free_retired_list(r, batch);
+        free_series_list(r, batch_s);
     }
 }
 

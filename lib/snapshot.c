@@ -123,7 +123,7 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
     double sum = 0, min = INFINITY, max = -INFINITY;
     for (unsigned st = 0; st <= s->mask; st++) {
         _Atomic uint64_t *c =
-            (_Atomic uint64_t *)atomic_load_explicit(&((pm_series *)s)->copies[st], memory_order_acquire);
+            (_Atomic uint64_t *)atomic_load_explicit(&pm__hist_ext(s)->copies[st], memory_order_acquire);
         if (!c) continue;
         sum += pm__u2d(atomic_load_explicit(&c[PM_HC_SUM], memory_order_relaxed));
         double mn = pm__u2d(atomic_load_explicit(&c[PM_HC_MIN], memory_order_relaxed));
@@ -211,15 +211,15 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
 }
 
 /* TTL bookkeeping: a series is active when its value moved since the last look. */
-static void note_activity(pm_series *s, double value, uint64_t count, uint64_t now)
+static void note_activity(pm_series *s, double value, uint64_t now)
 {
     int touched = 0;
     if (s->type == PM_TYPE_GAUGE)
         touched = atomic_exchange_explicit(&s->gtouched, 0, memory_order_relaxed) != 0;
-    if (touched || count != s->last_count || !(value == s->last_value || (value != value && s->last_value != s->last_value))) {
+    bool same = value == s->last_value || (value != value && s->last_value != s->last_value);
+    if (touched || !same) {
         s->last_change_ns = now;
         s->last_value = value;
-        s->last_count = count;
     }
 }
 
@@ -254,7 +254,7 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
     for (int pass = 0; pass < 2; pass++) {
         pm_series *s = pass == 0 ? f->head : f->overflow;
         for (; s; s = pass == 0 ? s->next : NULL) {
-            pm_snap_series_t *x = pm__snap_series_add(snap, sf, s->values, 0);
+            pm_snap_series_t *x = pm__snap_series_add(snap, sf, pm__series_values(s), 0);
             if (!x) return PM_ENOMEM;
             x->overflow = s->overflow;
             x->created = s->created;
@@ -265,7 +265,8 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
             } else if (read_histogram(snap, s, x, *dense) != PM_OK) {
                 return PM_ENOMEM;
             }
-            note_activity(s, x->value, x->count, now);
+            /* A histogram is active when its count moves (exact below 2^53). */
+            note_activity(s, f->type == PM_TYPE_HISTOGRAM ? (double)x->count : x->value, now);
         }
     }
     return PM_OK;

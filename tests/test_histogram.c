@@ -677,7 +677,7 @@ static void *stripe_worker(void *p)
 /* Sum of a copy's fine-bucket counts (white-box: see pm_hist_layout). */
 static uint64_t copy_total(const pm_series *s, unsigned st)
 {
-    const uint64_t *c = atomic_load_explicit(&((pm_series *)s)->copies[st], memory_order_acquire);
+    const uint64_t *c = atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[st], memory_order_acquire);
     if (!c) return 0;
     const pm_hist_layout *L = s->h.hl;
     uint64_t n = 0;
@@ -725,7 +725,7 @@ TEST(test_stripes_three_threads)
     uint64_t all = 0;
     for (unsigned st = 0; st < 8; st++) {
         if (st != 0 && st != main_stripe)
-            CHECK(atomic_load_explicit(&((pm_series *)s)->copies[st], memory_order_relaxed) ==
+            CHECK(atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[st], memory_order_relaxed) ==
                   NULL);
         all += copy_total(s, st);
     }
@@ -733,7 +733,7 @@ TEST(test_stripes_three_threads)
 
     CHECK_OK(pm_registry_maintain(r));
     for (int i = 0; i < STRIPE_THREADS; i++)
-        CHECK(atomic_load_explicit(&((pm_series *)s)->copies[args[i].stripe],
+        CHECK(atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[args[i].stripe],
                                    memory_order_relaxed) != NULL);
     pthread_barrier_wait(&bar); /* let them record phase 2 */
     for (int i = 0; i < STRIPE_THREADS; i++) pthread_join(th[i], NULL);

@@ -165,39 +165,51 @@ struct pm_counter_cell {
     _Atomic uint64_t dbits; /* double adds (bits of a double) */
 };
 
+/* A series is one allocation: this struct, then (histograms only) a
+ * pm_hist_ext with one copy pointer per stripe, then the label-value pointers
+ * and their strings. Kept to 96 bytes: every field here is paid per series. */
 struct pm_series {
     /* hot, read-only after creation */
     union {
         pm_counter_cell *cells; /* counter: stripe 0 cell; stripe s at +s*PM_CHUNK_SLOTS */
         const pm_hist_layout *hl;
     } h;
-    unsigned mask; /* stripe mask */
-    uint32_t slot;  /* counter slot */
+    uint32_t slot; /* counter slot */
+    uint8_t mask;  /* stripe mask */
+    uint8_t type;
+    uint8_t overflow : 1, permanent : 1, linked : 1; /* registry lock */
+    _Atomic uint8_t gtouched;                       /* gauge written since last snapshot */
     struct pm_registry *reg;
-    uint8_t type, overflow, permanent;
-    /* gauge cell: written by recorders */
-    _Atomic uint64_t gbits;
-    _Atomic uint32_t gtouched;
+    _Atomic uint64_t gbits; /* gauge cell */
     /* cold */
     pm_family *fam;
-    uint64_t hash;
-    const char **values;
+    double created;          /* wall seconds */
+    uint64_t last_change_ns; /* TTL bookkeeping (snapshot side) */
+    double last_value;       /* value, or count for histograms, at the last look */
+    pm_series *prev, *next;  /* family or detached list; retire list (next) */
+    uint32_t hash;
     _Atomic uint32_t refs; /* 1 for the table link while linked, +1 per handle */
-    bool linked;
-    double created; /* wall seconds */
-    pm_series *prev, *next; /* family list, creation order (registry lock) */
-    /* TTL tracking (snapshot side) */
-    uint64_t last_change_ns;
-    double last_value;
-    uint64_t last_count;
-    /* histogram copy requests (lock-free push from recorders) */
-    _Atomic uint64_t want_mask;
+};
+
+typedef struct pm_hist_ext {
+    _Atomic uint64_t want_mask; /* stripes asking for their own copy */
     _Atomic uint32_t want_pending;
     pm_series *want_next;
-    pm_retired retired;
-    /* histograms: K copy pointers follow */
-    _Atomic(uint64_t *) copies[];
-};
+    _Atomic(uint64_t *) copies[]; /* one per stripe */
+} pm_hist_ext;
+
+static inline pm_hist_ext *pm__hist_ext(const pm_series *s)
+{
+    return (pm_hist_ext *)(void *)((char *)(uintptr_t)s + sizeof(pm_series));
+}
+
+static inline const char *const *pm__series_values(const pm_series *s)
+{
+    size_t off = sizeof(pm_series);
+    if (s->type == PM_TYPE_HISTOGRAM)
+        off += sizeof(pm_hist_ext) + ((size_t)s->mask + 1) * sizeof(uint64_t *);
+    return (const char *const *)(const void *)((const char *)s + off);
+}
 
 /* ------------------------------------------------------------ families */
 typedef struct pm_table {
@@ -250,7 +262,8 @@ struct pm_registry {
     /* grace periods */
     pm_reader_cell *readers; /* [2][stripes] */
     _Atomic unsigned phase;
-    pm_retired *pending, *waiting;
+    pm_retired *pending, *waiting;     /* tables */
+    pm_series *pending_s, *waiting_s;  /* series, linked through next */
     unsigned drained;
     /* histogram copy requests */
     _Atomic(pm_series *) want_head;
@@ -291,6 +304,7 @@ uint64_t pm__reg_now(const pm_registry *r);
 
 /* Under r->lock. */
 void pm__retire(pm_registry *r, pm_retired *node);
+void pm__retire_series(pm_registry *r, pm_series *s);
 void pm__maintain_locked(pm_registry *r);
 pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_cell **cell);
 void pm__counter_slot_free(pm_registry *r, uint32_t slot);
@@ -302,7 +316,7 @@ void pm__shards_orphan(pm_registry *r);
 pm_family *pm__find_family_locked(pm_registry *r, const char *name);
 
 /* family.c */
-uint64_t pm__hash_values(const char *const *values, size_t n);
+uint32_t pm__hash_values(const char *const *values, size_t n);
 /* Gets a series with a new reference (creating it). */
 pm_status_t pm__series_get(pm_family *f, pm_type_t type, const char *const *values, size_t n,
                            pm_series **out);
