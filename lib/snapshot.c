@@ -115,6 +115,10 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
                                   uint64_t *dense)
 {
     const pm_hist_layout *L = s->h.hl;
+    pm_snap_hist *hx = pm__arena_alloc(snap, sizeof *hx);
+    if (!hx) return PM_ENOMEM;
+    memset(hx, 0, sizeof *hx);
+    x->h = hx;
     size_t nfine = (size_t)L->nb + 2;
     memset(dense, 0, nfine * sizeof *dense);
     uint64_t *extra = pm__arena_alloc(snap, (L->nbounds + 1) * sizeof *extra);
@@ -139,9 +143,9 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
     uint64_t count = 0;
     for (size_t i = 0; i < nfine; i++)
         if (dense[i]) nz++, count += dense[i];
-    x->hd.idx = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *x->hd.idx);
-    x->hd.cnt = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *x->hd.cnt);
-    if (!x->hd.idx || !x->hd.cnt) return PM_ENOMEM;
+    hx->hd.idx = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *hx->hd.idx);
+    hx->hd.cnt = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *hx->hd.cnt);
+    if (!hx->hd.idx || !hx->hd.cnt) return PM_ENOMEM;
     /* Recorders bump the bucket before the extremes: a snapshot racing the
      * first observations can see a count with min/max not yet set. */
     if (count && !(min <= max)) {
@@ -163,16 +167,16 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
     double wsum = 0;
     for (size_t i = 0; i < nfine; i++) {
         if (!dense[i]) continue;
-        x->hd.idx[j] = (uint32_t)i;
-        x->hd.cnt[j++] = dense[i];
+        hx->hd.idx[j] = (uint32_t)i;
+        hx->hd.cnt[j++] = dense[i];
         wsum += (double)dense[i] * pm__hist_bucket_value(L, (uint32_t)i, min, max);
     }
     double var = 0;
     if (count) {
         double mean_hat = wsum / (double)count;
         for (uint32_t i = 0; i < nz; i++) {
-            double d = pm__hist_bucket_value(L, x->hd.idx[i], min, max) - mean_hat;
-            var += (double)x->hd.cnt[i] * d * d;
+            double d = pm__hist_bucket_value(L, hx->hd.idx[i], min, max) - mean_hat;
+            var += (double)hx->hd.cnt[i] * d * d;
         }
         var /= (double)count;
     }
@@ -188,25 +192,25 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
         extra[k] = prev = v;
     }
     extra[L->nbounds] = count;
-    x->cum = extra;
-    x->count = count;
-    x->sum = sum;
+    hx->cum = extra;
+    hx->count = count;
+    hx->sum = sum;
     x->value = sum;
-    x->min = count ? min : NAN;
-    x->max = count ? max : NAN;
-    x->stddev = count ? sqrt(var) : NAN;
-    x->hd.a = snap->a;
-    x->hd.borrowed = 1;
-    x->hd.lowest = L->lowest;
-    x->hd.highest = L->highest;
-    x->hd.lo_key = L->lo_key;
-    x->hd.nb = L->nb;
-    x->hd.count = count;
-    x->hd.sum = sum;
-    x->hd.min = count ? min : INFINITY;
-    x->hd.max = count ? max : -INFINITY;
-    x->hd.n = nz;
-    x->hd.cap = nz;
+    hx->min = count ? min : NAN;
+    hx->max = count ? max : NAN;
+    hx->stddev = count ? sqrt(var) : NAN;
+    hx->hd.a = snap->a;
+    hx->hd.borrowed = 1;
+    hx->hd.lowest = L->lowest;
+    hx->hd.highest = L->highest;
+    hx->hd.lo_key = L->lo_key;
+    hx->hd.nb = L->nb;
+    hx->hd.count = count;
+    hx->hd.sum = sum;
+    hx->hd.min = count ? min : INFINITY;
+    hx->hd.max = count ? max : -INFINITY;
+    hx->hd.n = nz;
+    hx->hd.cap = nz;
     return PM_OK;
 }
 
@@ -266,7 +270,7 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
                 return PM_ENOMEM;
             }
             /* A histogram is active when its count moves (exact below 2^53). */
-            note_activity(s, f->type == PM_TYPE_HISTOGRAM ? (double)x->count : x->value, now);
+            note_activity(s, f->type == PM_TYPE_HISTOGRAM ? (double)x->h->count : x->value, now);
         }
     }
     return PM_OK;
@@ -444,27 +448,27 @@ int pm_snap_series_is_overflow(const pm_snap_series_t *s) { return s ? s->overfl
 double pm_snap_series_created(const pm_snap_series_t *s) { return s ? s->created : NAN; }
 double pm_snap_series_value(const pm_snap_series_t *s) { return s ? s->value : NAN; }
 
-static bool is_hist(const pm_snap_series_t *s) { return s && s->fam->type == PM_TYPE_HISTOGRAM; }
+static bool is_hist(const pm_snap_series_t *s) { return s && s->h; }
 
-uint64_t pm_snap_series_count(const pm_snap_series_t *s) { return is_hist(s) ? s->count : 0; }
-double pm_snap_series_sum(const pm_snap_series_t *s) { return is_hist(s) ? s->sum : NAN; }
-double pm_snap_series_min(const pm_snap_series_t *s) { return is_hist(s) ? s->min : NAN; }
-double pm_snap_series_max(const pm_snap_series_t *s) { return is_hist(s) ? s->max : NAN; }
+uint64_t pm_snap_series_count(const pm_snap_series_t *s) { return is_hist(s) ? s->h->count : 0; }
+double pm_snap_series_sum(const pm_snap_series_t *s) { return is_hist(s) ? s->h->sum : NAN; }
+double pm_snap_series_min(const pm_snap_series_t *s) { return is_hist(s) ? s->h->min : NAN; }
+double pm_snap_series_max(const pm_snap_series_t *s) { return is_hist(s) ? s->h->max : NAN; }
 double pm_snap_series_mean(const pm_snap_series_t *s)
 {
-    return is_hist(s) && s->count ? s->sum / (double)s->count : NAN;
+    return is_hist(s) && s->h->count ? s->h->sum / (double)s->h->count : NAN;
 }
-double pm_snap_series_stddev(const pm_snap_series_t *s) { return is_hist(s) ? s->stddev : NAN; }
+double pm_snap_series_stddev(const pm_snap_series_t *s) { return is_hist(s) ? s->h->stddev : NAN; }
 uint64_t pm_snap_series_bucket_cumulative(const pm_snap_series_t *s, size_t i)
 {
-    return is_hist(s) && i <= s->fam->nbounds ? s->cum[i] : 0;
+    return is_hist(s) && i <= s->fam->nbounds ? s->h->cum[i] : 0;
 }
 pm_status_t pm_snap_series_quantile(const pm_snap_series_t *s, double q, double *out)
 {
     if (!is_hist(s) || !out) return PM_EINVAL;
-    return pm_hdata_quantile(&s->hd, q, out);
+    return pm_hdata_quantile(&s->h->hd, q, out);
 }
 const pm_hdata_t *pm_snap_series_hdata(const pm_snap_series_t *s)
 {
-    return is_hist(s) ? &s->hd : NULL;
+    return is_hist(s) ? &s->h->hd : NULL;
 }

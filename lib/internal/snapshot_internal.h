@@ -10,17 +10,22 @@ typedef struct pm_arena_chunk {
     _Alignas(16) unsigned char data[];
 } pm_arena_chunk;
 
-struct pm_snap_series {
-    const struct pm_snap_family *fam;
-    const char **values;
-    int overflow;
-    double created;
-    double value;
-    /* histograms */
+/* Histogram-only part of a snapshot series, allocated for histograms only
+ * (a snapshot of many counters stays small). */
+typedef struct pm_snap_hist {
     uint64_t count;
     double sum, min, max, stddev;
     uint64_t *cum; /* per bound, then +Inf */
     pm_hdata_t hd;
+} pm_snap_hist;
+
+struct pm_snap_series {
+    const struct pm_snap_family *fam;
+    const char **values;
+    double created;
+    double value;
+    pm_snap_hist *h; /* histograms only */
+    int overflow;
 };
 
 struct pm_snap_family {
