@@ -5,17 +5,6 @@
 
 #include <math.h>
 
-struct pm_collector_entry {
-    pm_collector_entry *next;
-    pm_registry *r;
-    char *name;
-    pm_collect_fn fn;
-    void *user;
-    pm_release_fn release;
-    uint64_t runs, failures;
-    uint64_t runs_new, failures_new; /* this snapshot's; kept only if it succeeds */
-};
-
 struct pm_emit {
     pm_registry *r;
     pm_snapshot_t *s;
@@ -31,85 +20,35 @@ PM_TLS int pm__in_callback;
 pm_status_t pm_collector_add(pm_registry_t *r, const char *name, pm_collect_fn fn, void *user,
                              pm_release_fn release, pm_collector_t **out)
 {
-    if (out) *out = NULL;
-    pm_status_t st = PM_OK;
-    pm_collector_entry *c = NULL;
-    if (!r || !name || !fn) {
-        st = PM_EINVAL;
-        goto fail;
-    }
-    if (!*name || strlen(name) > PM_MAX_LABEL_VALUE || !pm__valid_utf8(name, strlen(name))) {
-        st = PM_EUTF8;
-        goto fail;
-    }
-    if (pm__in_callback) {
-        st = PM_ESTATE;
-        goto fail;
-    }
-    pthread_mutex_lock(&r->snap_lock);
-    pm_collector_entry **tail = &r->collectors;
-    for (; *tail; tail = &(*tail)->next)
-        if (!strcmp((*tail)->name, name)) st = PM_EEXIST;
-    if (st == PM_OK && !(c = pm__calloc(&r->a, sizeof *c))) st = PM_ENOMEM;
-    if (st == PM_OK && !(c->name = pm__strdup(&r->a, name))) {
-        pm__free(&r->a, c);
-        st = PM_ENOMEM;
-    }
-    if (st == PM_OK) {
-        c->r = r;
-        c->fn = fn;
-        c->user = user;
-        c->release = release;
-        *tail = c;
-    }
-    pthread_mutex_unlock(&r->snap_lock);
-    if (st != PM_OK) goto fail;
-    if (out) *out = (pm_collector_t *)c;
-    return PM_OK;
-fail:
-    if (release) release(user);
+    pm_cb_entry *e = NULL;
+    /* From inside a callback the snapshot lock is held: refuse, never deadlock. */
+    pm_status_t st = pm__cb_add(r, r ? &r->snap_lock : NULL, r ? &r->collectors : NULL, name,
+                                (void (*)(void))fn, user, release, true, &e);
+    if (out) *out = (pm_collector_t *)e;
     return st;
-}
-
-static void entry_free(pm_registry *r, pm_collector_entry *c)
-{
-    if (c->release) c->release(c->user);
-    pm__free(&r->a, c->name);
-    pm__free(&r->a, c);
 }
 
 pm_status_t pm_collector_remove(pm_collector_t *handle)
 {
-    pm_collector_entry *c = (pm_collector_entry *)handle;
+    pm_cb_entry *c = (pm_cb_entry *)handle;
     if (!c) return PM_OK;
     if (pm__in_callback) return PM_ESTATE;
     pm_registry *r = c->r;
-    pthread_mutex_lock(&r->snap_lock);
-    pm_collector_entry **p = &r->collectors;
-    while (*p && *p != c) p = &(*p)->next;
-    if (*p) *p = c->next;
+    pthread_mutex_lock(&r->snap_lock); /* waits for a running collector */
+    pm__cb_unlink(&r->collectors, c);
     pthread_mutex_unlock(&r->snap_lock);
-    entry_free(r, c);
+    pm__cb_free(r, c);
     return PM_OK;
 }
 
-void pm__collectors_free(pm_registry *r)
-{
-    pm_collector_entry *c = r->collectors;
-    r->collectors = NULL;
-    while (c) {
-        pm_collector_entry *n = c->next;
-        entry_free(r, c);
-        c = n;
-    }
-}
+void pm__collectors_free(pm_registry *r) { pm__cb_free_all(r, &r->collectors); }
 
 void pm__collectors_run(pm_registry *r, pm_snapshot_t *s)
 {
-    for (pm_collector_entry *c = r->collectors; c; c = c->next) {
+    for (pm_cb_entry *c = r->collectors; c; c = c->next) {
         pm_emit_t e = {r, s, NULL, s->nfam, PM_OK, NULL, 0};
         pm__in_callback++;
-        pm_status_t st = c->fn(&e, c->user);
+        pm_status_t st = ((pm_collect_fn)c->fn)(&e, c->user);
         pm__in_callback--;
         c->runs_new++;
         if (st != PM_OK || e.err != PM_OK) {
@@ -121,7 +60,7 @@ void pm__collectors_run(pm_registry *r, pm_snapshot_t *s)
 
 void pm__collectors_settle(pm_registry *r, bool keep)
 {
-    for (pm_collector_entry *c = r->collectors; c; c = c->next) {
+    for (pm_cb_entry *c = r->collectors; c; c = c->next) {
         if (keep) {
             c->runs += c->runs_new;
             c->failures += c->failures_new;
@@ -139,7 +78,7 @@ pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s)
         s, PM_TYPE_COUNTER, "perfmetrics_collector_failures",
         "Collector runs that failed (their output was dropped).", "", label, 1);
     if (!runs || !fails) return PM_ENOMEM;
-    for (pm_collector_entry *c = r->collectors; c; c = c->next) {
+    for (pm_cb_entry *c = r->collectors; c; c = c->next) {
         const char *v[1] = {c->name};
         if (!pm__snap_series_add(s, runs, v, (double)(c->runs + c->runs_new)) ||
             !pm__snap_series_add(s, fails, v, (double)(c->failures + c->failures_new)))

@@ -7,6 +7,8 @@
  * fit, or a field that does not parse, makes the run fail with PM_EIO (the
  * core then drops this run's output and counts the failure). Numbers are
  * parsed by hand, so the host's locale never matters. */
+#include "internal/proc.h"
+
 #include <perfmetrics/collector.h>
 
 #include <dirent.h>
@@ -38,68 +40,6 @@ enum {
     STAT_FIELDS_NEEDED = STAT_STARTTIME + 1
 };
 
-/* Reads the whole of a (small) file into buf, NUL-terminated. PM_EIO if it
- * cannot be read or does not fit in size - 1 bytes. */
-static pm_status_t read_small_file(const char *path, char *buf, size_t size, size_t *len)
-{
-    int fd;
-    size_t n = 0;
-
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return PM_EIO;
-    for (;;) {
-        if (n == size - 1) {
-            /* Full: only acceptable if the file ends exactly here. */
-            char extra;
-            ssize_t r = read(fd, &extra, 1);
-            if (r < 0 && errno == EINTR) continue;
-            close(fd);
-            if (r != 0) return PM_EIO;
-            break;
-        }
-        ssize_t r = read(fd, buf + n, size - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            close(fd);
-            return PM_EIO;
-        }
-        if (r == 0) {
-            close(fd);
-            break;
-        }
-        n += (size_t)r;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return PM_OK;
-}
-
-/* Parses an unsigned decimal at *p (no sign, at least one digit), advancing
- * *p past it. Returns 0 on a missing number or overflow. */
-static int parse_u64(const char **p, uint64_t *out)
-{
-    const char *s = *p;
-    uint64_t v = 0;
-
-    if (*s < '0' || *s > '9') return 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) return 0;
-        v = v * 10 + d;
-    }
-    *p = s;
-    *out = v;
-    return 1;
-}
-
-static void skip_blanks(const char **p)
-{
-    while (**p == ' ' || **p == '\t') (*p)++;
-}
-
-/* Skips one whitespace-delimited token (any characters but blanks/newline). */
 static int skip_token(const char **p)
 {
     const char *s = *p;
@@ -132,8 +72,8 @@ static pm_status_t parse_proc_stat(const char *buf, size_t len, struct proc_stat
 
     const char *p = close_paren + 1;
     for (int field = 0; field < STAT_FIELDS_NEEDED; field++) {
-        skip_blanks(&p);
-        if (dst[field] ? !parse_u64(&p, dst[field]) : !skip_token(&p)) return PM_EIO;
+        pm__skip_blanks(&p);
+        if (dst[field] ? !pm__parse_u64(&p, dst[field]) : !skip_token(&p)) return PM_EIO;
     }
     return PM_OK;
 }
@@ -143,10 +83,10 @@ static pm_status_t parse_proc_stat(const char *buf, size_t len, struct proc_stat
 static pm_status_t parse_statm(const char *buf, uint64_t *size_pages, uint64_t *rss_pages)
 {
     const char *p = buf;
-    skip_blanks(&p);
-    if (!parse_u64(&p, size_pages)) return PM_EIO;
-    skip_blanks(&p);
-    if (!parse_u64(&p, rss_pages)) return PM_EIO;
+    pm__skip_blanks(&p);
+    if (!pm__parse_u64(&p, size_pages)) return PM_EIO;
+    pm__skip_blanks(&p);
+    if (!pm__parse_u64(&p, rss_pages)) return PM_EIO;
     return PM_OK;
 }
 
@@ -184,8 +124,8 @@ static pm_status_t read_boot_time(uint64_t *btime)
             line[line_len] = '\0';
             if (!overlong && strncmp(line, key, sizeof key - 1) == 0) {
                 const char *p = line + sizeof key - 1;
-                skip_blanks(&p);
-                if (parse_u64(&p, btime)) found = 1;
+                pm__skip_blanks(&p);
+                if (pm__parse_u64(&p, btime)) found = 1;
             }
             line_len = 0;
             overlong = 0;
@@ -239,9 +179,9 @@ static pm_status_t process_collect(pm_emit_t *e, void *user)
     long page = sysconf(_SC_PAGESIZE);
     if (ticks <= 0 || page <= 0) return PM_EIO;
 
-    if ((st = read_small_file("/proc/self/stat", buf, sizeof buf, &len)) != PM_OK) return st;
+    if ((st = pm__proc_read("/proc/self/stat", buf, sizeof buf, &len, 1)) != PM_OK) return st;
     if ((st = parse_proc_stat(buf, len, &ps)) != PM_OK) return st;
-    if ((st = read_small_file("/proc/self/statm", buf, sizeof buf, &len)) != PM_OK) return st;
+    if ((st = pm__proc_read("/proc/self/statm", buf, sizeof buf, &len, 1)) != PM_OK) return st;
     if ((st = parse_statm(buf, &size_pages, &rss_pages)) != PM_OK) return st;
     if ((st = read_boot_time(&btime)) != PM_OK) return st;
     if ((st = count_open_fds(&open_fds)) != PM_OK) return st;

@@ -11,7 +11,7 @@
  * /proc files are read into fixed-size stack buffers and only complete lines
  * are parsed; numbers are parsed by hand, so the host's locale never matters.
  * A missing or malformed value fails the run with PM_EIO. */
-#include "internal/pm_internal.h"
+#include "internal/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,55 +39,6 @@ struct system_state {
     double last_ratio; /* reported again when no tick passed since prev */
 };
 
-/* Reads at most size - 1 bytes from the start of path, NUL-terminated.
- * Callers parse only complete lines, so a cut-off tail is harmless. */
-static pm_status_t read_prefix(const char *path, char *buf, size_t size, size_t *len)
-{
-    int fd;
-    size_t n = 0;
-
-    do {
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    } while (fd < 0 && errno == EINTR);
-    if (fd < 0) return PM_EIO;
-    while (n < size - 1) {
-        ssize_t r = read(fd, buf + n, size - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            close(fd);
-            return PM_EIO;
-        }
-        if (r == 0) break;
-        n += (size_t)r;
-    }
-    close(fd);
-    buf[n] = '\0';
-    *len = n;
-    return PM_OK;
-}
-
-static void skip_blanks(const char **p)
-{
-    while (**p == ' ' || **p == '\t') (*p)++;
-}
-
-/* Parses an unsigned decimal integer, advancing *p. 0 if none or overflow. */
-static int parse_u64(const char **p, uint64_t *out)
-{
-    const char *s = *p;
-    uint64_t v = 0;
-
-    if (*s < '0' || *s > '9') return 0;
-    for (; *s >= '0' && *s <= '9'; s++) {
-        unsigned d = (unsigned)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10) return 0;
-        v = v * 10 + d;
-    }
-    *p = s;
-    *out = v;
-    return 1;
-}
-
 /* Parses "digits[.digits]" (the form of /proc/loadavg), advancing *p.
  * Independent of LC_NUMERIC, unlike strtod. While the digits fit in 2^53 the
  * value is one correctly rounded division of two exact integers, so "1.59"
@@ -96,7 +47,7 @@ static int parse_decimal(const char **p, double *out)
 {
     const uint64_t exact = UINT64_C(1) << 53;
     uint64_t ip, frac = 0, scale = 1;
-    if (!parse_u64(p, &ip)) return 0;
+    if (!pm__parse_u64(p, &ip)) return 0;
     if (**p == '.') {
         const char *s = *p + 1;
         if (*s < '0' || *s > '9') return 0;
@@ -118,11 +69,11 @@ static pm_status_t read_loadavg(double load[3])
 {
     char buf[PREFIX_BUF_SIZE];
     size_t len;
-    pm_status_t st = read_prefix("/proc/loadavg", buf, sizeof buf, &len);
+    pm_status_t st = pm__proc_read("/proc/loadavg", buf, sizeof buf, &len, 0);
     if (st != PM_OK) return st;
     const char *p = buf;
     for (int i = 0; i < 3; i++) {
-        skip_blanks(&p);
+        pm__skip_blanks(&p);
         if (!parse_decimal(&p, &load[i])) return PM_EIO;
         if (*p != ' ' && *p != '\t') return PM_EIO;
     }
@@ -140,7 +91,7 @@ static pm_status_t read_meminfo(double *total_bytes, double *available_bytes)
     int found[MI_COUNT] = {0};
     char buf[PREFIX_BUF_SIZE];
     size_t len;
-    pm_status_t st = read_prefix("/proc/meminfo", buf, sizeof buf, &len);
+    pm_status_t st = pm__proc_read("/proc/meminfo", buf, sizeof buf, &len, 0);
     if (st != PM_OK) return st;
 
     for (const char *line = buf;;) {
@@ -151,9 +102,9 @@ static pm_status_t read_meminfo(double *total_bytes, double *available_bytes)
             if (found[k] || (size_t)(nl - line) < kl || memcmp(line, keys[k], kl) != 0)
                 continue;
             const char *p = line + kl;
-            skip_blanks(&p);
-            if (!parse_u64(&p, &kb[k])) return PM_EIO;
-            skip_blanks(&p);
+            pm__skip_blanks(&p);
+            if (!pm__parse_u64(&p, &kb[k])) return PM_EIO;
+            pm__skip_blanks(&p);
             /* Every value meminfo reports in memory units is in kB. */
             if (strncmp(p, "kB", 2) != 0) return PM_EIO;
             found[k] = 1;
@@ -189,15 +140,15 @@ static pm_status_t read_cpu_times(struct cpu_times *out)
     uint64_t v[NFIELDS] = {0};
     char buf[PREFIX_BUF_SIZE];
     size_t len;
-    pm_status_t st = read_prefix("/proc/stat", buf, sizeof buf, &len);
+    pm_status_t st = pm__proc_read("/proc/stat", buf, sizeof buf, &len, 0);
     if (st != PM_OK) return st;
     if (!memchr(buf, '\n', len) || strncmp(buf, "cpu ", 4) != 0) return PM_EIO;
 
     const char *p = buf + 4;
     int n = 0;
     for (; n < NFIELDS; n++) {
-        skip_blanks(&p);
-        if (!parse_u64(&p, &v[n])) break;
+        pm__skip_blanks(&p);
+        if (!pm__parse_u64(&p, &v[n])) break;
     }
     if (n <= IDLE) return PM_EIO;
     uint64_t total = 0;

@@ -127,6 +127,8 @@ pm_status_t pm_counter_new(pm_registry_t *r, const char *name, const char *help,
     return pm__unlabeled_new(r, PM_TYPE_COUNTER, name, help, (pm_series **)out);
 }
 
+static void record_add(pm_series *s, double delta) { pm_counter_add((pm_counter_t *)s, delta); }
+
 pm_status_t pm_counter_add_labeled(pm_family_t *f, const char *const *values, size_t n,
                                    double delta)
 {
@@ -136,22 +138,5 @@ pm_status_t pm_counter_add_labeled(pm_family_t *f, const char *const *values, si
         atomic_fetch_add_explicit(&f->rejected, 1, memory_order_relaxed);
         return PM_ERANGE;
     }
-    if (n != f->nlabels) return PM_ELABELCOUNT;
-    if (n && !values) return PM_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!values[i]) return PM_EINVAL;
-    pm_registry *r = f->reg;
-    unsigned tok = pm__read_enter(r);
-    pm_series *s = pm__series_find(f, values, n);
-    if (PM_LIKELY(s != NULL)) {
-        pm_counter_add((pm_counter_t *)s, delta);
-        pm__read_exit(r, tok);
-        return PM_OK;
-    }
-    pm__read_exit(r, tok);
-    pm_status_t st = pm__series_get(f, PM_TYPE_COUNTER, values, n, &s);
-    if (st != PM_OK) return st;
-    pm_counter_add((pm_counter_t *)s, delta);
-    pm__series_release(s);
-    return PM_OK;
+    return pm__labeled_record(f, PM_TYPE_COUNTER, values, n, delta, record_add);
 }

@@ -6,89 +6,32 @@
 #include <errno.h>
 #include <time.h>
 
-struct pm_exporter_entry {
-    pm_exporter_entry *next;
-    pm_registry *r;
-    char *name;
-    pm_export_fn fn;
-    void *user;
-    pm_release_fn release;
-    uint64_t runs, failures; /* under ex_lock */
-};
-
 pm_status_t pm_exporter_add(pm_registry_t *r, const char *name, pm_export_fn fn, void *user,
                             pm_release_fn release, pm_exporter_t **out)
 {
-    if (out) *out = NULL;
-    pm_status_t st = PM_OK;
-    pm_exporter_entry *e = NULL;
-    if (!r || !name || !fn) {
-        st = PM_EINVAL;
-        goto fail;
-    }
-    if (!*name || strlen(name) > PM_MAX_LABEL_VALUE || !pm__valid_utf8(name, strlen(name))) {
-        st = PM_EUTF8;
-        goto fail;
-    }
-    pthread_mutex_lock(&r->ex_lock);
-    pm_exporter_entry **tail = &r->exporters;
-    for (; *tail; tail = &(*tail)->next)
-        if (!strcmp((*tail)->name, name)) st = PM_EEXIST;
-    if (st == PM_OK && !(e = pm__calloc(&r->a, sizeof *e))) st = PM_ENOMEM;
-    if (st == PM_OK && !(e->name = pm__strdup(&r->a, name))) {
-        pm__free(&r->a, e);
-        st = PM_ENOMEM;
-    }
-    if (st == PM_OK) {
-        e->r = r;
-        e->fn = fn;
-        e->user = user;
-        e->release = release;
-        *tail = e;
-    }
-    pthread_mutex_unlock(&r->ex_lock);
-    if (st != PM_OK) goto fail;
+    pm_cb_entry *e = NULL;
+    pm_status_t st = pm__cb_add(r, r ? &r->ex_lock : NULL, r ? &r->exporters : NULL, name,
+                                (void (*)(void))fn, user, release, false, &e);
     if (out) *out = (pm_exporter_t *)e;
-    return PM_OK;
-fail:
-    if (release) release(user);
     return st;
-}
-
-static void entry_free(pm_registry *r, pm_exporter_entry *e)
-{
-    if (e->release) e->release(e->user);
-    pm__free(&r->a, e->name);
-    pm__free(&r->a, e);
 }
 
 pm_status_t pm_exporter_remove(pm_exporter_t *handle)
 {
-    pm_exporter_entry *e = (pm_exporter_entry *)handle;
+    pm_cb_entry *e = (pm_cb_entry *)handle;
     if (!e) return PM_OK;
     if (pm__in_callback) return PM_ESTATE;
     pm_registry *r = e->r;
     pthread_mutex_lock(&r->run_lock); /* waits for a running export */
     pthread_mutex_lock(&r->ex_lock);
-    pm_exporter_entry **p = &r->exporters;
-    while (*p && *p != e) p = &(*p)->next;
-    if (*p) *p = e->next;
+    pm__cb_unlink(&r->exporters, e);
     pthread_mutex_unlock(&r->ex_lock);
     pthread_mutex_unlock(&r->run_lock);
-    entry_free(r, e);
+    pm__cb_free(r, e);
     return PM_OK;
 }
 
-void pm__exporters_free(pm_registry *r)
-{
-    pm_exporter_entry *e = r->exporters;
-    r->exporters = NULL;
-    while (e) {
-        pm_exporter_entry *n = e->next;
-        entry_free(r, e);
-        e = n;
-    }
-}
+void pm__exporters_free(pm_registry *r) { pm__cb_free_all(r, &r->exporters); }
 
 pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s)
 {
@@ -109,7 +52,7 @@ pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s)
         return PM_ENOMEM;
     pm_status_t st = PM_OK;
     pthread_mutex_lock(&r->ex_lock);
-    for (pm_exporter_entry *e = r->exporters; e && st == PM_OK; e = e->next) {
+    for (pm_cb_entry *e = r->exporters; e && st == PM_OK; e = e->next) {
         const char *v[1] = {e->name};
         if (!pm__snap_series_add(s, runs, v, (double)e->runs) ||
             !pm__snap_series_add(s, fails, v, (double)e->failures))
@@ -131,10 +74,10 @@ pm_status_t pm_export_now(pm_registry_t *r)
         return st;
     }
     pthread_mutex_lock(&r->ex_lock);
-    for (pm_exporter_entry *e = r->exporters; e;) {
+    for (pm_cb_entry *e = r->exporters; e;) {
         pthread_mutex_unlock(&r->ex_lock);
         pm__in_callback++;
-        pm_status_t rc = e->fn(s, e->user);
+        pm_status_t rc = ((pm_export_fn)e->fn)(s, e->user);
         pm__in_callback--;
         pthread_mutex_lock(&r->ex_lock);
         e->runs++;

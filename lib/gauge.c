@@ -49,26 +49,11 @@ pm_status_t pm_gauge_new(pm_registry_t *r, const char *name, const char *help,
     return pm__unlabeled_new(r, PM_TYPE_GAUGE, name, help, (pm_series **)out);
 }
 
+static void record_set(pm_series *s, double v) { pm_gauge_set((pm_gauge_t *)s, v); }
+
 pm_status_t pm_gauge_set_labeled(pm_family_t *f, const char *const *values, size_t n, double v)
 {
     if (!f) return PM_EINVAL;
     if (f->type != PM_TYPE_GAUGE || f->cb) return PM_ETYPE;
-    if (n != f->nlabels) return PM_ELABELCOUNT;
-    if (n && !values) return PM_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!values[i]) return PM_EINVAL;
-    pm_registry *r = f->reg;
-    unsigned tok = pm__read_enter(r);
-    pm_series *s = pm__series_find(f, values, n);
-    if (PM_LIKELY(s != NULL)) {
-        pm_gauge_set((pm_gauge_t *)s, v);
-        pm__read_exit(r, tok);
-        return PM_OK;
-    }
-    pm__read_exit(r, tok);
-    pm_status_t st = pm__series_get(f, PM_TYPE_GAUGE, values, n, &s);
-    if (st != PM_OK) return st;
-    pm_gauge_set((pm_gauge_t *)s, v);
-    pm__series_release(s);
-    return PM_OK;
+    return pm__labeled_record(f, PM_TYPE_GAUGE, values, n, v, record_set);
 }

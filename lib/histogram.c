@@ -150,6 +150,8 @@ pm_status_t pm_histogram_new(pm_registry_t *r, const char *name, const char *hel
     return pm__unlabeled_new(r, PM_TYPE_HISTOGRAM, name, help, (pm_series **)out);
 }
 
+static void record_observe(pm_series *s, double v) { pm_histogram_observe((pm_histogram_t *)s, v); }
+
 pm_status_t pm_histogram_observe_labeled(pm_family_t *f, const char *const *values, size_t n,
                                          double v)
 {
@@ -159,22 +161,5 @@ pm_status_t pm_histogram_observe_labeled(pm_family_t *f, const char *const *valu
         atomic_fetch_add_explicit(&f->rejected, 1, memory_order_relaxed);
         return PM_ERANGE;
     }
-    if (n != f->nlabels) return PM_ELABELCOUNT;
-    if (n && !values) return PM_EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (!values[i]) return PM_EINVAL;
-    pm_registry *r = f->reg;
-    unsigned tok = pm__read_enter(r);
-    pm_series *s = pm__series_find(f, values, n);
-    if (PM_LIKELY(s != NULL)) {
-        pm_histogram_observe((pm_histogram_t *)s, v);
-        pm__read_exit(r, tok);
-        return PM_OK;
-    }
-    pm__read_exit(r, tok);
-    pm_status_t st = pm__series_get(f, PM_TYPE_HISTOGRAM, values, n, &s);
-    if (st != PM_OK) return st;
-    pm_histogram_observe((pm_histogram_t *)s, v);
-    pm__series_release(s);
-    return PM_OK;
+    return pm__labeled_record(f, PM_TYPE_HISTOGRAM, values, n, v, record_observe);
 }

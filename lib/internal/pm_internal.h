@@ -240,8 +240,27 @@ struct pm_family {
 };
 
 /* ------------------------------------------------------------ registry */
-typedef struct pm_collector_entry pm_collector_entry;
-typedef struct pm_exporter_entry pm_exporter_entry;
+/* A named callback with user data: the shape collectors and exporters share
+ * (lib/callback.c). fn is cast back to pm_collect_fn / pm_export_fn to call. */
+typedef struct pm_cb_entry {
+    struct pm_cb_entry *next;
+    pm_registry *r;
+    char *name;
+    void (*fn)(void);
+    void *user;
+    pm_release_fn release;
+    uint64_t runs, failures;         /* under the list's lock */
+    uint64_t runs_new, failures_new; /* collectors: this snapshot's, kept if it succeeds */
+} pm_cb_entry;
+
+extern PM_TLS int pm__in_callback; /* inside a collector, exporter or gauge callback */
+/* Adds a uniquely named entry under `lock`; on any failure calls release(user). */
+pm_status_t pm__cb_add(pm_registry *r, pthread_mutex_t *lock, pm_cb_entry **head,
+                       const char *name, void (*fn)(void), void *user, pm_release_fn release,
+                       bool refuse_in_callback, pm_cb_entry **out);
+void pm__cb_unlink(pm_cb_entry **head, pm_cb_entry *e); /* under the list's lock */
+void pm__cb_free(pm_registry *r, pm_cb_entry *e);       /* calls release */
+void pm__cb_free_all(pm_registry *r, pm_cb_entry **head);
 
 struct pm_registry {
     pm_alloc_t a;
@@ -271,11 +290,11 @@ struct pm_registry {
     pthread_mutex_t snap_lock;
     uint64_t snapshots;
     double last_snapshot_seconds;
-    pm_collector_entry *collectors;
+    pm_cb_entry *collectors;
     /* exporters */
     pthread_mutex_t ex_lock;  /* exporter list */
     pthread_mutex_t run_lock; /* serialises export runs */
-    pm_exporter_entry *exporters;
+    pm_cb_entry *exporters;
     _Atomic uint64_t export_errors; /* export runs that got no snapshot */
     double interval;
     uint64_t last_tick_ns;
@@ -333,6 +352,34 @@ void pm__hist_want(pm_series *s, unsigned stripe);
 void pm__hist_grant_wants_locked(pm_registry *r);
 /* Removes a series from its family (under lock). */
 void pm__series_unlink_locked(pm_registry *r, pm_series *s);
+
+/* The one-call labeled forms: look the series up inside a reader section
+ * (no lock), create it on a miss, record v. The caller has checked the type
+ * and the value. `record` is a constant at every call site, so this inlines
+ * to a direct call. */
+static inline pm_status_t pm__labeled_record(pm_family *f, pm_type_t type,
+                                             const char *const *values, size_t n, double v,
+                                             void (*record)(pm_series *, double))
+{
+    if (n != f->nlabels) return PM_ELABELCOUNT;
+    if (n && !values) return PM_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!values[i]) return PM_EINVAL;
+    pm_registry *r = f->reg;
+    unsigned tok = pm__read_enter(r);
+    pm_series *s = pm__series_find(f, values, n);
+    if (PM_LIKELY(s != NULL)) {
+        record(s, v);
+        pm__read_exit(r, tok);
+        return PM_OK;
+    }
+    pm__read_exit(r, tok);
+    pm_status_t st = pm__series_get(f, type, values, n, &s);
+    if (st != PM_OK) return st;
+    record(s, v);
+    pm__series_release(s);
+    return PM_OK;
+}
 
 /* counter/gauge/histogram readers (snapshot side; counters under r->lock) */
 double pm__counter_read(const pm_series *s);

@@ -66,6 +66,5 @@ pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s);
 void pm__collectors_settle(pm_registry *r, bool keep);
 /* exporter.c */
 pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s);
-extern PM_TLS int pm__in_callback; /* inside a collector or exporter callback */
 
 #endif
