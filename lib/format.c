@@ -599,6 +599,20 @@ static int pm__w_labels_open(pm__writer_t *w, const pm__labelset_t *ls, const pm
     return 1;
 }
 
+void pm__w_buckets(pm__writer_t *w, const char *name, size_t name_len, const pm__labelset_t *ls,
+                   const pm_snap_series_t *s, const pm__bounds_t *bd, uint64_t count)
+{
+    for (size_t b = 0; b < bd->n; b++) {
+        pm__w_sample_head(w, name, name_len, PM__LIT_ARG("_bucket"), ls, s, bd->item[b].text,
+                          bd->item[b].len);
+        pm__w_u64(w, pm_snap_series_bucket_cumulative(s, b));
+        pm__w_char(w, '\n');
+    }
+    pm__w_sample_head(w, name, name_len, PM__LIT_ARG("_bucket"), ls, s, PM__LIT_ARG("+Inf"));
+    pm__w_u64(w, count);
+    pm__w_char(w, '\n');
+}
+
 void pm__w_sample_head(pm__writer_t *w, const char *name, size_t name_len, const char *suffix,
                        size_t suffix_len, const pm__labelset_t *ls, const pm_snap_series_t *s,
                        const char *le, size_t le_len)

@@ -84,16 +84,7 @@ static void pm__om_histogram(pm__writer_t *w, const pm_snap_family_t *f, const p
         const pm_snap_series_t *s = pm_snap_family_series(f, i);
         if (!s) continue;
         uint64_t count = pm_snap_series_count(s);
-        for (size_t b = 0; b < bd->n; b++) {
-            pm__w_sample_head(w, of->name, of->name_len, PM__LIT_ARG("_bucket"), of->ls, s,
-                              bd->item[b].text, bd->item[b].len);
-            pm__w_u64(w, pm_snap_series_bucket_cumulative(s, b));
-            pm__w_char(w, '\n');
-        }
-        pm__w_sample_head(w, of->name, of->name_len, PM__LIT_ARG("_bucket"), of->ls, s,
-                          PM__LIT_ARG("+Inf"));
-        pm__w_u64(w, count);
-        pm__w_char(w, '\n');
+        pm__w_buckets(w, of->name, of->name_len, of->ls, s, bd, count);
         double sum = pm_snap_series_sum(s);
         if (!negative_bound && sum >= 0) {
             pm__om_head(w, of, PM__LIT_ARG("_count"), s);

@@ -160,6 +160,10 @@ void pm__bounds_free(pm__bounds_t *b);
 void pm__w_sample_head(pm__writer_t *w, const char *name, size_t name_len, const char *suffix,
                        size_t suffix_len, const pm__labelset_t *ls, const pm_snap_series_t *s,
                        const char *le, size_t le_len);
+/* Writes the cumulative `<name>_bucket{...,le="..."} n` lines of series s,
+ * +Inf last (its value is count, so the two always agree). Both text formats. */
+void pm__w_buckets(pm__writer_t *w, const char *name, size_t name_len, const pm__labelset_t *ls,
+                   const pm_snap_series_t *s, const pm__bounds_t *bd, uint64_t count);
 /* Writes `# <keyword> <name><suffix> ` (the start of a metadata line). */
 void pm__w_meta_head(pm__writer_t *w, const char *keyword, const char *name, size_t name_len,
                      const char *suffix, size_t suffix_len);
