@@ -4,17 +4,12 @@
  * must agree with the first (count, sum, min, max, quantiles), and encoding the
  * second copy must give the same bytes (the encoding is canonical). Merging a
  * clone into the data must double the count. */
-#include <perfmetrics/perfmetrics.h>
+#include "fuzz_common.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Undefined behaviour inside the library (built with recoverable UBSan) must
- * stop the fuzzer too, not just print. */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
 
 static void fail(const char *what, double a, double b)
 {
@@ -25,18 +20,6 @@ static void fail(const char *what, double a, double b)
 static int same_double(double a, double b)
 {
     return (isnan(a) && isnan(b)) || memcmp(&a, &b, sizeof a) == 0;
-}
-
-static int known_status(int st)
-{
-    switch (st) {
-#define KNOWN_(name, value, text) case value:
-        PM_STATUS_MAP(KNOWN_)
-#undef KNOWN_
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 static void compare(const pm_hdata_t *a, const pm_hdata_t *b)

@@ -10,7 +10,7 @@
  *          convenience constructors), bits 2-3 label count, bit 4 set a unit,
  *          bit 5 snapshot and format, bit 6 register the family twice.
  *   fields: name, unit, help, label names..., then label value tuples. */
-#include <perfmetrics/perfmetrics.h>
+#include "fuzz_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,27 +20,10 @@
 #define MAX_SERIES 4
 #define MAX_LOOKUPS 24
 
-/* Undefined behaviour inside the library (built with recoverable UBSan) must
- * stop the fuzzer too, not just print. */
-const char *__ubsan_default_options(void);
-const char *__ubsan_default_options(void) { return "halt_on_error=1:print_stacktrace=1"; }
-
 static void fail(const char *what, int status)
 {
     fprintf(stderr, "fuzz_names: %s (status %d %s)\n", what, status, pm_status_name(status));
     abort();
-}
-
-static int known_status(int st)
-{
-    switch (st) {
-#define KNOWN_(name, value, text) case value:
-        PM_STATUS_MAP(KNOWN_)
-#undef KNOWN_
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 /* Checks a constructor-like call: a known status, and *out set iff PM_OK. */
