@@ -128,6 +128,8 @@ TEST(test_now_monotonic_per_thread)
 static void bracket(uint64_t *pm, double *mid, uint64_t *width)
 {
     *width = UINT64_MAX;
+    *pm = 0;
+    *mid = 0;
     for (int i = 0; i < 16; i++) {
         uint64_t a = mono_ns(), p = pm_now_ns(), b = mono_ns();
         if (b - a < *width) *width = b - a, *pm = p, *mid = ((double)a + (double)b) / 2;
