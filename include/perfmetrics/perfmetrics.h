@@ -10,5 +10,6 @@
 #include <perfmetrics/format.h>
 #include <perfmetrics/export.h>
 #include <perfmetrics/collector.h>
+#include <perfmetrics/spans.h>
 
 #endif
