@@ -169,6 +169,8 @@ typedef enum pm_tracer_stat {
     PM_TRACER_EVENTS_DROPPED = 7,
     PM_TRACER_EXPORT_FAILURES = 8
 } pm_tracer_stat_t;
+/* Returns one of the tracer's counters (see pm_tracer_stat_t); 0 for NULL or
+ * an unknown index. Thread-safety: any thread, lock-free. */
 PM_API uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which);
 
 /* ---------------------------------------------------------------- spans */
