@@ -216,7 +216,7 @@ static void rec_put(pm_span_rec *r)
 {
     rec_release_memory(r);
     if (ts.seeded && ts.nrecs < CACHE_MAX / 4) {
-        r->base.next_free = &ts.recs->base;
+        r->base.next_free = ts.recs ? &ts.recs->base : NULL;
         ts.recs = r;
         ts.nrecs++;
     } else {
