@@ -25,11 +25,20 @@ typedef struct ring_cell {
 } ring_cell;
 
 typedef struct ring {
-    _Alignas(64) _Atomic size_t enq;
+    _Alignas(64) _Atomic size_t enq; /* also: spans pushed since the start */
     _Alignas(64) _Atomic size_t deq;
     _Alignas(64) size_t mask;
     ring_cell *cells;
 } ring;
+
+/* One stripe: ended spans on their way to the flusher, span records on their
+ * way back to producers, and this stripe's counters, all on lines no other
+ * stripe writes. */
+typedef struct stripe {
+    ring full;  /* ended sampled spans */
+    ring empty; /* flushed records for reuse */
+    _Alignas(64) _Atomic uint64_t sampled, dropped;
+} stripe;
 
 typedef struct span_exporter {
     struct span_exporter *next;
@@ -58,8 +67,8 @@ struct pm_tracer {
     char *service;
     int64_t wall_offset; /* wall ns = mono ns + offset */
     unsigned nrings;
-    ring *rings;
-    _Atomic uint64_t stat[9];
+    stripe *rings;
+    _Atomic uint64_t stat[9]; /* flusher-side counters (exported, failures, drops by limits) */
     pthread_mutex_t flush_lock; /* serialises flushes, exporter list, analytics feed */
     span_exporter *exporters;
     pm_trace_analytics *analytics;
@@ -190,13 +199,18 @@ static void rec_release_memory(pm_span_rec *r)
     r->events = r->events_inline;
 }
 
-static pm_span_rec *rec_get(void)
+static bool ring_push(ring *q, pm_span_rec *v);
+static pm_span_rec *ring_pop(ring *q);
+
+/* A record: this thread's cache, else one the flusher handed back on this
+ * stripe, else malloc (only while the pool of records grows). */
+static pm_span_rec *rec_get(stripe *sp)
 {
     pm_span_rec *r = ts.recs;
     if (PM_LIKELY(r != NULL)) {
         ts.recs = (pm_span_rec *)r->base.next_free;
         ts.nrecs--;
-    } else if (!(r = malloc(sizeof *r))) {
+    } else if (!(r = ring_pop(&sp->empty)) && !(r = malloc(sizeof *r))) {
         return NULL;
     }
     r->attrs = r->attrs_inline;
@@ -212,6 +226,7 @@ static pm_span_rec *rec_get(void)
     return r;
 }
 
+/* Returns a record to this thread's cache (or frees it). */
 static void rec_put(pm_span_rec *r)
 {
     rec_release_memory(r);
@@ -386,8 +401,8 @@ pm_status_t pm_tracer_new(const pm_tracer_opts_t *opts, pm_tracer_t **out)
     if (per < 8) per = 8;
     if (posix_memalign((void **)&t->rings, 64, t->nrings * sizeof *t->rings)) goto fail;
     memset(t->rings, 0, t->nrings * sizeof *t->rings);
-    for (unsigned i = 0; i < t->nrings; i++) {
-        ring *q = &t->rings[i];
+    for (unsigned i = 0; i < t->nrings * 2; i++) {
+        ring *q = i % 2 ? &t->rings[i / 2].empty : &t->rings[i / 2].full;
         q->mask = per - 1;
         if (!(q->cells = calloc(per, sizeof *q->cells))) goto fail;
         for (size_t j = 0; j < per; j++) atomic_init(&q->cells[j].seq, j);
@@ -411,7 +426,10 @@ fail:
     if (st == PM_OK) st = PM_ENOMEM;
     if (t) {
         if (t->rings)
-            for (unsigned i = 0; i < t->nrings; i++) free(t->rings[i].cells);
+            for (unsigned i = 0; i < t->nrings; i++) {
+                free(t->rings[i].full.cells);
+                free(t->rings[i].empty.cells);
+            }
         free(t->rings);
         if (t->analytics) pm__analytics_free(t->analytics);
         free(t->service);
@@ -438,7 +456,12 @@ void pm_tracer_free(pm_tracer_t *t)
         free(e->name);
         free(e);
     }
-    for (unsigned i = 0; i < t->nrings; i++) free(t->rings[i].cells);
+    for (unsigned i = 0; i < t->nrings; i++) {
+        pm_span_rec *r;
+        while ((r = ring_pop(&t->rings[i].empty))) free(r);
+        free(t->rings[i].full.cells);
+        free(t->rings[i].empty.cells);
+    }
     free(t->rings);
     pm__analytics_free(t->analytics);
     pthread_mutex_destroy(&t->flush_lock);
@@ -455,7 +478,24 @@ pm_trace_analytics *pm__tracer_analytics(pm_tracer_t *t) { return t ? t->analyti
 uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which)
 {
     if (!t || which < PM_TRACER_STARTED || which > PM_TRACER_EXPORT_FAILURES) return 0;
-    return atomic_load_explicit(&((pm_tracer_t *)t)->stat[which], memory_order_relaxed);
+    pm_tracer_t *m = (pm_tracer_t *)t;
+    uint64_t sampled = 0, dropped = 0, pushed = 0;
+    for (unsigned i = 0; i < m->nrings; i++) {
+        sampled += atomic_load_explicit(&m->rings[i].sampled, memory_order_relaxed);
+        dropped += atomic_load_explicit(&m->rings[i].dropped, memory_order_relaxed);
+        pushed += atomic_load_explicit(&m->rings[i].full.enq, memory_order_relaxed);
+    }
+    switch (which) {
+    case PM_TRACER_STARTED: /* unsampled spans are not counted: no shared write */
+    case PM_TRACER_SAMPLED:
+        return sampled;
+    case PM_TRACER_ENDED:
+        return pushed + dropped;
+    case PM_TRACER_DROPPED:
+        return dropped;
+    default:
+        return atomic_load_explicit(&m->stat[which], memory_order_relaxed);
+    }
 }
 
 static void stat_add(pm_tracer_t *t, pm_tracer_stat_t which, uint64_t n)
@@ -588,12 +628,13 @@ pm_status_t pm_span_start(pm_tracer_t *t, const char *name, pm_span_kind_t kind,
         sampled = pc->flags & PM_TRACE_FLAG_SAMPLED;
     else
         sampled = sample_root(t, trace_id);
-    stat_add(t, PM_TRACER_STARTED, 1);
 
     pm_span_t *s;
     pm_span_rec *r = NULL;
     if (sampled) {
-        if (!(r = rec_get())) return PM_ENOMEM;
+        stripe *sp = &t->rings[pm__stripe(t->nrings - 1)];
+        if (!(r = rec_get(sp))) return PM_ENOMEM;
+        atomic_fetch_add_explicit(&sp->sampled, 1, memory_order_relaxed);
         s = &r->base;
     } else if (!(s = light_get())) {
         return PM_ENOMEM;
@@ -616,7 +657,6 @@ pm_status_t pm_span_start(pm_tracer_t *t, const char *name, pm_span_kind_t kind,
     s->entered = 0;
     s->prev_current = NULL;
     if (r) {
-        stat_add(t, PM_TRACER_SAMPLED, 1);
         /* The name, cut at 256 bytes on a character boundary. */
         size_t n = strnlen(name, PM_SPAN_NAME_MAX + 1);
         if (n > PM_SPAN_NAME_MAX) {
@@ -638,7 +678,6 @@ void pm_span_end(pm_span_t *s)
     if (!s) return;
     if (pm__tls_span == s) pm__tls_span = s->entered ? s->prev_current : NULL;
     pm_tracer_t *t = s->t;
-    stat_add(t, PM_TRACER_ENDED, 1);
     if (!s->sampled) {
         light_put(s);
         return;
@@ -647,8 +686,9 @@ void pm_span_end(pm_span_t *s)
     r->end_mono = pm_now_ns();
     if (r->end_mono < r->start_mono) r->end_mono = r->start_mono;
     r->end_ns = r->start_ns + (r->end_mono - r->start_mono);
-    if (!ring_push(&t->rings[pm__stripe(t->nrings - 1)], r)) {
-        stat_add(t, PM_TRACER_DROPPED, 1);
+    stripe *sp = &t->rings[pm__stripe(t->nrings - 1)];
+    if (!ring_push(&sp->full, r)) {
+        atomic_fetch_add_explicit(&sp->dropped, 1, memory_order_relaxed);
         rec_put(r);
     }
 }
@@ -870,7 +910,10 @@ pm_status_t pm_tracer_flush(pm_tracer_t *t, size_t *n)
         size_t k = 0;
         for (unsigned q = 0; q < t->nrings && k < t->batch; q++) {
             pm_span_rec *r;
-            while (k < t->batch && (r = ring_pop(&t->rings[q]))) batch[k++] = r;
+            while (k < t->batch && (r = ring_pop(&t->rings[q].full))) {
+                r->base.next_free = (pm_span_t *)(uintptr_t)q; /* its stripe, for the way back */
+                batch[k++] = r;
+            }
         }
         if (!k) break;
         for (size_t i = 0; i < k; i++) {
@@ -885,7 +928,13 @@ pm_status_t pm_tracer_flush(pm_tracer_t *t, size_t *n)
             if (st != PM_OK) stat_add(t, PM_TRACER_EXPORT_FAILURES, 1);
         }
         stat_add(t, PM_TRACER_EXPORTED, k);
-        for (size_t i = 0; i < k; i++) rec_put(batch[i]);
+        for (size_t i = 0; i < k; i++) {
+            /* Back to the producers of its stripe, so they need no malloc. */
+            pm_span_rec *r = batch[i];
+            unsigned q = (unsigned)(uintptr_t)r->base.next_free;
+            rec_release_memory(r);
+            if (!ring_push(&t->rings[q].empty, r)) rec_put(r);
+        }
         total += k;
     }
     pthread_mutex_unlock(&t->flush_lock);

@@ -156,7 +156,8 @@ PM_API pm_status_t pm_tracer_flush(pm_tracer_t *t, size_t *n);
 PM_API pm_status_t pm_tracer_start(pm_tracer_t *t);
 PM_API pm_status_t pm_tracer_stop(pm_tracer_t *t);
 
-/* Tracer counters: spans started (sampled or not), sampled, ended, dropped
+/* Tracer counters, all about sampled spans (an unsampled span does no shared
+ * write, so it is not counted): started (= sampled), sampled, ended, dropped
  * because the buffer was full, exported, attributes and events dropped by
  * limits, exporter failures. 0 for NULL or an unknown index. */
 typedef enum pm_tracer_stat {
