@@ -234,8 +234,10 @@ PM_API const pm_span_data_t *pm_span_batch_span(const pm_span_batch_t *b, size_t
 /* The tracer's service name, for the batch's resource. */
 PM_API const char *pm_span_batch_service(const pm_span_batch_t *b);
 
-/* Ended-span accessors. Strings are never NULL for a valid span ("" if unset);
- * all return 0/NULL/"" for NULL or out-of-range arguments. Times are Unix
+/* Ended-span accessors. Strings are never NULL for a valid span ("" if unset),
+ * except an event's attribute key, NULL when the event has none; all return
+ * 0/NULL/"" for NULL or out-of-range arguments, and a typed attribute getter
+ * called on an attribute of another type returns 0 or "" (no conversion). Times are Unix
  * nanoseconds (wall clock at start plus the monotonic duration). */
 PM_API const char *pm_span_data_name(const pm_span_data_t *s);
 PM_API pm_span_kind_t pm_span_data_kind(const pm_span_data_t *s);
@@ -267,7 +269,7 @@ PM_API uint32_t pm_span_data_dropped_events(const pm_span_data_t *s);
 /* ---------------------------------------------------------------- formats */
 
 typedef enum pm_span_format {
-    PM_SPAN_FORMAT_JSONL = 1,    /* one JSON object per line (doc/tracing.md) */
+    PM_SPAN_FORMAT_JSONL = 1,    /* one JSON object per line (doc/span-formats.md) */
     PM_SPAN_FORMAT_OTLP_JSON = 2 /* OTLP/HTTP JSON ExportTraceServiceRequest */
 } pm_span_format_t;
 
@@ -278,20 +280,31 @@ PM_API pm_status_t pm_span_batch_format(const pm_span_batch_t *b, pm_span_format
 
 /* ---------------------------------------------------------------- W3C trace context */
 
+/* Size of a buffer for pm_traceparent_format, and one that always fits the
+ * output of pm_tracestate_normalize. */
+#define PM_TRACEPARENT_SIZE 56
+#define PM_TRACESTATE_SIZE 513
+
 /* Parses a traceparent header value ("00-<32 hex>-<16 hex>-<2 hex>", lower
- * case; a future version may carry more fields after a '-'). Rejects every
+ * case; a future version may carry more fields after a '-'). Spaces and tabs
+ * at either end are ignored (HTTP strips them); none inside. Rejects every
  * form the W3C spec calls invalid: version ff, all-zero trace or span id,
- * wrong lengths, upper-case or non-hex digits, bad separators. On success
- * *out is filled with remote = 1. Errors: PM_EINVAL (NULL), PM_EPARSE (*out zeroed).
- * Thread-safety: any thread. */
+ * wrong lengths, upper-case or non-hex digits, bad separators. Version 00
+ * keeps the flags byte as received; a higher version keeps only the sampled
+ * bit. On success *out is filled with remote = 1.
+ * Errors: PM_EINVAL (NULL), PM_EPARSE (*out zeroed).
+ * Thread-safety: any thread; no allocation. */
 PM_API pm_status_t pm_traceparent_parse(const char *header, size_t len, pm_trace_context_t *out);
 /* Writes the 55-character traceparent (version 00) plus a NUL into buf
- * (size >= 56). Errors: PM_EINVAL (NULL, small buffer, all-zero ids). */
+ * (size >= PM_TRACEPARENT_SIZE). Errors: PM_EINVAL (NULL, small buffer,
+ * all-zero ids). Thread-safety: any thread; no allocation. */
 PM_API pm_status_t pm_traceparent_format(const pm_trace_context_t *ctx, char *buf, size_t size);
 /* Validates a tracestate header value (list members key=value per W3C, at
  * most 32, 512 bytes) and writes its normalised form (empty members removed,
- * OWS trimmed) into buf (NUL-terminated). Errors: PM_EINVAL, PM_EPARSE,
- * PM_ERANGE (buf too small). */
+ * OWS trimmed) into buf (NUL-terminated; "" on any error). The 512 bytes
+ * are counted as received, so PM_TRACESTATE_SIZE always suffices.
+ * Errors: PM_EINVAL, PM_EPARSE, PM_ERANGE (buf too small).
+ * Thread-safety: any thread; no allocation. */
 PM_API pm_status_t pm_tracestate_normalize(const char *header, size_t len, char *buf,
                                            size_t size);
 

@@ -102,7 +102,7 @@ pm_status_t pm__analytics_traces(pm_trace_analytics *a, pm_trace_list_kind_t kin
                                  pm_trace_list_t **out);
 pm_trace_analytics *pm__tracer_analytics(pm_tracer_t *t);
 
-/* ------------------------------------------------------------ formats (span_format.c) */
+/* ------------------------------------------------------------ tracecontext.c */
 /* Lower-case hex of n bytes into out (2n chars + NUL). */
 void pm__hex(const uint8_t *in, size_t n, char *out);
 
