@@ -101,6 +101,9 @@ pm_status_t pm__analytics_ops(pm_trace_analytics *a, pm_trace_ops_t **out);
 pm_status_t pm__analytics_traces(pm_trace_analytics *a, pm_trace_list_kind_t kind,
                                  pm_trace_list_t **out);
 pm_trace_analytics *pm__tracer_analytics(pm_tracer_t *t);
+/* Internal counters by name: completed, forced, settled, detached,
+ * unassembled, other, nomem, assembling (doc/trace-analytics.md). */
+uint64_t pm__analytics_counter(pm_trace_analytics *a, const char *name);
 
 /* ------------------------------------------------------------ tracecontext.c */
 /* Lower-case hex of n bytes into out (2n chars + NUL). */
