@@ -154,6 +154,34 @@ static void body_hist_observe_ns(void *ctx, unsigned tid, uint64_t n)
         pm_histogram_observe_ns(h, v[(i + off) & (NVALS - 1)]);
 }
 
+/* The exemplar path: a sampled context given explicitly, so every record
+ * also takes its bucket's exemplar slot (what a record under a sampled
+ * current span costs). */
+static const pm_trace_context_t g_ctx = {{0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, 0x84,
+                                          0x48, 0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c},
+                                         {0xb7, 0xad, 0x6b, 0x71, 0x69, 0x20, 0x33, 0x31},
+                                         PM_TRACE_FLAG_SAMPLED,
+                                         0,
+                                         {0}};
+
+static void body_hist_observe_exemplar(void *ctx, unsigned tid, uint64_t n)
+{
+    hist_ctx_t *hc = ctx;
+    pm_histogram_t *h = hc->h;
+    const double *v = hc->vals;
+    size_t off = tid * (NVALS / 2);
+    for (uint64_t i = 0; i < n; i++)
+        pm_histogram_observe_exemplar(h, v[(i + off) & (NVALS - 1)], &g_ctx);
+}
+
+static void body_counter_add_exemplar(void *ctx, unsigned tid, uint64_t n)
+{
+    (void)tid;
+    pm_counter_t *c = ctx;
+    for (uint64_t i = 0; i < n; i++)
+        pm_counter_add_exemplar(c, 1.0, &g_ctx);
+}
+
 typedef struct {
     pm_family_t *f;
     const char *pairs[NPAIRS][2];
@@ -312,7 +340,7 @@ int main(int argc, char **argv)
           "pm_counter_new");
     check(pm_gauge_new(r, "bench_gauge", "pm_gauge_set target", &g), "pm_gauge_new");
 
-    static hist_ctx_t hc, hc_ns, hc_fresh;
+    static hist_ctx_t hc, hc_ns, hc_fresh, hc_ex;
     pm_histogram_t *h_timer = NULL;
     check(pm_histogram_new(r, "bench_observe_seconds", "observe target", &hc.h),
           "pm_histogram_new");
@@ -322,6 +350,19 @@ int main(int argc, char **argv)
           "pm_histogram_new");
     check(pm_histogram_new(r, "bench_fresh_seconds", "before-maintenance target", &hc_fresh.h),
           "pm_histogram_new");
+    check(pm_histogram_new(r, "bench_exemplar_seconds", "observe_exemplar target", &hc_ex.h),
+          "pm_histogram_new");
+    pm_counter_t *c_ex = NULL;
+    {
+        pm_family_opts_t *o = NULL;
+        pm_family_t *f = NULL;
+        check(pm_family_opts_new(&o), "pm_family_opts_new");
+        check(pm_family_opts_set_exemplars(o, 1), "pm_family_opts_set_exemplars");
+        check(pm_family_new(r, PM_TYPE_COUNTER, "bench_add_exemplar", "add_exemplar target", o, &f),
+              "pm_family_new");
+        pm_family_opts_free(o);
+        check(pm_counter_get(f, NULL, 0, &c_ex), "pm_counter_get");
+    }
     /* Log-uniform over 1 us .. 10 s: 7 decades of latency, fixed seed. */
     uint64_t x = 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i < NVALS; i++) {
@@ -330,7 +371,7 @@ int main(int argc, char **argv)
         x ^= x << 17;
         double u = (double)(x >> 11) / 9007199254740992.0; /* [0,1) */
         double v = pow(10.0, -6.0 + 7.0 * u);
-        hc.vals[i] = v;
+        hc.vals[i] = hc_ex.vals[i] = v;
         hc_ns.vals[i] = hc_fresh.vals[i] = v;
         hc.vals_ns[i] = hc_ns.vals_ns[i] = (uint64_t)(v * 1e9);
     }
@@ -367,11 +408,12 @@ int main(int argc, char **argv)
     uint64_t w_obs = settle(&pool, r, body_hist_observe, &hc);
     uint64_t w_ns = settle(&pool, r, body_hist_observe_ns, &hc_ns);
     uint64_t w_timer = settle(&pool, r, body_timer_scope, h_timer);
+    uint64_t w_ex = settle(&pool, r, body_hist_observe_exemplar, &hc_ex);
 
     enum {
         PX1, PX2, PL1, PL2, SX1, SX2, CG1,
         CI1, CI2, CS1, CS2, CA1, CA2, CF1, CF2, GS1, GS2,
-        HF1, HF2, HO1, HO2, HN1, LA1, LA2, NN1, TS1, NCASES
+        HF1, HF2, HO1, HO2, HN1, HE1, HE2, CE1, LA1, LA2, NN1, TS1, NCASES
     };
     static bench_case_t cs[NCASES] = {
         [PX1] = {"baseline: private atomic_fetch_add", 1, body_private_xadd, NULL, 0, 0, 0, 0},
@@ -396,6 +438,9 @@ int main(int argc, char **argv)
         [HO1] = {"pm_histogram_observe (1us..10s)", 1, body_hist_observe, NULL, 0, 0, 0, 0},
         [HO2] = {"pm_histogram_observe (1us..10s)", 2, body_hist_observe, NULL, 0, 0, 0, 0},
         [HN1] = {"pm_histogram_observe_ns (1us..10s)", 1, body_hist_observe_ns, NULL, 0, 0, 0, 0},
+        [HE1] = {"pm_histogram_observe_exemplar", 1, body_hist_observe_exemplar, NULL, 0, 0, 0, 0},
+        [HE2] = {"pm_histogram_observe_exemplar", 2, body_hist_observe_exemplar, NULL, 0, 0, 0, 0},
+        [CE1] = {"pm_counter_add_exemplar(1.0)", 1, body_counter_add_exemplar, NULL, 0, 0, 0, 0},
         [LA1] = {"pm_counter_add_labeled, 2 labels", 1, body_labeled_add, NULL, 0, 0, 0, 0},
         [LA2] = {"pm_counter_add_labeled, 2 labels", 2, body_labeled_add, NULL, 0, 0, 0, 0},
         [NN1] = {"pm_now_ns", 1, body_now_ns, NULL, 0, 0, 0, 0},
@@ -409,6 +454,8 @@ int main(int argc, char **argv)
     cs[HF1].ctx = cs[HF2].ctx = &hc_fresh;
     cs[HO1].ctx = cs[HO2].ctx = &hc;
     cs[HN1].ctx = &hc_ns;
+    cs[HE1].ctx = cs[HE2].ctx = &hc_ex;
+    cs[CE1].ctx = c_ex;
     cs[LA1].ctx = cs[LA2].ctx = &lc;
     cs[TS1].ctx = h_timer;
     for (size_t i = 0; i < NCASES; i++)
@@ -509,6 +556,24 @@ int main(int argc, char **argv)
         bench_row(cs[HN1].name, 1, NS(HN1), PX " 1T", NS(PX1),
                   "%.2fx of pm_counter_add(1.0) 1T (target <= 3x: %s); %s", NS(HN1) / NS(CA1),
                   bench_verdict(NS(HN1) <= 3.0 * NS(CA1)), b2);
+    }
+
+    /* ---- exemplars (every record takes its slot) ---- */
+    if (SHOW(HE1) || SHOW(HE2)) {
+        exact(hist_count(r, "bench_exemplar_seconds"), (double)w_ex + OPS(HE1) + OPS(HE2), b2,
+              sizeof b2);
+        bench_row(cs[HE1].name, 1, NS(HE1), "observe 1T", NS(HO1),
+                  "sampled context on every record: +%.1f ns over pm_histogram_observe",
+                  NS(HE1) - NS(HO1));
+        bench_row(cs[HE2].name, 2, NS(HE2), "observe 2T", NS(HO2),
+                  "one series, the threads' values share bucket slots; %.2fx of 1T; %s",
+                  NS(HE2) / NS(HE1), b2);
+    }
+    if (SHOW(CE1)) {
+        exact(pm_counter_value(c_ex), OPS(CE1), b2, sizeof b2);
+        bench_row(cs[CE1].name, 1, NS(CE1), "add(1.0) 1T", NS(CA1),
+                  "family with exemplars, sampled context: +%.1f ns over pm_counter_add; %s",
+                  NS(CE1) - NS(CA1), b2);
     }
 
     /* ---- labeled look-up + add ---- */

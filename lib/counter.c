@@ -1,5 +1,6 @@
 /* Counters: striped cells, one relaxed atomic add per record. */
-#include "internal/pm_internal.h"
+#include "internal/exemplar_internal.h"
+#include "internal/span_internal.h"
 
 #include <math.h>
 
@@ -42,15 +43,35 @@ static inline void add_n(pm_series *s, uint64_t delta)
                               memory_order_relaxed);
 }
 
+/* Exemplars: each recorder first loads the thread's current span; without
+ * one, that load and test is all exemplars cost. With one, the record goes
+ * through these out-of-line twins (a tail call), so the common path keeps its
+ * shape and saves no registers. */
+__attribute__((noinline)) static void add_n_span(pm_series *s, uint64_t delta, const pm_span_t *sp)
+{
+    add_n(s, delta);
+    pm__exemplar_span(s, (double)delta, sp);
+}
+
 void pm_counter_inc(pm_counter_t *c)
 {
     if (PM_UNLIKELY(!c)) return;
+    const pm_span_t *sp = pm__tls_span;
+    if (PM_UNLIKELY(sp != NULL)) {
+        add_n_span((pm_series *)c, 1, sp);
+        return;
+    }
     add_n((pm_series *)c, 1);
 }
 
 void pm_counter_add_u64(pm_counter_t *c, uint64_t delta)
 {
     if (PM_UNLIKELY(!c)) return;
+    const pm_span_t *sp = pm__tls_span;
+    if (PM_UNLIKELY(sp != NULL)) {
+        add_n_span((pm_series *)c, delta, sp);
+        return;
+    }
     add_n((pm_series *)c, delta);
 }
 
@@ -59,14 +80,9 @@ void pm__note_rejected(pm_series *s)
     atomic_fetch_add_explicit(&s->fam->rejected, 1, memory_order_relaxed);
 }
 
-void pm_counter_add(pm_counter_t *c, double delta)
+/* Adds delta, already checked finite and >= 0. */
+static inline void add_value(pm_series *s, double delta)
 {
-    if (PM_UNLIKELY(!c)) return;
-    pm_series *s = (pm_series *)c;
-    if (PM_UNLIKELY(!(delta >= 0) || delta == INFINITY)) {
-        pm__note_rejected(s);
-        return;
-    }
     /* Whole numbers take the integer cell (no CAS); others a CAS loop on a
      * cell that is uncontended as long as threads stay on their stripes. */
     if (delta < 18446744073709551616.0 && delta == (double)(uint64_t)delta) {
@@ -86,6 +102,47 @@ void pm_counter_add(pm_counter_t *c, double delta)
                                                   pm__d2u(pm__u2d(old) + delta),
                                                   memory_order_relaxed, memory_order_relaxed)) {
     }
+}
+
+/* A bad delta is dropped and counted. */
+static inline bool delta_ok(pm_series *s, double delta)
+{
+    if (PM_LIKELY(delta >= 0 && delta != INFINITY)) return true;
+    pm__note_rejected(s);
+    return false;
+}
+
+__attribute__((noinline)) static void add_value_span(pm_series *s, double delta,
+                                                     const pm_span_t *sp)
+{
+    add_value(s, delta);
+    pm__exemplar_span(s, delta, sp);
+}
+
+void pm_counter_add(pm_counter_t *c, double delta)
+{
+    if (PM_UNLIKELY(!c)) return;
+    pm_series *s = (pm_series *)c;
+    if (PM_UNLIKELY(!delta_ok(s, delta))) return;
+    const pm_span_t *sp = pm__tls_span;
+    if (PM_UNLIKELY(sp != NULL)) {
+        add_value_span(s, delta, sp);
+        return;
+    }
+    add_value(s, delta);
+}
+
+void pm_counter_add_exemplar(pm_counter_t *c, double delta, const pm_trace_context_t *ctx)
+{
+    if (!ctx) {
+        pm_counter_add(c, delta);
+        return;
+    }
+    if (PM_UNLIKELY(!c)) return;
+    pm_series *s = (pm_series *)c;
+    if (PM_UNLIKELY(!delta_ok(s, delta))) return;
+    add_value(s, delta);
+    pm__exemplar_record(s, delta, ctx);
 }
 
 double pm__counter_read(const pm_series *s)

@@ -1,6 +1,6 @@
 /* Families: options, registration, the lock-free series table, series
  * creation, removal, clearing and reclamation. */
-#include "internal/pm_internal.h"
+#include "internal/exemplar_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,6 +14,7 @@ struct pm_family_opts {
     double *bounds;
     size_t nbounds;
     double lowest, highest;
+    int exemplars; /* -1: the type's default (histograms on, counters off) */
 };
 
 static const double default_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
@@ -28,6 +29,7 @@ pm_status_t pm_family_opts_new(pm_family_opts_t **out)
     o->max_series = 10000;
     o->lowest = 1e-9;
     o->highest = 1e4;
+    o->exemplars = -1;
     *out = o;
     return PM_OK;
 }
@@ -132,6 +134,21 @@ pm_status_t pm_family_opts_set_range(pm_family_opts_t *o, double lowest, double 
     return PM_OK;
 }
 
+pm_status_t pm_family_opts_set_exemplars(pm_family_opts_t *o, int enabled)
+{
+    if (!o) return PM_EINVAL;
+    o->exemplars = enabled != 0;
+    return PM_OK;
+}
+
+/* Whether series of a `type` family registered with o carry exemplar slots.
+ * Counters default to off: a slot (48 bytes) would be paid by every series. */
+static int exemplars_of(pm_type_t type, const pm_family_opts_t *o)
+{
+    if (type == PM_TYPE_GAUGE) return 0;
+    return o->exemplars < 0 ? type == PM_TYPE_HISTOGRAM : o->exemplars;
+}
+
 /* ------------------------------------------------------------ families */
 
 static bool has_suffix(const char *s, const char *suf)
@@ -148,6 +165,7 @@ static bool same_definition(const pm_family *f, pm_type_t type, const char *help
     for (size_t i = 0; i < o->nlabels; i++)
         if (strcmp(f->labels[i], o->labels[i])) return false;
     if (f->max_series != o->max_series || f->ttl != o->ttl) return false;
+    if (f->exemplars != exemplars_of(type, o)) return false;
     if (type == PM_TYPE_HISTOGRAM) {
         const double *b = o->bounds ? o->bounds : default_bounds;
         size_t nb = o->bounds ? o->nbounds : sizeof default_bounds / sizeof *default_bounds;
@@ -187,7 +205,7 @@ void pm__family_free(pm_registry *r, pm_family *f)
 
 static pm_family_opts_t default_opts(void)
 {
-    pm_family_opts_t d = {NULL, NULL, 0, 10000, 0, NULL, 0, 1e-9, 1e4};
+    pm_family_opts_t d = {NULL, NULL, 0, 10000, 0, NULL, 0, 1e-9, 1e4, -1};
     return d;
 }
 
@@ -233,6 +251,7 @@ static pm_status_t family_register_locked(pm_registry *r, pm_type_t type, const 
     f->type = type;
     f->max_series = o->max_series;
     f->ttl = o->ttl;
+    f->exemplars = cb ? 0 : exemplars_of(type, o);
     f->cb = cb;
     f->cb_user = cb_user;
     if (!(f->name = pm__strdup(&r->a, name)) || !(f->help = pm__strdup(&r->a, help)) ||
@@ -442,6 +461,9 @@ static void table_remove(pm_family *f, pm_series *s)
 
 /* ------------------------------------------------------------ series */
 
+/* The start of the series' allocation: its exemplar slots, if any, come first. */
+static void *series_base(pm_series *s) { return pm__series_exemplars(s); }
+
 void pm__series_free_now(pm_registry *r, pm_series *s)
 {
     if (s->type == PM_TYPE_COUNTER) pm__counter_slot_free(r, s->slot);
@@ -449,7 +471,7 @@ void pm__series_free_now(pm_registry *r, pm_series *s)
         for (unsigned i = 0; i <= r->mask; i++)
             pm__free_aligned(&r->a,
                              atomic_load_explicit(&pm__hist_ext(s)->copies[i], memory_order_relaxed));
-    pm__free(&r->a, s);
+    pm__free(&r->a, series_base(s));
 }
 
 static uint64_t *hist_copy_new(pm_registry *r, const pm_hist_layout *L)
@@ -469,11 +491,13 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
     size_t ext = f->type == PM_TYPE_HISTOGRAM
                      ? sizeof(pm_hist_ext) + (size_t)r->stripes * sizeof(uint64_t *)
                      : 0;
-    size_t size = sizeof(pm_series) + ext + n * sizeof(char *);
+    size_t exb = pm__exemplar_slots(f) * sizeof(pm_exemplar_slot);
+    size_t size = exb + sizeof(pm_series) + ext + n * sizeof(char *);
     size_t strbytes = 0;
     for (size_t i = 0; i < n; i++) strbytes += strlen(overflow ? "" : values[i]) + 1;
-    pm_series *s = pm__calloc(&r->a, size + strbytes);
-    if (!s) return NULL;
+    unsigned char *base = pm__calloc(&r->a, size + strbytes);
+    if (!base) return NULL;
+    pm_series *s = (pm_series *)(void *)(base + exb);
     s->fam = f;
     s->reg = r;
     s->type = (uint8_t)f->type;
@@ -494,14 +518,14 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
     }
     if (f->type == PM_TYPE_COUNTER) {
         if (pm__counter_slot_alloc(r, &s->slot, &s->h.cells) != PM_OK) {
-            pm__free(&r->a, s);
+            pm__free(&r->a, base);
             return NULL;
         }
     } else if (f->type == PM_TYPE_HISTOGRAM) {
         s->h.hl = &f->hl;
         uint64_t *c0 = hist_copy_new(r, &f->hl);
         if (!c0) {
-            pm__free(&r->a, s);
+            pm__free(&r->a, base);
             return NULL;
         }
         atomic_init(&pm__hist_ext(s)->copies[0], c0);
@@ -687,6 +711,8 @@ pm_status_t pm_family_remove(pm_family_t *f, const char *const *values, size_t n
 
 static void reset_series_values(pm_series *s)
 {
+    pm_exemplar_slot *ex = pm__series_exemplars(s);
+    for (size_t i = 0, n = pm__exemplar_slots(s->fam); i < n; i++) pm__exemplar_clear(&ex[i]);
     if (s->type == PM_TYPE_COUNTER) {
         for (unsigned st = 0; st <= s->mask; st++) {
             atomic_store_explicit(&s->h.cells[st * PM_CHUNK_SLOTS].n, 0, memory_order_relaxed);

@@ -3,6 +3,8 @@
  * escaping and per-family label/bucket texts. Formatters read snapshots only. */
 #include "internal/format_internal.h"
 
+#include <perfmetrics/spans.h>
+
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -600,17 +602,54 @@ static int pm__w_labels_open(pm__writer_t *w, const pm__labelset_t *ls, const pm
 }
 
 void pm__w_buckets(pm__writer_t *w, const char *name, size_t name_len, const pm__labelset_t *ls,
-                   const pm_snap_series_t *s, const pm__bounds_t *bd, uint64_t count)
+                   const pm_snap_series_t *s, const pm__bounds_t *bd, uint64_t count, int exemplars)
 {
+    exemplars = exemplars && pm__snap_series_has_exemplars(s);
     for (size_t b = 0; b < bd->n; b++) {
         pm__w_sample_head(w, name, name_len, PM__LIT_ARG("_bucket"), ls, s, bd->item[b].text,
                           bd->item[b].len);
         pm__w_u64(w, pm_snap_series_bucket_cumulative(s, b));
+        if (exemplars) pm__w_exemplar(w, s, b);
         pm__w_char(w, '\n');
     }
     pm__w_sample_head(w, name, name_len, PM__LIT_ARG("_bucket"), ls, s, PM__LIT_ARG("+Inf"));
     pm__w_u64(w, count);
+    if (exemplars) pm__w_exemplar(w, s, bd->n);
     pm__w_char(w, '\n');
+}
+
+pm_status_t pm__exemplar_get(const pm_snap_series_t *s, size_t bucket, pm__exemplar_ids_t *ids,
+                             double *value, double *unix_seconds)
+{
+    pm_trace_context_t ctx;
+    pm_status_t st = pm_snap_series_exemplar(s, bucket, &ctx, value, unix_seconds);
+    if (st != PM_OK) return st;
+    /* The W3C encoder gives "00-<trace id>-<span id>-<flags>"; the library
+     * keeps exemplars only for contexts it accepts (non-zero ids). */
+    char tp[56];
+    st = pm_traceparent_format(&ctx, tp, sizeof tp);
+    if (st != PM_OK) return st;
+    memcpy(ids->trace_id, tp + 3, 32);
+    ids->trace_id[32] = '\0';
+    memcpy(ids->span_id, tp + 36, 16);
+    ids->span_id[16] = '\0';
+    return PM_OK;
+}
+
+void pm__w_exemplar(pm__writer_t *w, const pm_snap_series_t *s, size_t bucket)
+{
+    pm__exemplar_ids_t ids;
+    double value, t;
+    if (pm__exemplar_get(s, bucket, &ids, &value, &t) != PM_OK) return;
+    /* The label set is 63 code points, under OpenMetrics' limit of 128. */
+    PM__W_LIT(w, " # {trace_id=\"");
+    pm__w_bytes(w, ids.trace_id, 32);
+    PM__W_LIT(w, "\",span_id=\"");
+    pm__w_bytes(w, ids.span_id, 16);
+    PM__W_LIT(w, "\"} ");
+    pm__w_double(w, value);
+    pm__w_char(w, ' ');
+    pm__w_double(w, t);
 }
 
 void pm__w_sample_head(pm__writer_t *w, const char *name, size_t name_len, const char *suffix,

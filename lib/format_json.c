@@ -6,7 +6,9 @@
  *   {"labels":{name:value},"overflow":false,"created":C,"value":V},...]},...]}
  *
  * Histogram series carry count, sum, min, max, mean, stddev, quantiles and
- * cumulative buckets instead of "value". Every non-finite number (NaN, +Inf,
+ * cumulative buckets instead of "value". A series with exemplars also has
+ * "exemplars":[{"le":..,"value":V,"timestamp":T,"trace_id":..,"span_id":..}]
+ * ("le" for histograms only). Every non-finite number (NaN, +Inf,
  * -Inf) is written as null: JSON has no spelling for them, and null keeps each
  * field's type "number or null" for consumers. One family and one series per
  * line keeps large documents diffable without costing a pretty-printer. */
@@ -98,6 +100,44 @@ static void pm__json_histogram_fields(pm__writer_t *w, const pm_snap_family_t *f
     PM__W_LIT(w, "}]");
 }
 
+/* `,"exemplars":[...]` when the series has any: one object per bucket that
+ * holds one (histograms), or the counter's one. */
+static void pm__json_exemplars(pm__writer_t *w, const pm_snap_family_t *f,
+                               const pm_snap_series_t *s, int histogram)
+{
+    size_t nb = histogram ? pm_snap_family_bucket_count(f) : 0;
+    int first = 1;
+    for (size_t b = 0; b <= nb; b++) {
+        pm__exemplar_ids_t ids;
+        double value, t;
+        if (pm__exemplar_get(s, b, &ids, &value, &t) != PM_OK) continue;
+        if (first)
+            PM__W_LIT(w, ",\"exemplars\":[{");
+        else
+            PM__W_LIT(w, ",{");
+        first = 0;
+        if (histogram) {
+            if (b == nb) {
+                PM__W_LIT(w, "\"le\":\"+Inf\",");
+            } else {
+                PM__W_LIT(w, "\"le\":");
+                pm__json_number(w, pm_snap_family_bucket_bound(f, b));
+                pm__w_char(w, ',');
+            }
+        }
+        PM__W_LIT(w, "\"value\":");
+        pm__json_number(w, value);
+        PM__W_LIT(w, ",\"timestamp\":");
+        pm__json_number(w, t);
+        PM__W_LIT(w, ",\"trace_id\":\"");
+        pm__w_bytes(w, ids.trace_id, 32);
+        PM__W_LIT(w, "\",\"span_id\":\"");
+        pm__w_bytes(w, ids.span_id, 16);
+        PM__W_LIT(w, "\"}");
+    }
+    if (!first) pm__w_char(w, ']');
+}
+
 static const char *pm__json_type(pm_type_t t)
 {
     switch (t) {
@@ -144,6 +184,7 @@ static void pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const ch
             PM__W_LIT(w, ",\"value\":");
             pm__json_number(w, pm_snap_series_value(s));
         }
+        if (pm__snap_series_has_exemplars(s)) pm__json_exemplars(w, f, s, histogram);
         pm__w_char(w, '}');
         if ((i & 255) == 255 && pm__w_failed(w)) return;
     }

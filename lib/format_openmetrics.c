@@ -3,8 +3,8 @@
  * Differences from Prometheus 0.0.4 that matter here: metadata uses the family
  * name (a counter's TYPE line has no _total; its samples do), metadata order
  * is TYPE, UNIT, HELP, HELP escapes '"' like a label value, series carry
- * _created, le values must be canonical ("1.0", "+Inf"), and the exposition
- * ends with "# EOF". */
+ * _created, le values must be canonical ("1.0", "+Inf"), bucket and counter
+ * _total lines may carry an exemplar, and the exposition ends with "# EOF". */
 #include "internal/format_internal.h"
 
 #include <math.h>
@@ -65,6 +65,7 @@ static void pm__om_scalar(pm__writer_t *w, const pm_snap_family_t *f, const pm__
         else
             pm__om_head(w, of, NULL, 0, s);
         pm__w_double(w, pm_snap_series_value(s));
+        if (counter && pm__snap_series_has_exemplars(s)) pm__w_exemplar(w, s, 0);
         pm__w_char(w, '\n');
         if (counter) pm__om_created(w, of, s);
         /* After a failed callback or allocation the rest is discarded anyway. */
@@ -84,7 +85,7 @@ static void pm__om_histogram(pm__writer_t *w, const pm_snap_family_t *f, const p
         const pm_snap_series_t *s = pm_snap_family_series(f, i);
         if (!s) continue;
         uint64_t count = pm_snap_series_count(s);
-        pm__w_buckets(w, of->name, of->name_len, of->ls, s, bd, count);
+        pm__w_buckets(w, of->name, of->name_len, of->ls, s, bd, count, 1);
         double sum = pm_snap_series_sum(s);
         if (!negative_bound && sum >= 0) {
             pm__om_head(w, of, PM__LIT_ARG("_count"), s);

@@ -59,7 +59,7 @@ static void pm__prom_histogram(pm__writer_t *w, const pm_snap_family_t *f,
         const pm_snap_series_t *s = pm_snap_family_series(f, i);
         if (!s) continue;
         uint64_t count = pm_snap_series_count(s);
-        pm__w_buckets(w, pf->name, pf->name_len, pf->ls, s, bd, count);
+        pm__w_buckets(w, pf->name, pf->name_len, pf->ls, s, bd, count, 0);
         pm__w_sample_head(w, pf->name, pf->name_len, PM__LIT_ARG("_sum"), pf->ls, s, NULL, 0);
         pm__w_double(w, pm_snap_series_sum(s));
         pm__w_char(w, '\n');

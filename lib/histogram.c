@@ -6,7 +6,8 @@
  * v^ = 2*lo*hi/(lo+hi) gives |v^ - v|/v <= (hi-lo)/(hi+lo) <= 1/129 for every v
  * in the bucket, so any nearest-rank quantile of values inside the range errs
  * by at most 1/129 (0.775%). Merging adds bucket arrays: the bound survives. */
-#include "internal/pm_internal.h"
+#include "internal/exemplar_internal.h"
+#include "internal/span_internal.h"
 
 #include <math.h>
 
@@ -78,27 +79,10 @@ static inline void atomic_max_d(_Atomic uint64_t *cell, double v)
     }
 }
 
-/* A thread's first record: assign its stripe, then record. Out of line so the
- * fast path needs no saved registers for the call. */
-__attribute__((noinline, cold)) static void observe_first(pm_histogram_t *h, double v)
+/* Records v (not NaN) into s from stripe `st` (pm__tls_stripe, assigned).
+ * Inlined into each recording entry point; the exemplar step is theirs. */
+static inline __attribute__((always_inline)) void observe_value(pm_series *s, double v, unsigned st)
 {
-    pm__stripe_assign();
-    pm_histogram_observe(h, v);
-}
-
-void pm_histogram_observe(pm_histogram_t *h, double v)
-{
-    if (PM_UNLIKELY(!h)) return;
-    pm_series *s = (pm_series *)h;
-    if (PM_UNLIKELY(v != v)) {
-        pm__note_rejected(s);
-        return;
-    }
-    unsigned st = pm__tls_stripe;
-    if (PM_UNLIKELY(st == 0)) {
-        observe_first(h, v);
-        return;
-    }
     st = (st - 1) & s->mask;
     pm_hist_ext *x = pm__hist_ext(s);
     _Atomic uint64_t *c = (_Atomic uint64_t *)atomic_load_explicit(&x->copies[st],
@@ -127,6 +111,64 @@ void pm_histogram_observe(pm_histogram_t *h, double v)
     atomic_max_d(&c[PM_HC_MAX], v);
 }
 
+/* A thread's first record: assign its stripe, then record. Out of line so the
+ * fast path needs no saved registers for the call. */
+__attribute__((noinline, cold)) static void observe_first(pm_histogram_t *h, double v)
+{
+    pm__stripe_assign();
+    pm_histogram_observe(h, v);
+}
+
+/* A record while a span is current: the same record, then the exemplar. Out
+ * of line (a tail call), so the common path keeps its shape and pays one
+ * load and test for exemplars. */
+__attribute__((noinline)) static void observe_span(pm_series *s, double v, const pm_span_t *sp)
+{
+    unsigned st = pm__tls_stripe;
+    if (PM_UNLIKELY(st == 0)) st = pm__stripe_assign();
+    observe_value(s, v, st);
+    pm__exemplar_span(s, v, sp);
+}
+
+void pm_histogram_observe(pm_histogram_t *h, double v)
+{
+    if (PM_UNLIKELY(!h)) return;
+    pm_series *s = (pm_series *)h;
+    if (PM_UNLIKELY(v != v)) {
+        pm__note_rejected(s);
+        return;
+    }
+    const pm_span_t *sp = pm__tls_span;
+    if (PM_UNLIKELY(sp != NULL)) {
+        observe_span(s, v, sp);
+        return;
+    }
+    unsigned st = pm__tls_stripe;
+    if (PM_UNLIKELY(st == 0)) {
+        observe_first(h, v);
+        return;
+    }
+    observe_value(s, v, st);
+}
+
+void pm_histogram_observe_exemplar(pm_histogram_t *h, double v, const pm_trace_context_t *ctx)
+{
+    if (!ctx) {
+        pm_histogram_observe(h, v);
+        return;
+    }
+    if (PM_UNLIKELY(!h)) return;
+    pm_series *s = (pm_series *)h;
+    if (PM_UNLIKELY(v != v)) {
+        pm__note_rejected(s);
+        return;
+    }
+    unsigned st = pm__tls_stripe;
+    if (PM_UNLIKELY(st == 0)) st = pm__stripe_assign();
+    observe_value(s, v, st);
+    pm__exemplar_record(s, v, ctx);
+}
+
 void pm_histogram_observe_ns(pm_histogram_t *h, uint64_t ns)
 {
     /* Divide rather than multiply by 1e-9: correctly rounded, so 300 ms is
@@ -144,7 +186,7 @@ pm_status_t pm_histogram_get(pm_family_t *f, const char *const *values, size_t n
 void pm_histogram_release(pm_histogram_t *h) { pm__series_release((pm_series *)h); }
 
 pm_status_t pm_histogram_new(pm_registry_t *r, const char *name, const char *help,
-                           pm_histogram_t **out)
+                             pm_histogram_t **out)
 {
     if (!out) return PM_EINVAL;
     return pm__unlabeled_new(r, PM_TYPE_HISTOGRAM, name, help, (pm_series **)out);

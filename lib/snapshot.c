@@ -1,6 +1,8 @@
 /* Snapshots: an immutable view built from live state without blocking
  * recorders. Everything a snapshot holds lives in one arena owned by it, so
  * it outlives the registry and frees in one sweep. */
+#include "internal/exemplar_internal.h"
+#include "internal/format_internal.h" /* pm__snap_series_has_exemplars */
 #include "internal/snapshot_internal.h"
 
 #include <math.h>
@@ -214,6 +216,39 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
     return PM_OK;
 }
 
+/* Copies the exemplar slots of s, the snapshot family's series number idx
+ * of nlive; arena memory is taken only once a slot holds an exemplar.
+ * Recording times become wall time with the snapshot's own pair of clock
+ * readings, so only clock drift since the record can shift them. */
+static pm_status_t read_exemplars(pm_snapshot_t *snap, const pm_series *s, pm_snap_family_t *sf,
+                                  size_t idx, size_t nlive)
+{
+    size_t n = pm__exemplar_slots(s->fam);
+    pm_exemplar_slot *slots = pm__series_exemplars(s);
+    pm_snap_exemplar *ex = NULL;
+    if (idx >= nlive) return PM_OK; /* cannot happen: both walks run under r->lock */
+    for (size_t i = 0; i < n; i++) {
+        pm_trace_context_t ctx;
+        double v;
+        uint64_t t;
+        if (!pm__exemplar_read(&slots[i], &ctx, &v, &t)) continue;
+        if (!ex) {
+            if (!sf->ex) {
+                if (!(sf->ex = pm__arena_alloc(snap, nlive * sizeof *sf->ex))) return PM_ENOMEM;
+                memset(sf->ex, 0, nlive * sizeof *sf->ex);
+                sf->nex = nlive;
+            }
+            if (!(ex = pm__arena_alloc(snap, n * sizeof *ex))) return PM_ENOMEM;
+            memset(ex, 0, n * sizeof *ex);
+            sf->ex[idx] = ex;
+        }
+        ex[i].ctx = ctx;
+        ex[i].value = v;
+        ex[i].time = snap->time - (double)(int64_t)(snap->mono_ns - t) * 1e-9;
+    }
+    return PM_OK;
+}
+
 /* TTL bookkeeping: a series is active when its value moved since the last look. */
 static void note_activity(pm_series *s, double value, uint64_t now)
 {
@@ -271,6 +306,16 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
             }
             /* A histogram is active when its count moves (exact below 2^53). */
             note_activity(s, f->type == PM_TYPE_HISTOGRAM ? (double)x->h->count : x->value, now);
+        }
+    }
+    /* A second walk, in the same order, so families without exemplars pay
+     * nothing per series. */
+    if (f->exemplars) {
+        size_t i = 0, nlive = sf->nseries;
+        for (int pass = 0; pass < 2; pass++) {
+            pm_series *s = pass == 0 ? f->head : f->overflow;
+            for (; s; s = pass == 0 ? s->next : NULL)
+                if (read_exemplars(snap, s, sf, i++, nlive) != PM_OK) return PM_ENOMEM;
         }
     }
     return PM_OK;
@@ -340,6 +385,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     s->a = r->a;
     atomic_init(&s->refs, 1);
     s->time = pm__wall_now();
+    s->mono_ns = pm_now_ns();
 
     pthread_mutex_lock(&r->snap_lock);
     uint64_t t0 = pm__reg_now(r);
@@ -471,4 +517,43 @@ pm_status_t pm_snap_series_quantile(const pm_snap_series_t *s, double q, double 
 const pm_hdata_t *pm_snap_series_hdata(const pm_snap_series_t *s)
 {
     return is_hist(s) ? &s->h->hd : NULL;
+}
+
+/* The exemplars of s by export bucket, or NULL. */
+static const pm_snap_exemplar *series_exemplars(const pm_snap_series_t *s)
+{
+    const pm_snap_family_t *f = s->fam;
+    if (!f->ex) return NULL;
+    size_t i = (size_t)(s - f->series);
+    return i < f->nex ? f->ex[i] : NULL;
+}
+
+int pm__snap_series_has_exemplars(const pm_snap_series_t *s)
+{
+    return s && series_exemplars(s) != NULL;
+}
+
+pm_status_t pm_snap_series_exemplar(const pm_snap_series_t *s, size_t bucket,
+                                    pm_trace_context_t *ctx, double *value, double *unix_seconds)
+{
+    static const uint8_t none[16];
+    pm_status_t st = PM_OK;
+    const pm_snap_exemplar *e = NULL;
+    if (!s) {
+        st = PM_EINVAL;
+    } else if (bucket > (s->fam->type == PM_TYPE_HISTOGRAM ? s->fam->nbounds : 0)) {
+        st = PM_ERANGE;
+    } else {
+        const pm_snap_exemplar *ex = series_exemplars(s);
+        if (!ex || !memcmp((e = &ex[bucket])->ctx.trace_id, none, sizeof none)) st = PM_ENOENT;
+    }
+    if (ctx) {
+        if (st == PM_OK)
+            *ctx = e->ctx;
+        else
+            memset(ctx, 0, sizeof *ctx);
+    }
+    if (value) *value = st == PM_OK ? e->value : NAN;
+    if (unix_seconds) *unix_seconds = st == PM_OK ? e->time : NAN;
+    return st;
 }

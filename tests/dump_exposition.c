@@ -3,8 +3,10 @@
  * tests/validate_exposition.py to check with parsers and tools we did not
  * write. The registry covers every type, several label sets, hostile label
  * values and HELP text, units, an overflow series, an empty family, a callback
- * gauge, non-finite gauge values and a histogram with negative bounds; the
- * library's own metrics are left on so they are validated too.
+ * gauge, non-finite gauge values, a histogram with negative bounds and
+ * exemplars (on hostile-labeled counters, the overflow series and histogram
+ * buckets, a value on a bound included); the library's own metrics are left
+ * on so they are validated too.
  *
  * Keep in step with EXPECTED in tests/validate_exposition.py. */
 #include <perfmetrics/perfmetrics.h>
@@ -31,12 +33,47 @@ static pm_status_t family(pm_registry_t *r, pm_type_t type, const char *name, co
 {
     pm_family_opts_t *o = NULL;
     pm_status_t st = pm_family_opts_new(&o);
+    if (st == PM_OK && type == PM_TYPE_COUNTER) st = pm_family_opts_set_exemplars(o, 1);
     if (st == PM_OK && unit) st = pm_family_opts_set_unit(o, unit);
     if (st == PM_OK && nl) st = pm_family_opts_set_labels(o, labels, nl);
     if (st == PM_OK && nb) st = pm_family_opts_set_buckets(o, bounds, nb);
     if (st == PM_OK && max_series) st = pm_family_opts_set_max_series(o, max_series);
     if (st == PM_OK) st = pm_family_new(r, type, name, help, o, out);
     pm_family_opts_free(o);
+    return st;
+}
+
+/* Exemplar contexts: one trace, span id n (keep in step with exemplar() in
+ * validate_exposition.py). */
+static const pm_trace_context_t *ctx(uint64_t n)
+{
+    static pm_trace_context_t c = {{0x0a, 0xf7, 0x65, 0x19, 0x16, 0xcd, 0x43, 0xdd, 0x84, 0x48,
+                                    0xeb, 0x21, 0x1c, 0x80, 0x31, 0x9c},
+                                   {0},
+                                   PM_TRACE_FLAG_SAMPLED,
+                                   0,
+                                   {0}};
+    for (int i = 7; i >= 0; i--, n >>= 8) c.span_id[i] = (uint8_t)n;
+    return &c;
+}
+
+static pm_status_t add_exemplar(pm_family_t *f, const char *const *values, size_t n, double v,
+                                uint64_t span)
+{
+    pm_counter_t *c = NULL;
+    pm_status_t st = pm_counter_get(f, values, n, &c);
+    pm_counter_add_exemplar(c, v, ctx(span));
+    pm_counter_release(c);
+    return st;
+}
+
+static pm_status_t observe_exemplar(pm_family_t *f, const char *const *values, size_t n, double v,
+                                    uint64_t span)
+{
+    pm_histogram_t *h = NULL;
+    pm_status_t st = pm_histogram_get(f, values, n, &h);
+    pm_histogram_observe_exemplar(h, v, ctx(span));
+    pm_histogram_release(h);
     return st;
 }
 
@@ -62,7 +99,7 @@ static int build(pm_registry_t *r)
         {"GET", "{}=,# x", "200"},    {"GET", "\\n is not a newline", "200"},
     };
     for (size_t i = 0; i < sizeof req / sizeof req[0]; i++)
-        TRY(pm_counter_add_labeled(f, req[i], 3, (double)(i + 1) * 10));
+        TRY(add_exemplar(f, req[i], 3, (double)(i + 1) * 10, i + 1));
 
     /* Counter with a unit, a large integer and a fractional value. */
     static const char *const dir[] = {"direction"};
@@ -99,7 +136,7 @@ static int build(pm_registry_t *r)
     static const char *const home[] = {"/home"}, *const api[] = {"/api \"v1\""};
     static const double home_obs[] = {0.001953125, 0.0078125, 0.03125, 0.125, 0.5, 2, 8, 32};
     for (size_t i = 0; i < sizeof home_obs / sizeof home_obs[0]; i++)
-        TRY(pm_histogram_observe_labeled(f, home, 1, home_obs[i]));
+        TRY(observe_exemplar(f, home, 1, home_obs[i], 101 + i));
     TRY(pm_histogram_observe_labeled(f, api, 1, 0.25));
 
     /* Histogram with custom buckets, no labels. */
@@ -114,15 +151,15 @@ static int build(pm_registry_t *r)
     static const double offs[] = {-1, -0.5, 0, 0.5, 1};
     TRY(family(r, PM_TYPE_HISTOGRAM, "app_clock_offset_seconds", "Clock offset.", "seconds", NULL,
                0, offs, 5, 0, &f));
-    TRY(pm_histogram_observe_labeled(f, NULL, 0, -0.75));
-    TRY(pm_histogram_observe_labeled(f, NULL, 0, 0.25));
+    TRY(observe_exemplar(f, NULL, 0, -0.75, 201));
+    TRY(observe_exemplar(f, NULL, 0, 0.25, 202));
 
     /* Cardinality limit: 3 series allowed, 6 users recorded. */
     static const char *const user[] = {"user"};
     TRY(family(r, PM_TYPE_COUNTER, "app_logins", "Logins per user.", NULL, user, 1, NULL, 0, 3,
                &f));
     static const char *const users[] = {"ann", "bob", "cid", "dee", "eve", "fay"};
-    for (size_t i = 0; i < 6; i++) TRY(pm_counter_add_labeled(f, &users[i], 1, 1));
+    for (size_t i = 0; i < 6; i++) TRY(add_exemplar(f, &users[i], 1, 1, 301 + i));
     return 0;
 }
 

@@ -9,6 +9,11 @@ the newest build*/tests/dump_exposition of the source tree) for each format and:
     round-trip exactly (EXPECTED mirrors dump_exposition.c);
   - runs `promtool check metrics` on the Prometheus text: any parse error or
     lint finding fails (none is tolerated; see check_promtool);
+  - checks the exemplars (EXPECTED_EXEMPLARS): on the OpenMetrics bucket and
+    _total lines, inside their bucket, absent from the Prometheus text, in
+    JSON; and feeds the OpenMetrics text, exemplars and hostile labels
+    included, to Prometheus's own OpenMetrics parser (`promtool tsdb
+    create-blocks-from openmetrics`; see check_promtool_openmetrics);
   - loads the JSON with json.loads (rejecting NaN/Infinity tokens) and checks
     the schema documented in doc/formats.md and the same values.
 A missing promtool fails the run unless PM_ALLOW_MISSING_TOOLS=1.
@@ -17,11 +22,14 @@ Runs under Debian's /usr/bin/python3, which has prometheus_client.
 
 import glob
 import json
+import re
 import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_prometheus
@@ -108,6 +116,30 @@ EXPECTED = {
 }
 LOGIN_USERS = {"ann", "bob", "cid", "dee", "eve", "fay"}
 
+# Exemplars recorded by dump_exposition.c with explicit contexts: one trace id,
+# span id n. {(family, sample suffix, sorted labels): (span id, value)}.
+EXEMPLAR_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def _exemplars():
+    out = {}
+    for i, (m, p, c) in enumerate(REQUESTS):
+        labels = (("code", c), ("method", m), ("path", p))
+        out[("app_requests", "_total", labels)] = (i + 1, (i + 1) * 10.0)
+    home = [0.001953125, 0.0078125, 0.03125, 0.125, 0.5, 2, 8, 32]
+    les = ["0.005", "0.01", "0.05", "0.25", "0.5", "2.5", "10.0", "+Inf"]
+    for i, (v, le) in enumerate(zip(home, les)):
+        out[("app_latency_seconds", "_bucket", (("le", le), ("route", "/home")))] = (101 + i, v)
+    out[("app_clock_offset_seconds", "_bucket", (("le", "-0.5"),))] = (201, -0.75)
+    out[("app_clock_offset_seconds", "_bucket", (("le", "0.5"),))] = (202, 0.25)
+    for i, u in enumerate(["ann", "bob", "cid"]):
+        out[("app_logins", "_total", (("user", u),))] = (301 + i, 1.0)
+    out[("app_logins", "_total", (("pm_overflow", "true"),))] = (306, 1.0)  # the latest of 3
+    return out
+
+
+EXPECTED_EXEMPLARS = _exemplars()
+
 
 def same_value(a, b):
     if isinstance(a, float) and math.isnan(a):
@@ -180,6 +212,8 @@ def check_logins(fmt, samples, suffix):
 
 
 def check_prometheus(text):
+    # Text format 0.0.4 has no exemplars.
+    check(" # {" not in text and EXEMPLAR_TRACE not in text, "prometheus: output carries exemplars")
     families = {f.name: f for f in parse_prometheus(text)}
     check(len(families) > len(EXPECTED), "prometheus: only %d families" % len(families))
     for name, want in EXPECTED.items():
@@ -226,7 +260,42 @@ def check_openmetrics(text):
     f = families.get("app_logins")
     if check(f is not None, "openmetrics: app_logins missing"):
         check_logins("openmetrics", samples_of(f, drop=("_created",)), "_total")
+    got = {}
+    for f in families.values():
+        for s in f.samples:
+            if s.exemplar is None:
+                continue
+            key = (f.name, s.name[len(f.name):], tuple(sorted(s.labels.items())))
+            e = s.exemplar
+            got[key] = e
+            check(set(e.labels) == {"trace_id", "span_id"} and re.fullmatch("[0-9a-f]{32}", e.labels.get("trace_id", ""))
+                  and re.fullmatch("[0-9a-f]{16}", e.labels.get("span_id", "")),
+                  "openmetrics %r: exemplar labels %r" % (key, e.labels))
+            check(e.timestamp is not None and 1e9 < float(e.timestamp) < 4.2e9,
+                  "openmetrics %r: exemplar timestamp %r" % (key, e.timestamp))
+            if key[1] == "_bucket":
+                check_in_bucket(f, s, e.value)
+    compare_exemplars("openmetrics", {k: (e.labels.get("trace_id"), e.labels.get("span_id"), e.value)
+                                      for k, e in got.items()})
     return {n: f.type for n, f in families.items()}
+
+
+def check_in_bucket(family, sample, value):
+    """OpenMetrics: a bucket's exemplar lies in (previous le, le]."""
+    les = sorted({float(s.labels["le"]) for s in family.samples if s.name.endswith("_bucket")})
+    le = float(sample.labels["le"])
+    prev = max([x for x in les if x < le], default=-math.inf)
+    check(prev < value <= le, "openmetrics %s %r: exemplar value %r outside (%r, %r]"
+          % (family.name, sample.labels, value, prev, le))
+
+
+def compare_exemplars(fmt, got):
+    """got: {(family, suffix, sorted labels): (trace id hex, span id hex, value)}."""
+    want = {k: (EXEMPLAR_TRACE, "%016x" % span, v) for k, (span, v) in EXPECTED_EXEMPLARS.items()}
+    check(set(got) == set(want), "%s exemplars: keys differ:\n    missing %r\n    extra %r"
+          % (fmt, sorted(set(want) - set(got)), sorted(set(got) - set(want))))
+    for key in set(got) & set(want):
+        check(got[key] == want[key], "%s exemplar %r: got %r, want %r" % (fmt, key, got[key], want[key]))
 
 
 def check_promtool(raw):
@@ -244,6 +313,60 @@ def check_promtool(raw):
     # family here has HELP, counters end in _total and units are base units,
     # so a lint finding means the formatter (or a name) regressed.
     check(proc.returncode == 0, "promtool check metrics exited %d:\n%s" % (proc.returncode, out))
+
+
+def with_timestamps(text, ts):
+    """The OpenMetrics text with timestamp `ts` after every sample value (the
+    backfiller needs one); label values are scanned with their escapes, so a
+    hostile one cannot shift the insertion point."""
+    out = []
+    for line in text.split("\n"):
+        if not line or line.startswith("#"):
+            out.append(line)
+            continue
+        i = line.find("{")
+        j = line.find(" ")
+        if i != -1 and i < j:
+            quoted = False
+            k = i + 1
+            while k < len(line):
+                ch = line[k]
+                if quoted and ch == "\\":
+                    k += 2
+                    continue
+                if ch == '"':
+                    quoted = not quoted
+                elif ch == "}" and not quoted:
+                    break
+                k += 1
+            j = k + 1  # the space after the labels
+        value_end = line.find(" ", j + 1)
+        if value_end == -1:
+            out.append(line + " " + ts)
+        else:
+            out.append(line[:value_end] + " " + ts + line[value_end:])
+    return "\n".join(out)
+
+
+def check_promtool_openmetrics(text):
+    """Prometheus's own OpenMetrics parser (the scraper's, via the backfiller)
+    on the text with exemplars: `promtool check metrics` reads only the
+    Prometheus 0.0.4 format and rejects exemplars by design."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("PM_ALLOW_MISSING_TOOLS") != "1":
+            check(False, "promtool not found (install it, or set PM_ALLOW_MISSING_TOOLS=1)")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, "om.txt")
+        with open(src, "w", encoding="utf-8") as f:
+            f.write(with_timestamps(text, str(int(time.time()) - 3600)))
+        proc = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", src,
+                               os.path.join(tmp, "blocks")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        out = proc.stdout.decode(errors="replace").strip()
+        check(proc.returncode == 0, "promtool tsdb create-blocks-from openmetrics exited %d:\n%s"
+              % (proc.returncode, out))
 
 
 def json_number_or_null(v):
@@ -276,6 +399,7 @@ def check_json(text):
     names = [f.get("name") for f in doc["families"]]
     check(names == sorted(names), "json: families not sorted by name")
     types = {}
+    exemplars = {}
     for fam in doc["families"]:
         fkeys = {"name", "help", "unit", "type", "labels", "series"}
         if not check(set(fam) == fkeys, "json: family keys %r" % sorted(fam)):
@@ -296,10 +420,20 @@ def check_json(text):
             check(fam["type"] == want["type"], "json %s: type %r" % (name, fam["type"]))
             check(fam["labels"] == want["labels"], "json %s: labels %r" % (name, fam["labels"]))
             compare_samples("json", name, json_samples(fam), {k: json_value(v) for k, v in want["samples"].items()})
+        for s in fam["series"]:
+            for e in s.get("exemplars", []) if isinstance(s, dict) else []:
+                labels = {"pm_overflow": "true"} if s.get("overflow") else dict(s.get("labels", {}))
+                suffix = "_total"
+                if fam["type"] == "histogram":
+                    suffix = "_bucket"
+                    labels["le"] = "+Inf" if e.get("le") == "+Inf" else canonical(e.get("le"))
+                exemplars[(name, suffix, tuple(sorted(labels.items())))] = (
+                    e.get("trace_id"), e.get("span_id"), e.get("value"))
         if name == "app_logins":
             check_logins("json", json_samples(fam), "_total")
             check(sum(1 for s in fam["series"] if s.get("overflow") is True) == 1,
                   "json app_logins: want exactly one overflow series")
+    compare_exemplars("json", exemplars)
     return types
 
 
@@ -308,8 +442,11 @@ def check_json_series(fam, s):
     common = {"labels", "overflow", "created"}
     extra = ({"count", "sum", "min", "max", "mean", "stddev", "quantiles", "buckets"}
              if fam["type"] == "histogram" else {"value"})
-    if not check(isinstance(s, dict) and set(s) == common | extra, "json %s: series keys %r" % (name, s)):
+    if not check(isinstance(s, dict) and set(s) - {"exemplars"} == common | extra,
+                 "json %s: series keys %r" % (name, s)):
         return
+    if "exemplars" in s:
+        check_json_exemplars(fam, s)
     check(isinstance(s["overflow"], bool), "json %s: overflow %r" % (name, s["overflow"]))
     check(isinstance(s["labels"], dict) and all(isinstance(v, str) for v in s["labels"].values()),
           "json %s: labels %r" % (name, s["labels"]))
@@ -341,6 +478,28 @@ def check_json_series(fam, s):
     counts = [x["count"] for x in b]
     check(all(isinstance(c, int) for c in counts) and counts == sorted(counts),
           "json %s: bucket counts not cumulative %r" % (name, counts))
+
+
+def check_json_exemplars(fam, s):
+    name = fam["name"]
+    ex = s["exemplars"]
+    if not check(isinstance(ex, list) and len(ex) >= 1 and fam["type"] in ("counter", "histogram"),
+                 "json %s: exemplars %r" % (name, ex)):
+        return
+    keys = {"value", "timestamp", "trace_id", "span_id"} | ({"le"} if fam["type"] == "histogram" else set())
+    for e in ex:
+        if not check(isinstance(e, dict) and set(e) == keys, "json %s: exemplar %r" % (name, e)):
+            continue
+        check(json_number_or_null(e["value"]) and isinstance(e["timestamp"], (int, float))
+              and 1e9 < e["timestamp"] < 4.2e9, "json %s: exemplar value/timestamp %r" % (name, e))
+        check(isinstance(e["trace_id"], str) and re.fullmatch("[0-9a-f]{32}", e["trace_id"])
+              and isinstance(e["span_id"], str) and re.fullmatch("[0-9a-f]{16}", e["span_id"]),
+              "json %s: exemplar ids %r" % (name, e))
+    if fam["type"] == "histogram":
+        les = [b["le"] for b in s["buckets"]]
+        check(all(e.get("le") in les for e in ex if isinstance(e, dict))
+              and len({str(e.get("le")) for e in ex if isinstance(e, dict)}) == len(ex),
+              "json %s: exemplar le values %r not distinct buckets" % (name, ex))
 
 
 def canonical(le):
@@ -386,6 +545,7 @@ def main():
     prom_types = check_prometheus(prom_text)
     check_promtool(prom_raw)
     om_types = check_openmetrics(om_text)
+    check_promtool_openmetrics(om_text)
     json_types = check_json(json_text)
     # The same families with the same types in all three formats (the
     # library's own metrics included, whose values may differ between runs).

@@ -20,6 +20,9 @@ typedef struct pm_family_opts pm_family_opts_t;
 typedef struct pm_counter pm_counter_t;
 typedef struct pm_gauge pm_gauge_t;
 typedef struct pm_histogram pm_histogram_t;
+/* A W3C trace context (pm_trace_context_t, defined in <perfmetrics/spans.h>),
+ * named here by its struct tag so this header stands alone. */
+struct pm_trace_context;
 
 typedef enum pm_type {
     PM_TYPE_COUNTER = 1,
@@ -159,6 +162,17 @@ PM_API pm_status_t pm_family_opts_set_buckets(pm_family_opts_t *o, const double 
  * Errors: PM_EINVAL, PM_ERANGE. */
 PM_API pm_status_t pm_family_opts_set_range(pm_family_opts_t *o, double lowest, double highest);
 
+/* Turns exemplars on (enabled != 0) or off for the family's series. An
+ * exemplar is the trace context, value and time of one recent record made
+ * while a sampled span was current (or given with an explicit context): one
+ * per export bucket of a histogram series (the latest wins), one per counter
+ * series; shown in OpenMetrics and JSON output (doc/formats.md).
+ * Default: on for histograms (48 bytes per bucket, bounds + 1 of them, per
+ * series), off for counters (48 bytes per series, which would take a default
+ * counter series past 200 bytes). Ignored for gauges.
+ * Errors: PM_EINVAL (o NULL). Thread-safety: not concurrently with other uses of o. */
+PM_API pm_status_t pm_family_opts_set_exemplars(pm_family_opts_t *o, int enabled);
+
 /* Registers a family (or finds the identical one already registered: same
  * type, help, unit, labels and options give PM_OK and that family). The name is
  * [a-zA-Z_:][a-zA-Z0-9_:]*; counters must not end in "_total" (it is added on
@@ -224,6 +238,15 @@ PM_API void pm_counter_add_u64(pm_counter_t *c, uint64_t delta);
  * counted in perfmetrics_values_rejected_total. NULL is ignored.
  * Thread-safety: any thread, lock-free, no allocation, no syscall. */
 PM_API void pm_counter_add(pm_counter_t *c, double delta);
+
+/* As pm_counter_add, with an explicit trace context for the exemplar
+ * instead of the thread's current span: when ctx is sampled (flags bit 0)
+ * with non-zero trace and span ids and the family has exemplars, the
+ * series' exemplar becomes (ctx, delta, now). ctx NULL: exactly pm_counter_add.
+ * Thread-safety: any thread, lock-free, no allocation, no syscall.
+ * Ownership: ctx is borrowed for the call (its ids are copied). */
+PM_API void pm_counter_add_exemplar(pm_counter_t *c, double delta,
+                                    const struct pm_trace_context *ctx);
 
 /* One call: looks up (or creates) the series and adds delta.
  * Errors: those of pm_counter_get, and PM_ERANGE for a negative or non-finite delta.
@@ -295,6 +318,16 @@ PM_API void pm_histogram_observe(pm_histogram_t *h, double v);
  * seconds (v = ns / 1e9, correctly rounded). NULL is ignored.
  * Thread-safety: any thread, lock-free, no allocation, no syscall. */
 PM_API void pm_histogram_observe_ns(pm_histogram_t *h, uint64_t ns);
+
+/* As pm_histogram_observe, with an explicit trace context for the exemplar
+ * instead of the thread's current span: when ctx is sampled (flags bit 0)
+ * with non-zero trace and span ids and the family has exemplars, the
+ * exemplar of the export bucket holding v (the first bound >= v, or +Inf)
+ * becomes (ctx, v, now). ctx NULL: exactly pm_histogram_observe.
+ * Thread-safety: any thread, lock-free, no allocation, no syscall.
+ * Ownership: ctx is borrowed for the call (its ids are copied). */
+PM_API void pm_histogram_observe_exemplar(pm_histogram_t *h, double v,
+                                          const struct pm_trace_context *ctx);
 
 /* One call: looks up (or creates) the series and records v.
  * Errors: those of pm_histogram_get, PM_ERANGE for NaN. */

@@ -90,6 +90,21 @@ PM_API pm_status_t pm_snap_series_quantile(const pm_snap_series_t *s, double q, 
  * Borrowed from the snapshot (copy it with pm_hdata_clone to keep or merge). */
 PM_API const pm_hdata_t *pm_snap_series_hdata(const pm_snap_series_t *s);
 
+/* The exemplar of a counter series (bucket 0) or of a histogram series'
+ * export bucket `bucket` (0..bucket count; the bucket count itself is +Inf;
+ * the exemplar's value is <= that bucket's bound and > the previous one's):
+ * its trace context (trace and span id, flags = sampled) into *ctx, the
+ * recorded value into *value and its wall-clock time, seconds since the Unix
+ * epoch, into *unix_seconds. Each output may be NULL; on any error the
+ * non-NULL ones are set to an all-zero context and NaN.
+ * Errors: PM_EINVAL (s NULL), PM_ERANGE (bucket out of range: above the
+ * bucket count, or not 0 for a counter or gauge), PM_ENOENT (no exemplar:
+ * none recorded, exemplars off, or a gauge).
+ * Thread-safety: any thread (the snapshot is immutable). */
+PM_API pm_status_t pm_snap_series_exemplar(const pm_snap_series_t *s, size_t bucket,
+                                           struct pm_trace_context *ctx, double *value,
+                                           double *unix_seconds);
+
 /* ---- histogram data: mergeable, serialisable, owned by the caller ---- */
 
 /* Creates empty histogram data for range [lowest, highest] (as

@@ -161,9 +161,27 @@ void pm__w_sample_head(pm__writer_t *w, const char *name, size_t name_len, const
                        size_t suffix_len, const pm__labelset_t *ls, const pm_snap_series_t *s,
                        const char *le, size_t le_len);
 /* Writes the cumulative `<name>_bucket{...,le="..."} n` lines of series s,
- * +Inf last (its value is count, so the two always agree). Both text formats. */
+ * +Inf last (its value is count, so the two always agree). Both text formats;
+ * with `exemplars` (OpenMetrics) each line carries its bucket's exemplar. */
 void pm__w_buckets(pm__writer_t *w, const char *name, size_t name_len, const pm__labelset_t *ls,
-                   const pm_snap_series_t *s, const pm__bounds_t *bd, uint64_t count);
+                   const pm_snap_series_t *s, const pm__bounds_t *bd, uint64_t count,
+                   int exemplars);
+/* OpenMetrics: writes ` # {trace_id="<32 hex>",span_id="<16 hex>"} <value> <time>`
+ * when series s has an exemplar for `bucket` (see pm_snap_series_exemplar);
+ * nothing otherwise. */
+void pm__w_exemplar(pm__writer_t *w, const pm_snap_series_t *s, size_t bucket);
+/* The lower-case hex ids of an exemplar's context, NUL-terminated. */
+typedef struct pm__exemplar_ids {
+    char trace_id[33];
+    char span_id[17];
+} pm__exemplar_ids_t;
+/* Fills ids from the exemplar of s for `bucket`; returns PM_ENOENT (or
+ * another error of pm_snap_series_exemplar) when there is none. */
+pm_status_t pm__exemplar_get(const pm_snap_series_t *s, size_t bucket, pm__exemplar_ids_t *ids,
+                             double *value, double *unix_seconds);
+/* 1 if series s holds any exemplar (defined in snapshot.c): the formatters
+ * skip the per-bucket look-ups for the many series that have none. */
+int pm__snap_series_has_exemplars(const pm_snap_series_t *s);
 /* Writes `# <keyword> <name><suffix> ` (the start of a metadata line). */
 void pm__w_meta_head(pm__writer_t *w, const char *keyword, const char *name, size_t name_len,
                      const char *suffix, size_t suffix_len);

@@ -228,6 +228,7 @@ struct pm_family {
     char **labels;
     size_t max_series;
     double ttl;
+    int exemplars; /* series carry exemplar slots (lib/exemplar.c); fixed at registration */
     pm_hist_layout hl;
     pm_gauge_fn cb;
     void *cb_user;

@@ -4,6 +4,8 @@
 
 #include "pm_internal.h"
 
+#include <perfmetrics/spans.h>
+
 typedef struct pm_arena_chunk {
     struct pm_arena_chunk *next;
     size_t used, cap;
@@ -18,6 +20,13 @@ typedef struct pm_snap_hist {
     uint64_t *cum; /* per bound, then +Inf */
     pm_hdata_t hd;
 } pm_snap_hist;
+
+/* One exemplar as a snapshot holds it; an all-zero trace id means none. */
+typedef struct pm_snap_exemplar {
+    pm_trace_context_t ctx;
+    double value;
+    double time; /* wall seconds */
+} pm_snap_exemplar;
 
 struct pm_snap_series {
     const struct pm_snap_family *fam;
@@ -37,6 +46,11 @@ struct pm_snap_family {
     const double *bounds;
     size_t nseries, capseries;
     pm_snap_series_t *series;
+    /* Exemplars by series index (NULL: none), each per export bucket
+     * (counters: one); kept beside the series, not in them, so a snapshot of
+     * many series without exemplars stays small. NULL when no series has any. */
+    pm_snap_exemplar **ex;
+    size_t nex;
     /* build-time only */
     pm_gauge_fn cb;
     void *cb_user;
@@ -46,6 +60,7 @@ struct pm_snapshot {
     pm_alloc_t a;
     _Atomic unsigned refs;
     double time;
+    uint64_t mono_ns; /* pm_now_ns() read with time: dates exemplars */
     pm_arena_chunk *chunks;
     size_t nfam, capfam;
     pm_snap_family_t **fams;
