@@ -140,8 +140,8 @@ static pm_tracer_t *make_tracer(pm_sampler_t smp)
 
 int main(void)
 {
-    pm_registry_t *r;
-    pm_counter_t *c;
+    pm_registry_t *r = NULL;
+    pm_counter_t *c = NULL;
     if (pm_registry_new(NULL, &r) != PM_OK || pm_counter_new(r, "bench_c", "h", &c) != PM_OK)
         bench_die("setup", -1);
     pm_tracer_t *never = make_tracer(PM_SAMPLER_NEVER), *always = make_tracer(PM_SAMPLER_ALWAYS);
