@@ -477,8 +477,14 @@ pm_trace_analytics *pm__tracer_analytics(pm_tracer_t *t) { return t ? t->analyti
 
 uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which)
 {
-    if (!t || which < PM_TRACER_STARTED || which > PM_TRACER_EXPORT_FAILURES) return 0;
+    if (!t || which < PM_TRACER_STARTED || which > PM_TRACER_SPANS_OTHER) return 0;
     pm_tracer_t *m = (pm_tracer_t *)t;
+    if (which >= PM_TRACER_TRACES_COMPLETED) {
+        static const char *const names[] = {"completed", "forced", "detached", "unassembled",
+                                            "other"};
+        uint64_t v = pm__analytics_counter(m->analytics, names[which - PM_TRACER_TRACES_COMPLETED]);
+        return v == UINT64_MAX ? 0 : v;
+    }
     uint64_t sampled = 0, dropped = 0, pushed = 0;
     for (unsigned i = 0; i < m->nrings; i++) {
         sampled += atomic_load_explicit(&m->rings[i].sampled, memory_order_relaxed);

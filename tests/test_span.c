@@ -116,6 +116,8 @@ TEST(test_span_bad_inputs)
     CHECK_STATUS(pm_tracer_add_exporter(t, "x", NULL, NULL, NULL), PM_EINVAL);
     CHECK_EQ_U64(pm_tracer_stat(NULL, PM_TRACER_STARTED), 0);
     CHECK_EQ_U64(pm_tracer_stat(t, (pm_tracer_stat_t)99), 0);
+    CHECK_EQ_U64(pm_tracer_stat(t, (pm_tracer_stat_t)0), 0);
+    CHECK_EQ_U64(pm_tracer_stat(NULL, PM_TRACER_TRACES_COMPLETED), 0);
     pm_tracer_free(t);
 }
 
@@ -148,6 +150,15 @@ TEST(test_parent_child_one_thread_and_scope)
     size_t n = 0;
     CHECK_OK(pm_tracer_flush(t, &n));
     CHECK_EQ_INT(n, 4);
+    /* Analytics saw one trace: it completes at the first read after its root. */
+    pm_trace_ops_t *ops;
+    CHECK_OK(pm_tracer_ops_snapshot(t, &ops));
+    pm_trace_ops_free(ops);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_TRACES_COMPLETED), 1);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_TRACES_FORCED), 0);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_SPANS_DETACHED), 0);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_SPANS_UNASSEMBLED), 0);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_SPANS_OTHER), 0);
     int task = find(&k, "task"), s1 = find(&k, "step1"), s2 = find(&k, "step2"),
         leaf = find(&k, "leaf");
     REQUIRE(task >= 0 && s1 >= 0 && s2 >= 0 && leaf >= 0);
@@ -430,7 +441,43 @@ TEST(test_red_metrics)
     pm_registry_free(r);
 }
 
-TEST_MAIN(TH_CASE(test_opts_bad_inputs), TH_CASE(test_span_bad_inputs),
+TEST(test_analytics_bounds_are_counted)
+{
+    pm_tracer_opts_t *o;
+    REQUIRE(pm_tracer_opts_new(&o) == PM_OK);
+    CHECK_OK(pm_tracer_opts_set_sampler(o, PM_SAMPLER_ALWAYS, 1));
+    /* 2 operations, 3 spans per trace, 1 trace in assembly. */
+    CHECK_OK(pm_tracer_opts_set_analytics(o, 2, 4, 4, 1, 3));
+    pm_tracer_t *t;
+    REQUIRE(pm_tracer_new(o, &t) == PM_OK);
+    pm_tracer_opts_free(o);
+    const char *names[] = {"a", "b", "c", "d", "e"};
+    for (int trace = 0; trace < 2; trace++) {
+        pm_span_t *root;
+        REQUIRE(pm_span_start(t, "root", PM_SPAN_SERVER, NULL, &root) == PM_OK);
+        pm_span_t *prev = pm_span_enter(root);
+        for (int i = 0; i < 5; i++) {
+            pm_span_t *c;
+            REQUIRE(pm_span_start(t, names[i], PM_SPAN_INTERNAL, NULL, &c) == PM_OK);
+            pm_span_end(c);
+        }
+        pm_span_exit(prev);
+        pm_span_end(root);
+        CHECK_OK(pm_tracer_flush(t, NULL));
+    }
+    pm_trace_ops_t *ops;
+    CHECK_OK(pm_tracer_ops_snapshot(t, &ops));
+    pm_trace_ops_free(ops);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_TRACES_COMPLETED), 2);
+    /* 6 spans per trace, 3 kept per trace: 3 beyond the bound each time. */
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_SPANS_UNASSEMBLED), 6);
+    /* a and b end first and take the two operations; c, d, e and root of both
+     * traces pool as (other). */
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_SPANS_OTHER), 8);
+    pm_tracer_free(t);
+}
+
+TEST_MAIN(TH_CASE(test_analytics_bounds_are_counted), TH_CASE(test_opts_bad_inputs), TH_CASE(test_span_bad_inputs),
           TH_CASE(test_parent_child_one_thread_and_scope),
           TH_CASE(test_explicit_parent_across_threads), TH_CASE(test_sampling),
           TH_CASE(test_unsampled_spans_allocate_nothing_when_warm),

@@ -159,7 +159,11 @@ PM_API pm_status_t pm_tracer_stop(pm_tracer_t *t);
 /* Tracer counters, all about sampled spans (an unsampled span does no shared
  * write, so it is not counted): started (= sampled), sampled, ended, dropped
  * because the buffer was full, exported, attributes and events dropped by
- * limits, exporter failures. 0 for NULL or an unknown index. */
+ * limits, exporter failures; then the analytics' own bounds at work (see
+ * doc/trace-analytics.md): traces completed, traces completed early because
+ * the assembly table was full, spans that arrived after their trace had
+ * completed, spans beyond max_spans_per_trace, and spans of operations beyond
+ * max_ops (pooled as "(other)"). 0 for NULL or an unknown index. */
 typedef enum pm_tracer_stat {
     PM_TRACER_STARTED = 1,
     PM_TRACER_SAMPLED = 2,
@@ -168,10 +172,16 @@ typedef enum pm_tracer_stat {
     PM_TRACER_EXPORTED = 5,
     PM_TRACER_ATTRS_DROPPED = 6,
     PM_TRACER_EVENTS_DROPPED = 7,
-    PM_TRACER_EXPORT_FAILURES = 8
+    PM_TRACER_EXPORT_FAILURES = 8,
+    PM_TRACER_TRACES_COMPLETED = 9,
+    PM_TRACER_TRACES_FORCED = 10,
+    PM_TRACER_SPANS_DETACHED = 11,
+    PM_TRACER_SPANS_UNASSEMBLED = 12,
+    PM_TRACER_SPANS_OTHER = 13
 } pm_tracer_stat_t;
 /* Returns one of the tracer's counters (see pm_tracer_stat_t); 0 for NULL or
- * an unknown index. Thread-safety: any thread, lock-free. */
+ * an unknown index. Thread-safety: any thread; lock-free for 1..8, the
+ * analytics counters (9..13) take the analytics lock briefly. */
 PM_API uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which);
 
 /* ---------------------------------------------------------------- spans */
