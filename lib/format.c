@@ -381,6 +381,14 @@ static int pm__shortest_digits(double v, int min_digits, char *d, int *nd, int *
     return keep;
 }
 
+size_t pm__fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0) return pm__fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    /* The magnitude without overflow, INT64_MIN included. */
+    return 1 + pm__fmt_u64(out + 1, (uint64_t)(-(v + 1)) + 1u);
+}
+
 size_t pm__fmt_double(char *out, double v)
 {
     if (!isfinite(v)) return pm__fmt_nonfinite(out, v);
@@ -390,13 +398,7 @@ size_t pm__fmt_double(char *out, double v)
     if (v > -9223372036854775808.0 && v < 9223372036854775808.0) {
         int64_t i = (int64_t)v;
         if ((double)i == v) {
-            size_t n;
-            if (i < 0) {
-                out[0] = '-';
-                n = 1 + pm__fmt_u64(out + 1, (uint64_t)(-(i + 1)) + 1u);
-            } else {
-                n = pm__fmt_u64(out, (uint64_t)i);
-            }
+            size_t n = pm__fmt_i64(out, i);
             out[n] = '\0';
             return n;
         }
@@ -442,6 +444,12 @@ void pm__w_u64(pm__writer_t *w, uint64_t v)
 {
     char *p = pm__w_reserve(w, 20);
     w->p = p + pm__fmt_u64(p, v);
+}
+
+void pm__w_i64(pm__writer_t *w, int64_t v)
+{
+    char *p = pm__w_reserve(w, 21);
+    w->p = p + pm__fmt_i64(p, v);
 }
 
 void pm__w_double(pm__writer_t *w, double v)

@@ -30,13 +30,11 @@ static void pm__json_number(pm__writer_t *w, double v)
         pm__w_double(w, v); /* integer digits or %g text: both valid JSON */
 }
 
-/* `"key":` — keys are literals without characters that need escaping. */
-#define PM__JSON_KEY(w, lit) PM__W_LIT((w), "\"" lit "\":")
 
 static void pm__json_series_labels(pm__writer_t *w, const pm_snap_family_t *f,
                                    const pm_snap_series_t *s, size_t nlabels)
 {
-    PM__JSON_KEY(w, "labels");
+    PM__W_KEY(w, "labels");
     pm__w_char(w, '{');
     /* The overflow series has no meaningful values: its labels are empty and
      * "overflow" says why. */
@@ -49,13 +47,13 @@ static void pm__json_series_labels(pm__writer_t *w, const pm_snap_family_t *f,
         }
     }
     PM__W_LIT(w, "},");
-    PM__JSON_KEY(w, "overflow");
+    PM__W_KEY(w, "overflow");
     if (pm_snap_series_is_overflow(s))
         PM__W_LIT(w, "true");
     else
         PM__W_LIT(w, "false");
     pm__w_char(w, ',');
-    PM__JSON_KEY(w, "created");
+    PM__W_KEY(w, "created");
     pm__json_number(w, pm_snap_series_created(s));
 }
 

@@ -20,8 +20,6 @@
 
 /* ---------------------------------------------------------------- values */
 
-/* `"key":` — keys are literals without characters that need escaping. */
-#define PM__SF_KEY(w, lit) PM__W_LIT((w), "\"" lit "\":")
 
 static int pm__sf_is_zero(const uint8_t *id, size_t n)
 {
@@ -38,18 +36,6 @@ static void pm__sf_id(pm__writer_t *w, const uint8_t *id, size_t n)
     pm__w_char(w, '"');
     pm__w_bytes(w, hex, 2 * n);
     pm__w_char(w, '"');
-}
-
-static void pm__sf_i64(pm__writer_t *w, int64_t v)
-{
-    char *p = pm__w_reserve(w, 21);
-    size_t n = 0;
-    uint64_t u = (uint64_t)v;
-    if (v < 0) {
-        p[n++] = '-';
-        u = 0 - u; /* the magnitude, INT64_MIN included */
-    }
-    w->p = p + n + pm__fmt_u64(p + n, u);
 }
 
 /* A 64-bit integer as a proto3 JSON decimal string. */
@@ -105,7 +91,7 @@ static void pm__jsonl_attr_value(pm__writer_t *w, const pm_span_data_t *s, size_
         pm__w_json_string(w, pm_span_data_attr_string(s, i));
         return;
     case PM_ATTR_INT:
-        pm__sf_i64(w, pm_span_data_attr_int(s, i));
+        pm__w_i64(w, pm_span_data_attr_int(s, i));
         return;
     case PM_ATTR_DOUBLE: {
         double d = pm_span_data_attr_double(s, i);
@@ -227,17 +213,17 @@ static void pm__otlp_attr(pm__writer_t *w, const pm_span_data_t *s, size_t i)
     pm__otlp_kv_head(w, pm_span_data_attr_key(s, i));
     switch (pm_span_data_attr_type(s, i)) {
     case PM_ATTR_STRING:
-        PM__SF_KEY(w, "stringValue");
+        PM__W_KEY(w, "stringValue");
         pm__w_json_string(w, pm_span_data_attr_string(s, i));
         break;
     case PM_ATTR_INT: /* int64: a decimal string */
         PM__W_LIT(w, "\"intValue\":\"");
-        pm__sf_i64(w, pm_span_data_attr_int(s, i));
+        pm__w_i64(w, pm_span_data_attr_int(s, i));
         pm__w_char(w, '"');
         break;
     case PM_ATTR_DOUBLE: {
         double d = pm_span_data_attr_double(s, i);
-        PM__SF_KEY(w, "doubleValue");
+        PM__W_KEY(w, "doubleValue");
         if (isfinite(d))
             pm__sf_finite_double(w, d);
         else if (isnan(d))
@@ -249,7 +235,7 @@ static void pm__otlp_attr(pm__writer_t *w, const pm_span_data_t *s, size_t i)
         break;
     }
     case PM_ATTR_BOOL:
-        PM__SF_KEY(w, "boolValue");
+        PM__W_KEY(w, "boolValue");
         pm__sf_bool(w, pm_span_data_attr_bool(s, i));
         break;
     }
@@ -271,7 +257,7 @@ static void pm__otlp_events(pm__writer_t *w, const pm_span_data_t *s)
         const char *key = pm_span_data_event_attr_key(s, i);
         if (key) {
             pm__otlp_kv_head(w, key);
-            PM__SF_KEY(w, "stringValue");
+            PM__W_KEY(w, "stringValue");
             pm__w_json_string(w, pm_span_data_event_attr_value(s, i));
             PM__W_LIT(w, "}}");
         }
@@ -339,7 +325,7 @@ static void pm__format_otlp_json(const pm_span_batch_t *b, pm__writer_t *w)
     }
     PM__W_LIT(w, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[");
     pm__otlp_kv_head(w, "service.name");
-    PM__SF_KEY(w, "stringValue");
+    PM__W_KEY(w, "stringValue");
     pm__w_json_string(w, pm_span_batch_service(b));
     PM__W_LIT(w, "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"libperfmetrics\",\"version\":"
                  "\"" PM_VERSION_STRING "\"},\"spans\":[");

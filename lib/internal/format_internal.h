@@ -81,6 +81,8 @@ static inline void pm__w_str(pm__writer_t *w, const char *s) { pm__w_bytes(w, s,
 
 /* String literals only: the length is known at compile time. */
 #define PM__W_LIT(w, lit) pm__w_bytes((w), (lit), sizeof(lit) - 1)
+/* Writes `"key":` for a JSON key given as a literal needing no escaping. */
+#define PM__W_KEY(w, lit) PM__W_LIT((w), "\"" lit "\":")
 
 static inline void pm__w_char(pm__writer_t *w, char c)
 {
@@ -100,6 +102,8 @@ static inline char *pm__w_reserve(pm__writer_t *w, size_t n)
 
 /* Decimal digits of v into out (>= 21 bytes, no NUL); returns the length. */
 size_t pm__fmt_u64(char *out, uint64_t v);
+/* A signed integer in decimal (INT64_MIN included); no NUL. */
+size_t pm__fmt_i64(char *out, int64_t v);
 /* Text of v into out (PM__NUM_MAX bytes, NUL-terminated) that reads back as
  * exactly v: integers with |v| < 2^63 as plain digits, anything else as the
  * first of %.15g, %.16g, %.17g that reads back (computed with fewer printf
@@ -112,6 +116,7 @@ size_t pm__fmt_double(char *out, double v);
 size_t pm__fmt_canonical(char *out, double v);
 
 void pm__w_u64(pm__writer_t *w, uint64_t v);
+void pm__w_i64(pm__writer_t *w, int64_t v);
 void pm__w_double(pm__writer_t *w, double v);
 
 /* ---- escaping (format.c) ---- */
