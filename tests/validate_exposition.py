@@ -20,7 +20,6 @@ A missing promtool fails the run unless PM_ALLOW_MISSING_TOOLS=1.
 Runs under Debian's /usr/bin/python3, which has prometheus_client.
 """
 
-import glob
 import json
 import re
 import math
@@ -34,18 +33,7 @@ import time
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_prometheus
 
-PASSED = 0
-FAILED = 0
-
-
-def check(cond, what):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("  FAIL: " + what)
-    return cond
+from pmcheck import check, find_program, run_dump, summary
 
 
 # ---------------------------------------------------------------- expectations
@@ -150,27 +138,8 @@ def same_value(a, b):
 # ---------------------------------------------------------------- running
 
 
-def find_dump():
-    root = os.environ.get("PM_BUILD_ROOT")
-    if root:
-        return os.path.join(root, "tests", "dump_exposition")
-    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    found = glob.glob(os.path.join(src, "build*", "tests", "dump_exposition"))
-    if not found:
-        return None
-    return max(found, key=os.path.getmtime)
-
-
 def dump(exe, fmt):
-    proc = subprocess.run([exe, fmt], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-    check(proc.returncode == 0, "dump_exposition %s exited %d: %s"
-          % (fmt, proc.returncode, proc.stderr.decode(errors="replace")))
-    try:
-        return proc.stdout.decode("utf-8", errors="strict"), proc.stdout
-    except UnicodeDecodeError as e:
-        check(False, "%s output is not UTF-8: %s" % (fmt, e))
-        return proc.stdout.decode("utf-8", errors="replace"), proc.stdout
-
+    return run_dump(exe, fmt)
 
 def samples_of(family, drop=()):
     """{(suffix, sorted labels): value} of a parsed family."""
@@ -532,7 +501,7 @@ def json_samples(fam):
 
 
 def main():
-    exe = find_dump()
+    exe = find_program("dump_exposition")
     if not exe or not os.access(exe, os.X_OK):
         print("validate_exposition: dump_exposition not found (set PM_BUILD_ROOT)")
         print("validate_exposition: 0 passed, 1 failed")
@@ -553,8 +522,7 @@ def main():
           "family names/types differ between formats:\n    prometheus %r\n    openmetrics %r\n    json %r"
           % (sorted(prom_types.items()), sorted(om_types.items()), sorted(json_types.items())))
 
-    print("validate_exposition: %d passed, %d failed" % (PASSED, FAILED))
-    return 0 if FAILED == 0 and PASSED > 0 else 1
+    return summary("validate_exposition")
 
 
 if __name__ == "__main__":

@@ -19,26 +19,13 @@ of tests/span_fixture.h, and:
 Prints "validate_spans: N passed, N failed"; exit status 0 only if all passed.
 """
 
-import glob
 import json
 import math
 import os
 import re
-import subprocess
 import sys
 
-PASSED = 0
-FAILED = 0
-
-
-def check(cond, what):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("  FAIL: " + what)
-    return cond
+from pmcheck import check, find_program, run_dump, summary
 
 
 # ---------------------------------------------------------------- expectations
@@ -99,27 +86,8 @@ def same(a, b):
 # ---------------------------------------------------------------- running
 
 
-def find_dump():
-    root = os.environ.get("PM_BUILD_ROOT")
-    if root:
-        return os.path.join(root, "tests", "dump_spans")
-    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    found = glob.glob(os.path.join(src, "build*", "tests", "dump_spans"))
-    if not found:
-        return None
-    return max(found, key=os.path.getmtime)
-
-
 def dump(exe, fmt):
-    proc = subprocess.run([exe, fmt], stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
-    check(proc.returncode == 0, "dump_spans %s exited %d: %s"
-          % (fmt, proc.returncode, proc.stderr.decode(errors="replace")))
-    try:
-        return proc.stdout.decode("utf-8", errors="strict")
-    except UnicodeDecodeError as e:
-        check(False, "%s output is not UTF-8: %s" % (fmt, e))
-        return proc.stdout.decode("utf-8", errors="replace")
-
+    return run_dump(exe, fmt)[0]
 
 def reject_constant(token):
     raise ValueError("non-standard JSON token %s" % token)
@@ -384,7 +352,7 @@ def check_jsonl(text):
 
 
 def main():
-    exe = find_dump()
+    exe = find_program("dump_spans")
     if not exe or not os.access(exe, os.X_OK):
         print("validate_spans: dump_spans not found (set PM_BUILD_ROOT)")
         print("validate_spans: 0 passed, 1 failed")
@@ -393,8 +361,7 @@ def main():
     check_otlp(dump(exe, "otlp"))
     check_otlp_empty(dump(exe, "otlp-empty"))
     check_jsonl(dump(exe, "jsonl"))
-    print("validate_spans: %d passed, %d failed" % (PASSED, FAILED))
-    return 0 if FAILED == 0 and PASSED > 0 else 1
+    return summary("validate_spans")
 
 
 if __name__ == "__main__":
