@@ -22,8 +22,10 @@ pm_status_t pm_collector_add(pm_registry_t *r, const char *name, pm_collect_fn f
 {
     pm_cb_entry *e = NULL;
     /* From inside a callback the snapshot lock is held: refuse, never deadlock. */
-    pm_status_t st = pm__cb_add(r, r ? &r->snap_lock : NULL, r ? &r->collectors : NULL, name,
-                                (void (*)(void))fn, user, release, true, &e);
+    pm_status_t st = pm__cb_add(r ? &r->a : NULL, r ? &r->snap_lock : NULL,
+                                r ? &r->collectors : NULL, name, (void (*)(void))fn, user, release,
+                                pm__in_callback != 0, &e);
+    if (e) e->r = r;
     if (out) *out = (pm_collector_t *)e;
     return st;
 }
@@ -37,11 +39,11 @@ pm_status_t pm_collector_remove(pm_collector_t *handle)
     pthread_mutex_lock(&r->snap_lock); /* waits for a running collector */
     pm__cb_unlink(&r->collectors, c);
     pthread_mutex_unlock(&r->snap_lock);
-    pm__cb_free(r, c);
+    pm__cb_free(&r->a, c);
     return PM_OK;
 }
 
-void pm__collectors_free(pm_registry *r) { pm__cb_free_all(r, &r->collectors); }
+void pm__collectors_free(pm_registry *r) { pm__cb_free_all(&r->a, &r->collectors); }
 
 void pm__collectors_run(pm_registry *r, pm_snapshot_t *s)
 {

@@ -10,8 +10,10 @@ pm_status_t pm_exporter_add(pm_registry_t *r, const char *name, pm_export_fn fn,
                             pm_release_fn release, pm_exporter_t **out)
 {
     pm_cb_entry *e = NULL;
-    pm_status_t st = pm__cb_add(r, r ? &r->ex_lock : NULL, r ? &r->exporters : NULL, name,
-                                (void (*)(void))fn, user, release, false, &e);
+    pm_status_t st = pm__cb_add(r ? &r->a : NULL, r ? &r->ex_lock : NULL,
+                                r ? &r->exporters : NULL, name, (void (*)(void))fn, user, release,
+                                false, &e);
+    if (e) e->r = r;
     if (out) *out = (pm_exporter_t *)e;
     return st;
 }
@@ -27,11 +29,11 @@ pm_status_t pm_exporter_remove(pm_exporter_t *handle)
     pm__cb_unlink(&r->exporters, e);
     pthread_mutex_unlock(&r->ex_lock);
     pthread_mutex_unlock(&r->run_lock);
-    pm__cb_free(r, e);
+    pm__cb_free(&r->a, e);
     return PM_OK;
 }
 
-void pm__exporters_free(pm_registry *r) { pm__cb_free_all(r, &r->exporters); }
+void pm__exporters_free(pm_registry *r) { pm__cb_free_all(&r->a, &r->exporters); }
 
 pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s)
 {
@@ -142,14 +144,7 @@ static void *export_thread(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (;;) {
             /* Recomputed after every wake-up, so a new interval applies at once. */
-            struct timespec ts = start;
-            double secs = r->interval;
-            ts.tv_sec += (time_t)secs;
-            ts.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            struct timespec ts = pm__timespec_after(start, r->interval);
             if (r->thread_stop ||
                 pthread_cond_timedwait(&r->th_cond, &r->th_lock, &ts) == ETIMEDOUT)
                 break;

@@ -26,19 +26,12 @@ unsigned pm__stripe_assign(void)
     return s;
 }
 
-static unsigned pow2_at_least(unsigned v)
-{
-    unsigned p = 1;
-    while (p < v) p <<= 1;
-    return p;
-}
-
-static unsigned default_stripes(void)
+unsigned pm__default_stripes(void)
 {
     long n = sysconf(_SC_NPROCESSORS_CONF);
     if (n < 2) n = 2;
     if (n > PM_MAX_STRIPES) n = PM_MAX_STRIPES;
-    return pow2_at_least((unsigned)n);
+    return (unsigned)pm__pow2_at_least((size_t)n);
 }
 
 pm_status_t pm_registry_opts_new(pm_registry_opts_t **out)
@@ -73,7 +66,7 @@ pm_status_t pm_registry_opts_set_stripes(pm_registry_opts_t *o, unsigned stripes
 {
     if (!o) return PM_EINVAL;
     if (stripes < 1 || stripes > PM_MAX_STRIPES) return PM_ERANGE;
-    o->stripes = pow2_at_least(stripes);
+    o->stripes = (unsigned)pm__pow2_at_least(stripes);
     return PM_OK;
 }
 
@@ -105,7 +98,7 @@ pm_status_t pm_registry_new(const pm_registry_opts_t *opts, pm_registry_t **out)
     pm_registry *r = pm__calloc(a, sizeof *r);
     if (!r) return PM_ENOMEM;
     r->a = *a;
-    r->stripes = opts && opts->stripes ? opts->stripes : default_stripes();
+    r->stripes = opts && opts->stripes ? opts->stripes : pm__default_stripes();
     r->mask = r->stripes - 1; /* at most 63: fits the series' 8-bit mask */
     r->self_metrics = opts ? opts->self_metrics : 1;
     r->clock = opts ? opts->clock : NULL;

@@ -40,14 +40,6 @@ typedef struct stripe {
     _Alignas(64) _Atomic uint64_t sampled, dropped;
 } stripe;
 
-typedef struct span_exporter {
-    struct span_exporter *next;
-    char *name;
-    pm_span_export_fn fn;
-    void *user;
-    pm_release_fn release;
-} span_exporter;
-
 struct pm_tracer_opts {
     pm_sampler_t sampler;
     double ratio;
@@ -70,7 +62,7 @@ struct pm_tracer {
     stripe *rings;
     _Atomic uint64_t stat[9]; /* flusher-side counters (exported, failures, drops by limits) */
     pthread_mutex_t flush_lock; /* serialises flushes, exporter list, analytics feed */
-    span_exporter *exporters;
+    pm_cb_entry *exporters; /* fn is a pm_span_export_fn; under flush_lock */
     pm_trace_analytics *analytics;
     pm_family_t *f_dur, *f_err, *f_spans;
     /* background thread */
@@ -361,13 +353,6 @@ static pm_status_t red_families(pm_tracer_t *t, pm_registry_t *r)
     return st;
 }
 
-static unsigned pow2_ge(size_t v)
-{
-    unsigned p = 1;
-    while (p < v) p <<= 1;
-    return p;
-}
-
 pm_status_t pm_tracer_new(const pm_tracer_opts_t *opts, pm_tracer_t **out)
 {
     if (!out) return PM_EINVAL;
@@ -395,9 +380,8 @@ pm_status_t pm_tracer_new(const pm_tracer_opts_t *opts, pm_tracer_t **out)
     clock_gettime(CLOCK_REALTIME, &wall);
     t->wall_offset = (int64_t)((uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec) -
                      (int64_t)mono;
-    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
-    t->nrings = pow2_ge(ncpu < 2 ? 2 : ncpu > 64 ? 64 : (size_t)ncpu);
-    size_t per = pow2_ge((opts->buffer + t->nrings - 1) / t->nrings);
+    t->nrings = pm__default_stripes(); /* rings are chosen by the metrics stripe */
+    size_t per = pm__pow2_at_least((opts->buffer + t->nrings - 1) / t->nrings);
     if (per < 8) per = 8;
     if (posix_memalign((void **)&t->rings, 64, t->nrings * sizeof *t->rings)) goto fail;
     memset(t->rings, 0, t->nrings * sizeof *t->rings);
@@ -450,12 +434,7 @@ void pm_tracer_free(pm_tracer_t *t)
     pthread_mutex_lock(&t->flush_lock);
     pm__analytics_settle(t->analytics);
     pthread_mutex_unlock(&t->flush_lock);
-    for (span_exporter *e = t->exporters, *n; e; e = n) {
-        n = e->next;
-        if (e->release) e->release(e->user);
-        free(e->name);
-        free(e);
-    }
+    pm__cb_free_all(&pm__default_alloc, &t->exporters);
     for (unsigned i = 0; i < t->nrings; i++) {
         pm_span_rec *r;
         while ((r = ring_pop(&t->rings[i].empty))) free(r);
@@ -512,34 +491,11 @@ static void stat_add(pm_tracer_t *t, pm_tracer_stat_t which, uint64_t n)
 pm_status_t pm_tracer_add_exporter(pm_tracer_t *t, const char *name, pm_span_export_fn fn,
                                    void *user, pm_release_fn release)
 {
-    pm_status_t st = PM_OK;
-    span_exporter *e = NULL;
-    if (!t || !name || !fn)
-        st = PM_EINVAL;
-    else if (!*name || strlen(name) > PM_MAX_LABEL_VALUE || !pm__valid_utf8(name, strlen(name)))
-        st = PM_EUTF8;
-    else if (in_exporter)
-        st = PM_ESTATE; /* the flush lock is held: refuse, never deadlock */
-    if (st != PM_OK) goto fail;
-    pthread_mutex_lock(&t->flush_lock);
-    span_exporter **tail = &t->exporters;
-    for (; *tail; tail = &(*tail)->next)
-        if (!strcmp((*tail)->name, name)) st = PM_EEXIST;
-    if (st == PM_OK && (!(e = calloc(1, sizeof *e)) || !(e->name = strdup(name)))) {
-        free(e);
-        st = PM_ENOMEM;
-    }
-    if (st == PM_OK) {
-        e->fn = fn;
-        e->user = user;
-        e->release = release;
-        *tail = e;
-    }
-    pthread_mutex_unlock(&t->flush_lock);
-    if (st == PM_OK) return PM_OK;
-fail:
-    if (release) release(user);
-    return st;
+    pm_cb_entry *e;
+    /* From inside an exporter the flush lock is held: refuse, never deadlock. */
+    return pm__cb_add(t ? &pm__default_alloc : NULL, t ? &t->flush_lock : NULL,
+                      t ? &t->exporters : NULL, name, (void (*)(void))fn, user, release,
+                      in_exporter != 0, &e);
 }
 
 /* ------------------------------------------------------------ rings */
@@ -927,9 +883,9 @@ pm_status_t pm_tracer_flush(pm_tracer_t *t, size_t *n)
             feed_red(t, batch[i]);
         }
         pm_span_batch_t b = {(const pm_span_rec *const *)batch, k, t->service};
-        for (span_exporter *e = t->exporters; e; e = e->next) {
+        for (pm_cb_entry *e = t->exporters; e; e = e->next) {
             in_exporter++;
-            pm_status_t st = e->fn(&b, e->user);
+            pm_status_t st = ((pm_span_export_fn)e->fn)(&b, e->user);
             in_exporter--;
             if (st != PM_OK) stat_add(t, PM_TRACER_EXPORT_FAILURES, 1);
         }
@@ -954,14 +910,9 @@ static void *export_thread(void *arg)
     pm_tracer_t *t = arg;
     pthread_mutex_lock(&t->th_lock);
     while (!t->stop) {
-        struct timespec ts_;
-        clock_gettime(CLOCK_MONOTONIC, &ts_);
-        ts_.tv_sec += (time_t)t->interval;
-        ts_.tv_nsec += (long)((t->interval - (double)(time_t)t->interval) * 1e9);
-        if (ts_.tv_nsec >= 1000000000L) {
-            ts_.tv_sec++;
-            ts_.tv_nsec -= 1000000000L;
-        }
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        struct timespec ts_ = pm__timespec_after(now, t->interval);
         while (!t->stop && pthread_cond_timedwait(&t->th_cond, &t->th_lock, &ts_) != ETIMEDOUT) {
         }
         if (t->stop) break;

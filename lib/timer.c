@@ -35,6 +35,17 @@ double pm__wall_now(void)
 
 double pm_wall_seconds(void) { return pm__wall_now(); }
 
+struct timespec pm__timespec_after(struct timespec from, double secs)
+{
+    from.tv_sec += (time_t)secs;
+    from.tv_nsec += (long)((secs - (double)(time_t)secs) * 1e9);
+    if (from.tv_nsec >= 1000000000L) {
+        from.tv_sec++;
+        from.tv_nsec -= 1000000000L;
+    }
+    return from;
+}
+
 #if PM_HAVE_TSC
 static int file_has(const char *path, const char *word)
 {

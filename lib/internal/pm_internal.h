@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #define PM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define PM_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -74,7 +75,18 @@ static inline double pm__u2d(uint64_t u)
     return d;
 }
 
+/* The smallest power of two >= v (1 for 0). */
+static inline size_t pm__pow2_at_least(size_t v)
+{
+    size_t p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
 /* ------------------------------------------------------------ stripes */
+/* The CPU count rounded up to a power of two, in [2, PM_MAX_STRIPES]:
+ * the registries' default stripe count and the tracers' ring count. */
+unsigned pm__default_stripes(void);
 extern PM_TLS unsigned pm__tls_stripe; /* 0 = unassigned, else sequence + 1 */
 unsigned pm__stripe_assign(void) __attribute__((cold, noinline));
 static inline unsigned pm__stripe(unsigned mask)
@@ -241,8 +253,9 @@ struct pm_family {
 };
 
 /* ------------------------------------------------------------ registry */
-/* A named callback with user data: the shape collectors and exporters share
- * (lib/callback.c). fn is cast back to pm_collect_fn / pm_export_fn to call. */
+/* A named callback with user data: the shape collectors, exporters and span
+ * exporters share (lib/callback.c). fn is cast back to its real type to call;
+ * r is set by registry-owned lists. */
 typedef struct pm_cb_entry {
     struct pm_cb_entry *next;
     pm_registry *r;
@@ -255,13 +268,15 @@ typedef struct pm_cb_entry {
 } pm_cb_entry;
 
 extern PM_TLS int pm__in_callback; /* inside a collector, exporter or gauge callback */
-/* Adds a uniquely named entry under `lock`; on any failure calls release(user). */
-pm_status_t pm__cb_add(pm_registry *r, pthread_mutex_t *lock, pm_cb_entry **head,
+/* Adds a uniquely named entry under `lock`, allocated with a; `refuse` (the
+ * caller's "called from a callback that holds this lock") gives PM_ESTATE.
+ * On any failure calls release(user). */
+pm_status_t pm__cb_add(const pm_alloc_t *a, pthread_mutex_t *lock, pm_cb_entry **head,
                        const char *name, void (*fn)(void), void *user, pm_release_fn release,
-                       bool refuse_in_callback, pm_cb_entry **out);
+                       bool refuse, pm_cb_entry **out);
 void pm__cb_unlink(pm_cb_entry **head, pm_cb_entry *e); /* under the list's lock */
-void pm__cb_free(pm_registry *r, pm_cb_entry *e);       /* calls release */
-void pm__cb_free_all(pm_registry *r, pm_cb_entry **head);
+void pm__cb_free(const pm_alloc_t *a, pm_cb_entry *e);  /* calls release */
+void pm__cb_free_all(const pm_alloc_t *a, pm_cb_entry **head);
 
 struct pm_registry {
     pm_alloc_t a;
@@ -395,5 +410,7 @@ void pm__exporters_free(pm_registry *r);
 void pm__clock_init(void);
 double pm__wall_now(void);
 uint64_t pm__mono_ns(void);
+/* `from` plus `secs` seconds, normalised (for timed condition waits). */
+struct timespec pm__timespec_after(struct timespec from, double secs);
 
 #endif
