@@ -275,7 +275,6 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
     }
     if (f->type == PM_TYPE_HISTOGRAM) {
         sf->nbounds = f->hl.nbounds;
-        sf->bounds = f->hl.bounds; /* copied below */
         double *b = pm__arena_alloc(snap, f->hl.nbounds * sizeof *b);
         if (!b) return PM_ENOMEM;
         memcpy(b, f->hl.bounds, f->hl.nbounds * sizeof *b);
