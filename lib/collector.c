@@ -96,8 +96,26 @@ static bool name_taken(pm_emit_t *e, pm_type_t type, const char *name)
     return false;
 }
 
+static pm_status_t emit_family(pm_emit_t *e, pm_type_t type, const char *name, const char *help,
+                               const char *unit, const char *const *label_names, size_t n_labels,
+                               bool reserved_ok);
+
 pm_status_t pm_emit_family(pm_emit_t *e, pm_type_t type, const char *name, const char *help,
                            const char *unit, const char *const *label_names, size_t n_labels)
+{
+    return emit_family(e, type, name, help, unit, label_names, n_labels, false);
+}
+
+pm_status_t pm__emit_family_reserved(pm_emit_t *e, pm_type_t type, const char *name,
+                                     const char *help, const char *const *label_names,
+                                     size_t n_labels)
+{
+    return emit_family(e, type, name, help, "", label_names, n_labels, true);
+}
+
+static pm_status_t emit_family(pm_emit_t *e, pm_type_t type, const char *name, const char *help,
+                               const char *unit, const char *const *label_names, size_t n_labels,
+                               bool reserved_ok)
 {
     if (!e || !name) return PM_EINVAL;
     e->cur = NULL;
@@ -105,7 +123,8 @@ pm_status_t pm_emit_family(pm_emit_t *e, pm_type_t type, const char *name, const
     if (type != PM_TYPE_COUNTER && type != PM_TYPE_GAUGE) return PM_EINVAL;
     if (!help) help = "";
     if (strlen(help) > PM_MAX_HELP || !pm__valid_utf8(help, strlen(help))) return PM_EUTF8;
-    if (!pm__valid_metric_name(name) || !strncmp(name, "perfmetrics_", 12)) return PM_EBADNAME;
+    if (!pm__valid_metric_name(name) || (!reserved_ok && !strncmp(name, "perfmetrics_", 12)))
+        return PM_EBADNAME;
     size_t nl = strlen(name);
     if (type == PM_TYPE_COUNTER && nl >= 6 && !strcmp(name + nl - 6, "_total")) return PM_EBADNAME;
     if (unit && *unit) {

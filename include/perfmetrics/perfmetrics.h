@@ -11,5 +11,6 @@
 #include <perfmetrics/export.h>
 #include <perfmetrics/collector.h>
 #include <perfmetrics/spans.h>
+#include <perfmetrics/alerts.h>
 
 #endif

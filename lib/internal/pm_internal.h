@@ -267,6 +267,11 @@ typedef struct pm_cb_entry {
     uint64_t runs_new, failures_new; /* collectors: this snapshot's, kept if it succeeds */
 } pm_cb_entry;
 
+/* pm_emit_family for the library's own collectors: allows the reserved
+ * perfmetrics_ prefix (collector.c). */
+pm_status_t pm__emit_family_reserved(pm_emit_t *e, pm_type_t type, const char *name,
+                                     const char *help, const char *const *label_names,
+                                     size_t n_labels);
 extern PM_TLS int pm__in_callback; /* inside a collector, exporter or gauge callback */
 /* Adds a uniquely named entry under `lock`, allocated with a; `refuse` (the
  * caller's "called from a callback that holds this lock") gives PM_ESTATE.
