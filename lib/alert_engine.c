@@ -103,6 +103,7 @@ typedef struct inst {
     double value;
     int64_t active_at, fired_at, last_true, last_sent;
     int64_t keep_since; /* first tick of a keep_firing_for spell; INT64_MIN: none */
+    int64_t paused;     /* time spent pending without data (PM_NODATA_KEEP) */
     uint64_t seen; /* tick in which the condition held */
 } inst_t;
 
@@ -466,6 +467,16 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
         atomic_fetch_add(&e->st_rule_failures, 1);
         return;
     }
+    /* The resolve expression is evaluated at every tick, not only while an
+     * instance is firing, so that its windows are full when it is needed. */
+    pm__avec rv = {0};
+    bool have_r = false;
+    if (d->resolve) {
+        pm__avec rval;
+        have_r = pm__aeval_rule(e->ev, d->resolve, &rval, &rv) == PM_OK &&
+                 as_vector(e, &rv) == PM_OK;
+        if (!have_r) atomic_fetch_add(&e->st_rule_failures, 1);
+    }
     uint64_t tick = e->tick;
     bool nodata = value.n == 0;
     pm__aelem nodata_el;
@@ -476,7 +487,7 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
              * do not run while there is no data. */
             for (size_t i = 0; i < ar->ninst; i++) {
                 inst_t *in = ar->inst[i];
-                if (in->state == PM_ALERT_PENDING) in->active_at += dt;
+                if (in->state == PM_ALERT_PENDING) in->paused += dt;
                 else if (in->keep_since != INT64_MIN) in->keep_since += dt;
             }
             return;
@@ -493,7 +504,10 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
     for (size_t i = 0; i < cond.n; i++) {
         const pm__aelem *el = &cond.e[i];
         pm_severity_t sev = d->severity;
-        if (d->thresholds) {
+        if (d->thresholds && el == &nodata_el) {
+            /* No value to compare: the no-data alert takes the lower level set. */
+            sev = isnan(d->warn) ? PM_SEVERITY_CRITICAL : PM_SEVERITY_WARNING;
+        } else if (d->thresholds) {
             if (!isnan(d->crit) && cmp_holds(d->th_op, el->v, d->crit)) sev = PM_SEVERITY_CRITICAL;
             else if (!isnan(d->warn) && cmp_holds(d->th_op, el->v, d->warn))
                 sev = PM_SEVERITY_WARNING;
@@ -528,14 +542,8 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
      * until its resolve condition holds. */
     if ((d->resolve_short || d->resolve) && ar->ninst) {
         vindex_t vx = {0}, rx = {0};
-        pm__avec rv = {0};
-        bool have_v = vindex_build(e, &vx, &value) == PM_OK, have_r = false;
-        if (d->resolve) {
-            pm__avec rval;
-            have_r = pm__aeval_rule(e->ev, d->resolve, &rval, &rv) == PM_OK &&
-                     as_vector(e, &rv) == PM_OK && vindex_build(e, &rx, &rv) == PM_OK;
-            if (!have_r) atomic_fetch_add(&e->st_rule_failures, 1);
-        }
+        bool have_v = vindex_build(e, &vx, &value) == PM_OK;
+        if (have_r) have_r = vindex_build(e, &rx, &rv) == PM_OK;
         for (size_t i = 0; i < ar->ninst && have_v; i++) {
             inst_t *in = ar->inst[i];
             /* Only a firing alert is held: `for` still needs the firing
@@ -568,7 +576,7 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
             if (!holds) {
                 if (in->state == PM_ALERT_PENDING) end_instance(e, ar, in, now);
                 drop = true;
-            } else if (now - in->active_at >= d->for_ns) {
+            } else if (now - in->active_at - in->paused >= d->for_ns) {
                 fire(e, ar, in, now);
             } else if (in->state == PM_ALERT_INACTIVE) {
                 in->state = PM_ALERT_PENDING;

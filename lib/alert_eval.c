@@ -15,12 +15,36 @@ typedef struct chunk {
     _Alignas(16) unsigned char data[];
 } chunk;
 
-/* Per family and tick: its labels sorted by name (a permutation), computed
- * once when first selected. */
+/* An index of one family's series by the value of one label, built the
+ * first time a selector with an `=` matcher on that label reads the family
+ * in a tick: selecting 1 series of 10,000 then costs a probe, not a scan. */
+typedef struct eq_index {
+    size_t mask;
+    int32_t *head; /* by value hash: first series, -1 none */
+    int32_t *next; /* per series: the next with the same slot, -1 none */
+} eq_index;
+
+/* Per family and tick, filled lazily: its label names sorted (shared by the
+ * elements whose values are all non-empty) and the equality indexes. */
 typedef struct fam_info {
     const pm_snap_family_t *f;
-    uint32_t *order; /* order[k]: index of the k-th label by name */
+    uint32_t *order;    /* order[k]: index of the k-th label by name */
+    const char **names; /* the names in that order */
+    eq_index **eq;      /* per label, or NULL */
 } fam_info;
+
+/* Regex results by (regex source, op, value), kept across ticks: label
+ * values repeat from tick to tick, and regexec costs far more than a probe.
+ * Keyed by text, not by matcher address, so a rule freed and another
+ * allocated at the same address cannot inherit answers. Cleared when half
+ * full. */
+typedef struct memo_entry {
+    uint64_t h;
+    const char *re, *value; /* in the memo's pool */
+    bool result;
+} memo_entry;
+
+#define MEMO_CAP 16384u
 
 struct pm__aeval {
     pm_alloc_t a;
@@ -30,6 +54,11 @@ struct pm__aeval {
     chunk *head, *cur;
     fam_info *fi; /* per snapshot family, lazily filled */
     size_t nfi, capfi;
+    uint32_t *scratch; /* matching series of one selection */
+    size_t capscratch;
+    memo_entry *memo; /* MEMO_CAP slots */
+    size_t nmemo;
+    chunk *pool; /* strings of the memo */
 };
 
 #define CHUNK_MIN (64u * 1024u)
@@ -83,7 +112,13 @@ void pm__aeval_free(pm__aeval *c)
         n = k->next;
         pm__free(&c->a, k);
     }
+    for (chunk *k = c->pool, *n; k; k = n) {
+        n = k->next;
+        pm__free(&c->a, k);
+    }
     pm__free(&c->a, c->fi);
+    pm__free(&c->a, c->scratch);
+    pm__free(&c->a, c->memo);
     pm__free(&c->a, c);
 }
 
@@ -196,7 +231,8 @@ static const uint32_t *label_order(pm__aeval *c, size_t fi)
     if (x->order) return x->order;
     const pm_snap_family_t *f = c->snap->fams[fi];
     uint32_t *o = pm__aeval_alloc(c, (f->nlabels + 1) * sizeof *o);
-    if (!o) return NULL;
+    const char **names = pm__aeval_alloc(c, (f->nlabels + 1) * sizeof *names);
+    if (!o || !names) return NULL;
     for (uint32_t i = 0; i < f->nlabels; i++) {
         uint32_t k = i;
         while (k > 0 && strcmp(f->labels[o[k - 1]], f->labels[i]) > 0) {
@@ -205,33 +241,178 @@ static const uint32_t *label_order(pm__aeval *c, size_t fi)
         }
         o[k] = i;
     }
+    for (uint32_t i = 0; i < f->nlabels; i++) names[i] = f->labels[o[i]];
     x->f = f;
     x->order = o;
+    x->names = names;
     return o;
 }
 
-static const char *series_label(const pm_snap_family_t *f, const pm_snap_series_t *s,
-                                const char *name)
+/* ------------------------------------------------------------ regex memo */
+static char *pool_strdup(pm__aeval *c, const char *str)
 {
-    if (s->overflow) return !strcmp(name, "pm_overflow") ? "true" : NULL;
-    for (size_t i = 0; i < f->nlabels; i++)
-        if (!strcmp(f->labels[i], name)) return s->values[i];
-    return NULL;
+    size_t n = strlen(str) + 1;
+    if (!c->pool || c->pool->cap - c->pool->used < n) {
+        size_t cap = n > CHUNK_MIN ? n : CHUNK_MIN;
+        chunk *k = pm__alloc(&c->a, sizeof *k + cap);
+        if (!k) return NULL;
+        k->next = c->pool;
+        k->used = 0;
+        k->cap = cap;
+        c->pool = k;
+    }
+    char *d = (char *)c->pool->data + c->pool->used;
+    memcpy(d, str, n);
+    c->pool->used += n;
+    return d;
 }
 
-static bool series_matches(const pm__anode *n, const pm_snap_family_t *f,
-                           const pm_snap_series_t *s)
+static void memo_clear(pm__aeval *c)
 {
-    for (size_t i = 0; i < n->u.sel.nm; i++) {
-        const pm__amatcher *m = &n->u.sel.m[i];
-        if (!strcmp(m->name, "__name__")) {
-            if (!pm__amatcher_match(m, n->u.sel.metric)) return false;
+    for (chunk *k = c->pool, *n; k; k = n) {
+        n = k->next;
+        pm__free(&c->a, k);
+    }
+    c->pool = NULL;
+    if (c->memo) memset(c->memo, 0, MEMO_CAP * sizeof *c->memo);
+    c->nmemo = 0;
+}
+
+static bool regex_match(pm__aeval *c, const pm__amatcher *m, const char *value)
+{
+    if (!value) value = "";
+    uint64_t h = 14695981039346656037ULL;
+    h = fnv(h, m->value);
+    h = fnv(h, value);
+    h ^= (uint64_t)m->op;
+    if (!c->memo) {
+        c->memo = pm__calloc(&c->a, MEMO_CAP * sizeof *c->memo);
+        if (!c->memo) return pm__amatcher_match(m, value);
+    }
+    size_t mask = MEMO_CAP - 1, i = h & mask;
+    for (;; i = (i + 1) & mask) {
+        memo_entry *x = &c->memo[i];
+        if (!x->re) break;
+        if (x->h == h && !strcmp(x->value, value) && !strcmp(x->re, m->value)) return x->result;
+    }
+    bool r = pm__amatcher_match(m, value);
+    if (c->nmemo >= MEMO_CAP / 2) {
+        memo_clear(c);
+        for (i = h & mask; c->memo[i].re; i = (i + 1) & mask) {}
+    }
+    const char *rs = pool_strdup(c, m->value), *vs = rs ? pool_strdup(c, value) : NULL;
+    if (vs) {
+        c->memo[i] = (memo_entry){h, rs, vs, r};
+        c->nmemo++;
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------ selection */
+#define LI_NAME (-2)   /* the __name__ pseudo-label */
+#define LI_ABSENT (-1) /* a label the family does not have */
+
+/* The value of label li (an index, LI_ABSENT, or INT32_MAX for
+ * pm_overflow) of series s. The overflow series has only pm_overflow. */
+static const char *value_at(const pm_snap_series_t *s, int li)
+{
+    if (li == INT32_MAX) return s->overflow ? "true" : NULL;
+    if (s->overflow) return NULL;
+    return li >= 0 ? s->values[li] : NULL;
+}
+
+static bool matcher_holds(pm__aeval *c, const pm__amatcher *m, const char *v)
+{
+    if (m->op == PM__MATCH_RE || m->op == PM__MATCH_NRE) return regex_match(c, m, v);
+    return pm__amatcher_match(m, v);
+}
+
+static const eq_index *eq_index_get(pm__aeval *c, size_t fi, int li)
+{
+    fam_info *x = &c->fi[fi];
+    const pm_snap_family_t *f = c->snap->fams[fi];
+    if (!x->eq) {
+        x->eq = pm__aeval_alloc(c, (f->nlabels + 1) * sizeof *x->eq);
+        if (!x->eq) return NULL;
+        memset(x->eq, 0, (f->nlabels + 1) * sizeof *x->eq);
+    }
+    if (x->eq[li]) return x->eq[li];
+    eq_index *q = pm__aeval_alloc(c, sizeof *q);
+    size_t cap = pm__pow2_at_least(f->nseries * 2 + 2);
+    if (!q) return NULL;
+    q->mask = cap - 1;
+    q->head = pm__aeval_alloc(c, cap * sizeof *q->head);
+    q->next = pm__aeval_alloc(c, (f->nseries + 1) * sizeof *q->next);
+    if (!q->head || !q->next) return NULL;
+    memset(q->head, 0xff, cap * sizeof *q->head);
+    /* Inserted backwards so each chain lists series in snapshot order. */
+    for (size_t i = f->nseries; i-- > 0;) {
+        const pm_snap_series_t *s = &f->series[i];
+        if (s->overflow) {
+            q->next[i] = -1;
             continue;
         }
-        const char *v = series_label(f, s, m->name);
-        if (!pm__amatcher_match(m, v)) return false;
+        size_t h = fnv(14695981039346656037ULL, s->values[li]) & q->mask;
+        q->next[i] = q->head[h];
+        q->head[h] = (int32_t)i;
     }
-    return true;
+    x->eq[li] = q;
+    return q;
+}
+
+/* The indices of the series of family fi that selector n matches, in
+ * snapshot order, in *out (the arena) and *count. */
+static pm_status_t select_series(pm__aeval *c, size_t fi, const pm__anode *n, uint32_t **out,
+                                 size_t *count)
+{
+    const pm_snap_family_t *f = c->snap->fams[fi];
+    size_t nm = n->u.sel.nm;
+    int li[64];
+    if (nm > 64) return PM_ERANGE;
+    int eq_at = -1; /* a matcher that can use an equality index */
+    for (size_t k = 0; k < nm; k++) {
+        const pm__amatcher *m = &n->u.sel.m[k];
+        li[k] = LI_ABSENT;
+        if (!strcmp(m->name, "__name__")) {
+            li[k] = LI_NAME;
+            continue;
+        }
+        if (!strcmp(m->name, "pm_overflow")) li[k] = INT32_MAX;
+        for (size_t j = 0; j < f->nlabels; j++)
+            if (!strcmp(f->labels[j], m->name)) li[k] = (int)j;
+        if (eq_at < 0 && m->op == PM__MATCH_EQ && m->value[0] && li[k] >= 0 &&
+            li[k] != INT32_MAX)
+            eq_at = (int)k;
+    }
+    if (f->nseries > c->capscratch) {
+        uint32_t *g = pm__alloc(&c->a, f->nseries * sizeof *g);
+        if (!g) return PM_ENOMEM;
+        pm__free(&c->a, c->scratch);
+        c->scratch = g;
+        c->capscratch = f->nseries;
+    }
+    const eq_index *q = eq_at >= 0 ? eq_index_get(c, fi, li[eq_at]) : NULL;
+    if (eq_at >= 0 && !q) return PM_ENOMEM;
+    int32_t it = q ? q->head[fnv(14695981039346656037ULL, n->u.sel.m[eq_at].value) & q->mask]
+                   : (f->nseries ? 0 : -1);
+    size_t got = 0;
+    for (; it >= 0; it = q ? q->next[it] : (it + 1 < (int32_t)f->nseries ? it + 1 : -1)) {
+        const pm_snap_series_t *s = &f->series[it];
+        bool ok = true;
+        for (size_t k = 0; k < nm && ok; k++) {
+            const pm__amatcher *m = &n->u.sel.m[k];
+            const char *v = li[k] == LI_NAME ? n->u.sel.metric : value_at(s, li[k]);
+            ok = matcher_holds(c, m, v);
+        }
+        if (ok) c->scratch[got++] = (uint32_t)it;
+    }
+    *count = got;
+    *out = NULL;
+    if (!got) return PM_OK;
+    *out = pm__aeval_alloc(c, got * sizeof **out);
+    if (!*out) return PM_ENOMEM;
+    memcpy(*out, c->scratch, got * sizeof **out);
+    return PM_OK;
 }
 
 /* Fills e's labels from a series: sorted by name, empty values dropped (an
@@ -248,18 +429,27 @@ static pm_status_t series_labels(pm__aeval *c, size_t fi, const pm_snap_series_t
         return PM_OK;
     }
     const uint32_t *o = label_order(c, fi);
-    const char **nv = o ? pm__aeval_alloc(c, 2 * (f->nlabels + 1) * sizeof *nv) : NULL;
-    if (!nv) return PM_ENOMEM;
+    const char **vals = o ? pm__aeval_alloc(c, (f->nlabels + 1) * sizeof *vals) : NULL;
+    if (!vals) return PM_ENOMEM;
     uint32_t k = 0;
-    for (size_t i = 0; i < f->nlabels; i++) {
-        const char *v = s->values[o[i]];
-        if (!v || !*v) continue;
-        nv[k] = f->labels[o[i]];
-        nv[f->nlabels + 1 + k] = v;
-        k++;
+    bool all = true;
+    for (size_t i = 0; i < f->nlabels; i++) all = all && s->values[o[i]] && *s->values[o[i]];
+    if (all) { /* the common case: share the family's sorted names */
+        for (size_t i = 0; i < f->nlabels; i++) vals[i] = s->values[o[i]];
+        e->lname = c->fi[fi].names;
+        k = (uint32_t)f->nlabels;
+    } else {
+        const char **nm = pm__aeval_alloc(c, (f->nlabels + 1) * sizeof *nm);
+        if (!nm) return PM_ENOMEM;
+        for (size_t i = 0; i < f->nlabels; i++) {
+            const char *v = s->values[o[i]];
+            if (!v || !*v) continue;
+            nm[k] = f->labels[o[i]];
+            vals[k++] = v;
+        }
+        e->lname = nm;
     }
-    e->lname = nv;
-    e->lvalue = nv + f->nlabels + 1;
+    e->lvalue = vals;
     e->nlabels = k;
     e->hash = pm__alabels_hash(e->lname, e->lvalue, k);
     return PM_OK;
@@ -289,17 +479,18 @@ static pm_status_t eval_selector(pm__aeval *c, const pm__anode *n, pm__avec *out
     size_t fi = resolve_family(c->snap, n->u.sel.metric, &part);
     if (fi == SIZE_MAX) return PM_OK; /* absent: an empty vector */
     const pm_snap_family_t *f = c->snap->fams[fi];
-    pm_status_t st = vec_alloc(c, out, f->nseries);
-    if (st != PM_OK) return st;
-    for (size_t i = 0; i < f->nseries; i++) {
-        const pm_snap_series_t *s = &f->series[i];
-        if (!series_matches(n, f, s)) continue;
+    uint32_t *idx;
+    size_t cnt;
+    pm_status_t st = select_series(c, fi, n, &idx, &cnt);
+    if (st == PM_OK) st = vec_alloc(c, out, cnt);
+    for (size_t i = 0; i < cnt && st == PM_OK; i++) {
+        const pm_snap_series_t *s = &f->series[idx[i]];
         pm__aelem *e = &out->e[out->n];
-        if ((st = series_labels(c, fi, s, e)) != PM_OK) return st;
+        if ((st = series_labels(c, fi, s, e)) != PM_OK) break;
         e->v = instant_value(f, s, part);
         out->n++;
     }
-    return PM_OK;
+    return st;
 }
 
 /* A window function over every series a range selector matches. Series
@@ -317,25 +508,32 @@ static pm_status_t eval_range_fn(pm__aeval *c, const pm__anode *call, pm__avec *
      * sum_over_time(h[5m]) give the same figures from the histogram window. */
     if (part == PART_SUM) return PM_ETYPE;
     const pm_snap_family_t *f = c->snap->fams[fi];
-    pm_status_t st = vec_alloc(c, out, f->nseries);
-    if (st != PM_OK) return st;
-    for (size_t i = 0; i < f->nseries; i++) {
-        const pm_snap_series_t *s = &f->series[i];
-        if (!series_matches(r, f, s)) continue;
+    uint32_t *idx;
+    size_t cnt;
+    pm_status_t st = select_series(c, fi, r, &idx, &cnt);
+    if (st == PM_OK) st = vec_alloc(c, out, cnt);
+    for (size_t i = 0; i < cnt && st == PM_OK; i++) {
+        const pm_snap_series_t *s = &f->series[idx[i]];
         pm__wring *ring;
         st = pm__wstore_sample(c->ws, f, s, r->u.sel.range_ns, &ring);
-        if (st == PM_ERANGE) continue; /* refused: counted by the store */
-        if (st != PM_OK) return st;
+        if (st == PM_ERANGE) { /* refused: counted by the store */
+            st = PM_OK;
+            continue;
+        }
+        if (st != PM_OK) break;
         double v;
         st = pm__wring_eval(ring, call->u.call.fn, call->u.call.param, &v);
-        if (st == PM_ENOENT) continue;
-        if (st != PM_OK) return st;
+        if (st == PM_ENOENT) {
+            st = PM_OK;
+            continue;
+        }
+        if (st != PM_OK) break;
         pm__aelem *e = &out->e[out->n];
-        if ((st = series_labels(c, fi, s, e)) != PM_OK) return st;
+        if ((st = series_labels(c, fi, s, e)) != PM_OK) break;
         e->v = v;
         out->n++;
     }
-    return PM_OK;
+    return st;
 }
 
 /* ------------------------------------------------------------ arithmetic */

@@ -1649,6 +1649,8 @@ static int parse_cmp(const rp *R, size_t p, size_t *end)
 /* NUMBER alone up to vend (after a comparison operator). */
 static pm_status_t parse_threshold_number(rp *R, size_t p, size_t vend, double *v)
 {
+    /* Past vend there are only blanks before a comment or the line's end. */
+    if (p >= vend) return rexpected(R, p, "a number");
     size_t we = word_end(R, p);
     if (we > vend) we = vend;
     if (we == p || !parse_number(R->s + p, we - p, v)) return rexpected(R, p, "a number");

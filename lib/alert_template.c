@@ -28,6 +28,7 @@ typedef struct tpart {
     char *s; /* TP_LIT: the text; TP_LABEL: the name; PIPE_PRINTF: the format */
     size_t n;
     size_t conv, conv_len; /* PIPE_PRINTF: where the one conversion sits in s */
+    char spec[16];         /* PIPE_PRINTF: that conversion, flags each once */
 } tpart;
 
 struct pm__atmpl {
@@ -79,6 +80,10 @@ static void tfound(const tp *T, size_t pos, size_t end, char *out, size_t n)
         return;
     }
     const char *s = T->s;
+    if (is_ws((unsigned char)s[pos])) {
+        snprintf(out, n, "a blank");
+        return;
+    }
     size_t e = pos;
     if (is_alnum_((unsigned char)s[pos]) || s[pos] == '$')
         for (e = pos + 1; e < end && is_alnum_((unsigned char)s[e]); e++) {
@@ -134,7 +139,7 @@ static pm_status_t add_lit(tp *T, size_t a, size_t b)
     if (a >= b) return PM_OK;
     char *s = dupn(T->s + a, b - a);
     if (!s) return PM_ENOMEM;
-    return add_part(T, (tpart){TP_LIT, PIPE_NONE, s, b - a, 0, 0});
+    return add_part(T, (tpart){TP_LIT, PIPE_NONE, s, b - a, 0, 0, ""});
 }
 
 /* The index of the closing quote of the string opening at i ("..." with
@@ -151,11 +156,14 @@ static size_t string_close(const char *s, size_t i, size_t end)
 
 /* Checks a printf format (unescaped, map[k] = its byte k's position in the
  * template): text, "%%", and exactly one %[-+ 0#]*[w][.p](e|E|f|g|G) with
- * width and precision of at most two digits. */
+ * width and precision of at most two digits. The conversion is kept in
+ * `spec` with each flag once ("%-+#0 5.1e" at most: 12 bytes), whatever
+ * repeats the format had. */
 static pm_status_t check_printf(tp *T, const char *f, size_t n, const size_t *map, size_t qpos,
-                                size_t *conv, size_t *conv_len)
+                                tpart *part)
 {
     static const char *const want = "one %f, %e or %g conversion";
+    static const char flag_order[] = "-+ 0#";
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
         if (f[i] != '%') continue;
@@ -163,19 +171,34 @@ static pm_status_t check_printf(tp *T, const char *f, size_t n, const size_t *ma
             i++;
             continue;
         }
-        size_t j = i + 1, d;
-        while (j < n && strchr("-+ 0#", f[j]) && f[j]) j++;
-        for (d = 0; j < n && f[j] >= '0' && f[j] <= '9'; j++) d++;
-        bool ok = d <= 2;
-        if (j < n && f[j] == '.') {
-            for (j++, d = 0; j < n && f[j] >= '0' && f[j] <= '9'; j++) d++;
-            ok = ok && d <= 2;
+        bool flag[5] = {false};
+        size_t j = i + 1, ws, wn, ps = 0, pn = 0;
+        for (const char *q; j < n && f[j] && (q = strchr(flag_order, f[j])) != NULL; j++)
+            flag[q - flag_order] = true;
+        for (ws = j; j < n && f[j] >= '0' && f[j] <= '9'; j++) {
         }
-        ok = ok && j < n && f[j] && strchr("eEfgG", f[j]);
+        wn = j - ws;
+        bool point = j < n && f[j] == '.';
+        if (point)
+            for (ps = ++j; j < n && f[j] >= '0' && f[j] <= '9'; j++) pn++;
+        bool ok = wn <= 2 && pn <= 2 && j < n && f[j] && strchr("eEfgG", f[j]);
         if (!ok) return terr(T, map[i], want, "printf: unsupported conversion; expected %s", want);
         if (found++) return terr(T, map[i], want, "printf: more than one conversion; expected %s", want);
-        *conv = i;
-        *conv_len = j + 1 - i;
+        part->conv = i;
+        part->conv_len = j + 1 - i;
+        size_t k = 0;
+        part->spec[k++] = '%';
+        for (int x = 0; x < 5; x++)
+            if (flag[x]) part->spec[k++] = flag_order[x];
+        memcpy(part->spec + k, f + ws, wn);
+        k += wn;
+        if (point) {
+            part->spec[k++] = '.';
+            memcpy(part->spec + k, f + ps, pn);
+            k += pn;
+        }
+        part->spec[k++] = f[j];
+        part->spec[k] = '\0';
         i = j;
     }
     if (!found) return terr(T, qpos, want, "printf: no conversion; expected %s", want);
@@ -222,7 +245,7 @@ static pm_status_t parse_printf(tp *T, size_t i, size_t end, tpart *part, size_t
         f[n++] = c;
     }
     f[n] = '\0';
-    if (st == PM_OK) st = check_printf(T, f, n, map, i, &part->conv, &part->conv_len);
+    if (st == PM_OK) st = check_printf(T, f, n, map, i, part);
     pm__free(A, map);
     if (st != PM_OK) {
         pm__free(A, f);
@@ -245,7 +268,7 @@ static pm_status_t parse_action(tp *T, size_t a, size_t end)
     while (i < end && is_alnum_((unsigned char)s[i])) i++;
     const char *v = s + vp + 1;
     size_t vn = i - vp - 1;
-    tpart part = {TP_VALUE, PIPE_NONE, NULL, 0, 0, 0};
+    tpart part = {TP_VALUE, PIPE_NONE, NULL, 0, 0, 0, ""};
 #define IS(lit) (vn == sizeof(lit) - 1 && !memcmp(v, lit, vn))
     if (IS("value")) {
         part.k = TP_VALUE;
@@ -314,8 +337,7 @@ pm_status_t pm__atmpl_parse(const char *text, size_t len, pm__srcpos at, pm__atm
 {
     if (!out) return PM_EINVAL;
     *out = NULL;
-    if (!text && len) return PM_EINVAL;
-    if (!text) text = "";
+    if (!text) return PM_EINVAL;
     pm__atmpl *t = pm__calloc(A, sizeof *t);
     if (!t) return PM_ENOMEM;
     tp T = {text, len, at, err, t, 0};
@@ -495,9 +517,8 @@ static pm_status_t render_printf(pm_buf_t *b, const tpart *p, double v)
 {
     pm_status_t st = put_fmt_text(b, p->s, p->conv);
     if (st != PM_OK) return st;
-    char spec[16], out[512];
-    memcpy(spec, p->s + p->conv, p->conv_len);
-    spec[p->conv_len] = '\0';
+    const char *spec = p->spec;
+    char out[512];
     int n;
     if (isfinite(v)) {
         /* Checked at parse time: one floating conversion, width and

@@ -154,6 +154,83 @@ TEST(selectors_and_matchers)
     fx_fini(&f);
 }
 
+/* Selection through the per-tick equality index and the regex memo, on a
+ * family larger than the memo: ids 0..19999, so "1.*" matches 1 + 10 + 100
+ * + 1000 + 10000 = 11111 of them, on every run (the memo clears itself
+ * when half full and must still answer right). */
+TEST(selection_index_and_memo)
+{
+    fixture_t f;
+    fx_init(&f);
+    pm_family_opts_t *o;
+    REQUIRE(pm_family_opts_new(&o) == PM_OK);
+    const char *ln[] = {"id", "parity"};
+    REQUIRE(pm_family_opts_set_labels(o, ln, 2) == PM_OK);
+    REQUIRE(pm_family_opts_set_max_series(o, 30000) == PM_OK);
+    pm_family_t *big;
+    REQUIRE(pm_family_new(f.r, PM_TYPE_GAUGE, "big", "", o, &big) == PM_OK);
+    pm_family_opts_free(o);
+    for (int i = 0; i < 20000; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        const char *v[] = {id, (i % 2) ? "odd" : "even"};
+        REQUIRE(pm_gauge_set_labeled(big, v, 2, i) == PM_OK);
+    }
+    pm__avec v;
+    for (int round = 0; round < 3; round++) {
+        CHECK_OK(run(&f, "big{id=~\"1.*\"}", &v));
+        CHECK_EQ_INT(v.n, 11111);
+        CHECK_OK(run(&f, "big{id=~\"1.*\", parity=\"odd\"}", &v));
+        /* the odd ones among them: 1; 11,13..19 (5); 101..199 (50);
+         * 1001..1999 (500); 10001..19999 (5000) */
+        CHECK_EQ_INT(v.n, 5556);
+        CHECK_OK(run(&f, "big{id!~\"[0-9]*[02468]\"}", &v));
+        CHECK_EQ_INT(v.n, 10000);
+    }
+    CHECK_OK(run(&f, "big{id=\"12345\"}", &v));
+    CHECK_EQ_INT(v.n, 1);
+    CHECK_ELEM(v, "{id=12345,parity=odd}", 12345);
+    CHECK_OK(run(&f, "big{parity=\"even\", id=\"12345\"}", &v));
+    CHECK_EQ_INT(v.n, 0);
+    CHECK_OK(run(&f, "big{id=\"nope\"}", &v));
+    CHECK_EQ_INT(v.n, 0);
+    CHECK_OK(run(&f, "count(big{parity=\"even\"})", &v));
+    CHECK_ELEM(v, "{}", 10000);
+    CHECK_OK(run(&f, "big{__name__=\"big\", id=\"7\"}", &v));
+    CHECK_EQ_INT(v.n, 1);
+    CHECK_OK(run(&f, "big{__name__=~\"b.g\", id=\"7\"}", &v));
+    CHECK_EQ_INT(v.n, 1);
+    CHECK_OK(run(&f, "big{__name__=\"other\", id=\"7\"}", &v));
+    CHECK_EQ_INT(v.n, 0);
+    fx_fini(&f);
+}
+
+/* The overflow series carries only pm_overflow="true". */
+TEST(overflow_series)
+{
+    fixture_t f;
+    fx_init(&f);
+    pm_family_opts_t *o;
+    REQUIRE(pm_family_opts_new(&o) == PM_OK);
+    const char *ln[] = {"user"};
+    REQUIRE(pm_family_opts_set_labels(o, ln, 1) == PM_OK);
+    REQUIRE(pm_family_opts_set_max_series(o, 2) == PM_OK);
+    pm_family_t *per;
+    REQUIRE(pm_family_new(f.r, PM_TYPE_COUNTER, "per_user", "", o, &per) == PM_OK);
+    pm_family_opts_free(o);
+    const char *u[] = {"a", "b", "c", "d"};
+    for (int i = 0; i < 4; i++) REQUIRE(pm_counter_add_labeled(per, &u[i], 1, 1) == PM_OK);
+    pm__avec v;
+    CHECK_OK(run(&f, "per_user", &v));
+    CHECK_EQ_INT(v.n, 3);
+    CHECK_ELEM(v, "{pm_overflow=true}", 2);
+    CHECK_OK(run(&f, "per_user{pm_overflow=\"true\"}", &v));
+    CHECK_EQ_INT(v.n, 1);
+    CHECK_OK(run(&f, "per_user{user=\"a\"}", &v));
+    CHECK_EQ_INT(v.n, 1);
+    fx_fini(&f);
+}
+
 TEST(histogram_parts)
 {
     fixture_t f;
@@ -408,7 +485,7 @@ TEST(bad_inputs)
     fx_fini(&f);
 }
 
-TEST_MAIN(TH_CASE(selectors_and_matchers), TH_CASE(histogram_parts), TH_CASE(aggregations),
+TEST_MAIN(TH_CASE(selectors_and_matchers), TH_CASE(selection_index_and_memo), TH_CASE(overflow_series), TH_CASE(histogram_parts), TH_CASE(aggregations),
           TH_CASE(arithmetic), TH_CASE(comparisons), TH_CASE(set_operations),
           TH_CASE(functions_instant), TH_CASE(rate_through_the_store),
           TH_CASE(zscore_ewma_reference), TH_CASE(bad_inputs))

@@ -78,10 +78,12 @@ typedef enum pm_alert_state {
  *  - PM_NODATA_OK:       as if the condition were false: instances resolve
  *                        (after keep_firing_for). The default.
  *  - PM_NODATA_KEEP:     instances keep their state and timers do not
- *                        advance toward firing or resolving.
+ *                        advance toward firing or resolving (active_at
+ *                        stays; `for` counts only evaluations with data).
  *  - PM_NODATA_ALERTING: one instance labelled alertstate_reason="nodata"
  *                        (plus the rule's labels) goes through pending and
- *                        firing as if the condition held, with value NaN.
+ *                        firing as if the condition held, with value NaN
+ *                        (with thresholds: at the lower level set).
  * A single series that drops out of a non-empty result always counts as
  * "condition false" for its own instance. */
 typedef enum pm_nodata {
@@ -171,8 +173,10 @@ PM_API pm_status_t pm_alert_rule_set_thresholds(pm_alert_rule_t *r, const char *
 /* Hysteresis: once firing, an instance stays firing until the resolve
  * condition holds for its label set (or its series disappears), even if the
  * firing condition no longer does. A pending instance is not held: `for`
- * needs the firing condition itself at every evaluation. `cond` is either a full expression (evaluated like the
- * rule's; the instance may resolve when the result contains its label set)
+ * needs the firing condition itself at every evaluation. `cond` is either a
+ * full expression (evaluated like the rule's, at every evaluation so that its
+ * windows stay warm; the instance may resolve when the result contains its
+ * label set)
  * or a comparison shorthand "< 80" / "<= 0.8" applied to the rule's value
  * (the left-hand side of a top-level comparison, or the thresholded value).
  * NULL removes it. Errors: PM_EINVAL, PM_EPARSE (with *err), PM_ENOMEM. */
@@ -236,7 +240,8 @@ PM_API pm_status_t pm_alert_engine_opts_set_dispatch_thread(pm_alert_engine_opts
 /* Creates an engine over registry `r` (NULL: the default registry; the
  * registry must outlive the engine). opts may be NULL (defaults).
  * Errors: PM_EINVAL, PM_EEXIST (the registry already has an ALERTS family of
- * another shape), PM_ENOMEM. Thread-safety: any thread. */
+ * another shape, or another engine with metrics on: one such engine per
+ * registry), PM_ENOMEM. Thread-safety: any thread. */
 PM_API pm_status_t pm_alert_engine_new(pm_registry_t *r, const pm_alert_engine_opts_t *opts,
                                        pm_alert_engine_t **out);
 /* Stops the background threads, delivers what is queued (so a notifier that
