@@ -214,6 +214,8 @@ static bool parse_number(const char *s, size_t n, double *out)
     return true;
 }
 
+bool pm__aparse_number(const char *s, size_t n, double *out) { return parse_number(s, n, out); }
+
 /* ------------------------------------------------------------ durations */
 
 enum { DUR_OK = 0, DUR_SYNTAX, DUR_ORDER, DUR_RANGE };
@@ -495,6 +497,7 @@ typedef struct xp {
     pm__srcpos at;
     tok t; /* the current token */
     unsigned depth;
+    uint64_t re_cost; /* regex expansion so far (regex_check) */
     pm_parse_error_t **err;
 } xp;
 
@@ -728,6 +731,30 @@ static pm_status_t add_matcher(xp *P, pm__anode *n, size_t *cap, const tok *lt, 
     char *name = dupn(P->s + lt->pos, lt->end - lt->pos);
     char *value = name ? str_value(P->s, vt) : NULL;
     pm_status_t st = PM_ENOMEM;
+    if (value && (op == PM__MATCH_RE || op == PM__MATCH_NRE)) {
+        uint64_t cost = 0;
+        int rc = pm__regex_check(value, strlen(value), &cost);
+        bool refused = true;
+        if (rc == PM__RE_EMPTY_LOOP)
+            st = xerr(P, vt->pos, "a simpler regular expression",
+                      "regular expression repeats without bound a part that can match the empty "
+                      "string (as in (a*)+)");
+        else if (rc == PM__RE_TOO_BIG)
+            st = xerr(P, vt->pos, "a simpler regular expression",
+                      "regular expression too complex (it expands to more than %u units, or more "
+                      "than %u optional ones)", PM__REGEX_BUDGET, PM__REGEX_NULLABLE);
+        else if ((P->re_cost += cost) > PM__EXPR_REGEX_BUDGET)
+            st = xerr(P, vt->pos, "a simpler regular expression",
+                      "the regular expressions of this expression expand to more than %u units",
+                      PM__EXPR_REGEX_BUDGET);
+        else
+            refused = false;
+        if (refused) {
+            pm__free(A, name);
+            pm__free(A, value);
+            return st;
+        }
+    }
     if (value) {
         pm__srcpos at = {P->at.line, P->at.column + (unsigned)vt->pos, P->at.offset + vt->pos};
         st = pm__amatcher_init(&n->u.sel.m[n->u.sel.nm], name, op, value, at, P->err);
@@ -1224,7 +1251,7 @@ pm_status_t pm__aexpr_parse(const char *text, size_t len, pm__srcpos at, pm__ano
     if (len > MAX_EXPR_LEN)
         return pm__perr(err, at.line, at.column, at.offset, NULL,
                         "expression longer than %u bytes", MAX_EXPR_LEN);
-    xp P = {text, len, at, {0}, 0, err};
+    xp P = {text, len, at, {0}, 0, 0, err};
     lex(text, len, 0, &P.t);
     xnode x;
     pm_status_t st = p_level(&P, 0, &x);

@@ -153,20 +153,15 @@ static pm_status_t parse_short(pm_alert_rule_t *r, const char *cond, size_t len,
                         "a comparison operator", "expected a comparison operator");
     }
     const char *q = skip_blanks(p + oplen, end);
-    char num[64];
     size_t n = 0;
-    while (q + n < end && n < sizeof num - 1 && q[n] != ' ' && q[n] != '\t') {
-        num[n] = q[n];
-        n++;
-    }
-    num[n] = '\0';
-    /* One number and nothing after it; strtod's locale quirks do not matter
-     * for the digits, sign, '.', exponent, inf and nan it accepts here. */
-    char *stop = NULL;
-    double v = n ? strtod(num, &stop) : NAN;
+    while (q + n < end && q[n] != ' ' && q[n] != '\t') n++;
+    /* One number (read as the grammar reads numbers, whatever the locale)
+     * and nothing after it. */
+    double v = NAN;
+    bool number = n && pm__aparse_number(q, n, &v);
     const char *rest = skip_blanks(q + n, end);
-    if (!n || stop != num + n || rest != end || strchr(num, 'x') || strchr(num, 'X')) {
-        size_t k = (size_t)((n && stop == num + n ? rest : q) - cond);
+    if (!number || rest != end) {
+        size_t k = (size_t)((number ? rest : q) - cond);
         return pm__perr(err, at.line, at.column + (unsigned)k, at.offset + k, "a number",
                         "expected a number after the comparison");
     }

@@ -555,6 +555,10 @@ TEST(test_filter_matchers)
     CHECK_STATUS(pm_alert_filter_add_matcher(f, "__name__", "=", "b"), PM_EBADLABEL);
     CHECK_STATUS(pm_alert_filter_add_matcher(f, "service", "=~", "(unclosed"), PM_EPARSE);
     CHECK_STATUS(pm_alert_filter_add_matcher(f, "service", "!~", "a{2,1}"), PM_EPARSE);
+    /* regexes that would make regcomp take gigabytes or minutes are refused */
+    CHECK_STATUS(pm_alert_filter_add_matcher(f, "service", "=~", "(a*)+"), PM_EPARSE);
+    CHECK_STATUS(pm_alert_filter_add_matcher(f, "service", "=~", "a+++++++++++++++++++++"),
+                 PM_EPARSE);
     CHECK_EQ_INT((int)f->nm, 4);
     /* a regex that failed for "=~" is fine as a literal */
     CHECK_OK(pm_alert_filter_add_matcher(f, "service", "!=", "(unclosed"));

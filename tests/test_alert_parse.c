@@ -594,6 +594,105 @@ TEST(test_matchers)
     pm_parse_error_free(err);
 }
 
+/* Patterns glibc's regcomp would expand into gigabytes are refused. */
+static void check_regex_(const char *file, int line, const char *re, int ok)
+{
+    char *e = malloc(strlen(re) * 2 + 16);
+    size_t k = 0;
+    memcpy(e, "x{a=~\"", 6);
+    k = 6;
+    for (const char *p = re; *p; p++) {
+        if (*p == '"' || *p == '\\') e[k++] = '\\';
+        e[k++] = *p;
+    }
+    memcpy(e + k, "\"}", 3);
+    pm__anode *n = NULL;
+    pm_parse_error_t *err = NULL;
+    pm_status_t st = parse(e, &n, &err);
+    if (ok ? st != PM_OK
+           : (st != PM_EPARSE || pm_parse_error_column(err) != 6 ||
+              strcmp(pm_parse_error_expected(err), "a simpler regular expression") != 0)) {
+        th_failures++;
+        fprintf(stderr, "  %s:%d: regex \"%.60s\": %s %s\n", file, line, re, pm_status_name(st),
+                err ? pm_parse_error_message(err) : "");
+    }
+    pm__anode_free(n);
+    pm_parse_error_free(err);
+    free(e);
+}
+#define CHECK_REGEX_OK(re) check_regex_(__FILE__, __LINE__, re, 1)
+#define CHECK_REGEX_REFUSED(re) check_regex_(__FILE__, __LINE__, re, 0)
+
+TEST(test_regex_budget)
+{
+    CHECK_REGEX_OK("5..");
+    CHECK_REGEX_OK("api|web|db");
+    CHECK_REGEX_OK("prod-.*|.*-canary");
+    CHECK_REGEX_OK(".*foo.*bar.*");
+    CHECK_REGEX_OK("(GET|POST)?/api/v[0-9]+/.*");
+    CHECK_REGEX_OK("([a-z0-9-]+\\.){1,8}[a-z]{2,63}");
+    CHECK_REGEX_OK("[]a[:alpha:][.-.][=e=]]+x");
+    CHECK_REGEX_OK("x{2,}y{0,3}z{4}");
+    CHECK_REGEX_OK("[a-z]{1000}");
+    CHECK_REGEX_OK("(a?){100}");
+    CHECK_REGEX_OK("a++++++++++"); /* 2^11 - 1 units */
+    CHECK_REGEX_OK("((a+)+)+");
+    CHECK_REGEX_OK("(^|$)x");
+    /* too big */
+    CHECK_REGEX_REFUSED("a+++++++++++++++++++++++++");
+    CHECK_REGEX_REFUSED("a+++++++++++");
+    CHECK_REGEX_REFUSED("(a{100}){100}");
+    CHECK_REGEX_REFUSED("((a{30}){30}){30}");
+    CHECK_REGEX_REFUSED(".{3000}");
+    CHECK_REGEX_REFUSED("(((((((((((a+)+)+)+)+)+)+)+)+)+)+)+");
+    CHECK_REGEX_REFUSED("x{99999}");
+    /* too many optional parts */
+    CHECK_REGEX_REFUSED("(a?){600}");
+    CHECK_REGEX_REFUSED("((a?){20}){30}");
+    CHECK_REGEX_REFUSED("(a*|b*|c*|d*|e*|f*|g*|h*|i*|j*|k*|l*|m*|n*|o*|p*|q*|r*|s*|t*|u*){30}");
+    /* an unbounded loop over what can match the empty string */
+    CHECK_REGEX_REFUSED("a*+");
+    CHECK_REGEX_REFUSED("a?*");
+    CHECK_REGEX_REFUSED("(a*)+");
+    CHECK_REGEX_REFUSED("(a|b?)+");
+    CHECK_REGEX_REFUSED("(a?b?){2,}");
+    CHECK_REGEX_REFUSED("()*");
+    CHECK_REGEX_REFUSED("a**"); /* just a*, but a loop over "" all the same */
+    CHECK_REGEX_REFUSED("(^)+");
+    CHECK_REGEX_REFUSED("5,+++)++*+++++++"); /* found by the fuzzer: minutes in regcomp */
+    /* alternations of a few hundred names are fine, thousands are not */
+    char alt[20000];
+    size_t k = 0;
+    for (int i = 0; i < 290; i++)
+        k += (size_t)snprintf(alt + k, sizeof alt - k, "%sh%04d", i ? "|" : "", i);
+    CHECK_REGEX_OK(alt);
+    for (int i = 290; i < 2000; i++)
+        k += (size_t)snprintf(alt + k, sizeof alt - k, "|h%04d", i);
+    CHECK_REGEX_REFUSED(alt);
+    /* deep groups: counted without recursion */
+    k = 0;
+    for (int i = 0; i < 300; i++) alt[k++] = '(';
+    alt[k++] = 'a';
+    for (int i = 0; i < 300; i++) alt[k++] = ')';
+    alt[k] = '\0';
+    CHECK_REGEX_OK(alt);
+    k = 0;
+    for (int i = 0; i < 5000; i++) alt[k++] = '(';
+    alt[k] = '\0';
+    CHECK_REGEX_REFUSED(alt);
+    /* a budget per expression too: the fifth of these is refused */
+    CHECK_ERR("x{a=~\"[a-z]{2000}\",b=~\"[a-z]{2000}\",c=~\"[a-z]{2000}\",d=~\"[a-z]{2000}\","
+              "e=~\"[a-z]{2000}\"}",
+              74, "a simpler regular expression", "expand to more than 8192 units");
+    CHECK_TREE("x{a=~\"(a?){100}\"} + y{b=~\"(a?){100}\"}",
+               "(x{a=~\"(a?){100}\"} + y{b=~\"(a?){100}\"})");
+    CHECK_ERR("x{a=~\"a++++++++++++\"}", 6, "a simpler regular expression", "too complex");
+    CHECK_ERR("x{a!~\"(a*)+\"}", 6, "a simpler regular expression",
+              "repeats without bound a part that can match the empty string");
+    /* equality matchers are not regexes */
+    CHECK_TREE("x{a=\"(a*)+\"}", "x{a=\"(a*)+\"}");
+}
+
 /* ------------------------------------------------------------ durations */
 
 /* The range of "rate(<s>)". */
@@ -1296,7 +1395,17 @@ TEST(test_rules_errors)
     /* 26: an error on a CRLF line: columns do not count the CR */
     CHECK_RERR("alert a {\r\n expr: x\r\n for: 5\r\n}\r\n", PM_EPARSE, 3, 7, "a duration",
                "found '5'");
-    /* 27: the NUL byte */
+    /* 27: the example of doc/alerting.md, to the letter */
+    {
+        pm_parse_error_t *e = NULL;
+        const char *f = "alert Broken {\n  expr: rate(tasks_total[5m) > 1\n}\n";
+        CHECK_STATUS(check(f, NULL, &e), PM_EPARSE);
+        CHECK_STR(pm_parse_error_message(e), "line 2, column 28: expected ']' but found ')'");
+        CHECK_STR(pm_parse_error_expected(e), "']'");
+        CHECK_EQ_U64(pm_parse_error_offset(e), 42);
+        pm_parse_error_free(e);
+    }
+    /* 28: the NUL byte */
     size_t nr;
     pm_parse_error_t *err = NULL;
     const char nul[] = "alert a {\n expr: x\n label t: \"a\0b\"\n}\n";
@@ -1460,7 +1569,7 @@ TEST(test_loaders)
 
 TEST_MAIN(TH_CASE(test_tokens_numbers), TH_CASE(test_tokens_names_and_operators),
           TH_CASE(test_precedence_and_associativity), TH_CASE(test_aggregations),
-          TH_CASE(test_functions), TH_CASE(test_pnn), TH_CASE(test_matchers),
+          TH_CASE(test_functions), TH_CASE(test_pnn), TH_CASE(test_matchers), TH_CASE(test_regex_budget),
           TH_CASE(test_durations), TH_CASE(test_expression_errors),
           TH_CASE(test_positions_offset_by_at), TH_CASE(test_depth_and_length_limits),
           TH_CASE(test_bad_arguments), TH_CASE(test_copy_and_walk), TH_CASE(test_rules_example),

@@ -69,6 +69,16 @@ typedef struct pm__amatcher {
     regex_t re; /* "^(" value ")$", REG_EXTENDED | REG_NOSUB */
 } pm__amatcher;
 
+/* Guards against regexes that make glibc's regcomp take gigabytes or minutes
+ * (see alert_match.c): PM__RE_OK, or why the regex is refused; *cost is its
+ * expansion in units. pm__amatcher_init applies it; the parser also sums
+ * the cost over an expression (PM__EXPR_REGEX_BUDGET). */
+#define PM__REGEX_BUDGET 2048u
+#define PM__REGEX_NULLABLE 512u
+#define PM__EXPR_REGEX_BUDGET 8192u
+enum { PM__RE_OK = 0, PM__RE_TOO_BIG, PM__RE_EMPTY_LOOP };
+int pm__regex_check(const char *s, size_t n, uint64_t *cost);
+
 /* Parses "=", "!=", "=~", "!~" into *op; false otherwise. */
 bool pm__match_op_parse(const char *s, pm__match_op *op);
 /* Fills m (copies name and value, compiles the regex). On PM_EPARSE (bad
@@ -177,6 +187,10 @@ pm_status_t pm__anode_copy(const pm__anode *n, pm__anode **out);
  * with its tau) — how the engine learns the windows a rule needs. */
 typedef void (*pm__anode_visit_fn)(const pm__anode *n, void *user);
 void pm__anode_walk(const pm__anode *n, pm__anode_visit_fn fn, void *user);
+
+/* Parses all of s[0..n) as a number of the grammar (decimal, exponent, Inf,
+ * NaN), independently of the locale. */
+bool pm__aparse_number(const char *s, size_t n, double *out);
 
 /* ------------------------------------------------------------ templates */
 typedef struct pm__atmpl pm__atmpl;
