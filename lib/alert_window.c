@@ -9,35 +9,68 @@
  *
  * A ring is one allocation:
  *
- *   pm__wring | wbucket[B] | histograms: whist + wh_copy *[B] | value
- *   pointers[nlabels] | name and values, NUL-terminated
+ *   key | pm__wring: line 0, line 1 | the B buckets, column-wise |
+ *   histograms: whist + wh_copy *[B]
+ *
+ * The key (name and label values, NUL-terminated, padded to 8 bytes) sits
+ * right before the header, and the header's first line holds what finding a
+ * ring and answering from its memo read: a lookup touches the table slot and
+ * about two adjacent lines. The columns start at a fixed offset.
  *
  * Bucket k covers [k*width, (k+1)*width) ns on the Unix time line and lives
- * in slot k mod B. A slot remembers its k, so a bucket that slid out of the
- * window is recognised (and reset) only when its slot is reused: pushing a
- * sample touches one bucket, and evaluating walks the B slots of the window.
+ * in slot k mod B; a slot is overwritten only when a later bucket takes it.
+ * Samples arrive in time order (a sample at or before the last one is
+ * dropped), so no slot holds a bucket after the newest sample's, and which
+ * slots hold the newest bucket and the B-1 before it (all a window can hold
+ * unless `now` stepped back) is one bit each in the header for B <= 64.
+ * Otherwise a slot's bucket is the one its first sample falls in. No bucket
+ * carries its index. Evaluating walks the buckets of the window.
  *
  * Every bucket keeps what the window functions need in mergeable form:
  * first/last sample, count, min, max, Welford mean/M2 (merged with Chan's
  * formula), least-squares sums relative to the bucket's start (re-centred on
  * `now` when merged, so large Unix times never meet in one sum), and the
  * counter increase split into the steps inside the bucket and the one step
- * into it from the previous sample. Summing the latter only for the buckets
- * after the oldest one gives the increase over the samples of the window,
- * exactly the steps Prometheus' rate() sees.
+ * into it from the previous sample. Summing both only for the buckets after
+ * the oldest one gives the increase over the samples of the window, exactly
+ * the steps Prometheus' rate() sees.
+ *
+ * The buckets are stored as columns, 128 bytes a bucket in all:
+ *
+ *   cnt   {n, resets}                8 B   rate, avg, count, stddev, slope..
+ *   step  inc_in + inc_within        8 B   rate, increase
+ *   mean, min, max               3 x 8 B   avg (stddev, zscore); min; max
+ *   ends  {t0, t1, v0, v1}          32 B   rate, delta, last: two buckets'
+ *   cold  {inc_in, inc_within, m2,  56 B   the oldest bucket's inc_within;
+ *          sdt, sdt2, sdtv, sv}            stddev, zscore, slope, sum
+ *
+ * The store is far larger than the caches, so what an evaluation costs is
+ * the lines it reads: rate over a full [5m] ring (B = 20) reads the cnt and
+ * step columns and the oldest and newest buckets' ends and cold, about 8
+ * lines instead of the 40 of whole buckets; avg 5, max 3. A push writes one
+ * element per column (8 lines) and asks for them, and for the columns the
+ * ring's last evaluation read, all at once. `step` repeats inc_in +
+ * inc_within, computed as the evaluation used to, so results are the same to
+ * the bit.
+ *
+ * Each ring memoises its last answer (function, parameter, status, value)
+ * for the tick: rules that apply the same function to the same series and
+ * range in one evaluation compute it once. A push drops the memo; a new tick
+ * (a new `now`) does not match it.
  *
  * Histogram rings also keep, per bucket, a sparse copy of the cumulative
  * fine buckets at the bucket's first sample, and one copy at the last
  * sample: the window's observations are last minus the oldest bucket's
  * copy, i.e. those recorded between samples inside the window.
  *
- * Memory (x86-64), per windowed series of a range with B buckets and L
- * labels: 104 (ring header) + 128 B + 8 L + the name and values with their
- * NULs; histograms add 40 + 8 B, one copy of 40 + 12 n per non-empty bucket
- * (n: non-zero fine buckets at that bucket's first sample; a reused copy
- * keeps its larger capacity) and the last sample's copy, 40 + 12 cap with
- * cap a power of two >= max(n, 8). An EWMA state is 88 bytes. The table adds
- * 16 bytes per slot (load <= 3/4), the store 136 bytes plus, while any
+ * Memory (x86-64), per windowed series of a range with B buckets:
+ * pm__wstore_ring_bytes() = 128 (ring header) + 128 B, plus the key: the
+ * name and the label values with their NULs, rounded up to a multiple of 8.
+ * Histograms add 40 + 8 B, one copy of 40 + 12 n per non-empty bucket (n:
+ * non-zero fine buckets at that bucket's first sample; a reused copy keeps
+ * its larger capacity) and the last sample's copy, 40 + 12 cap with cap a
+ * power of two >= max(n, 8). An EWMA state is 72 bytes. The table adds 16
+ * bytes per slot (load <= 3/4), the store 144 bytes plus, while any
  * histogram ring exists, a 12-byte-per-entry scratch as large as the
  * largest distribution. pm__wstore_bytes() counts all of it.
  *
@@ -45,6 +78,7 @@
  * global state. Every allocation goes through the store's allocator and is
  * tallied in `bytes`; a failed sample leaves the ring as it was. */
 #include "internal/alert_internal.h"
+#include "internal/snapshot_internal.h"
 
 #include <math.h>
 
@@ -54,34 +88,39 @@
 #define MAX_BUCKETS 4096
 #define TABLE_MIN 16
 #define NS 1e-9 /* seconds per ns */
+#define KEY_LENS PM_MAX_LABELS /* label-value lengths kept while looking up */
 
 /* ------------------------------------------------------------ types */
-/* First fields of every table entry. */
+/* First field of every table entry. */
 typedef struct whead {
-    uint64_t hash;
     uint8_t kind;
     uint8_t type;     /* rings: the family's pm_type_t */
     uint8_t overflow; /* rings: the family's overflow series */
-    uint8_t pad_[5];
+    uint8_t pad_;
 } whead;
 
-/* One sub-window bucket: 128 bytes, all 8-byte fields (the counts share one
- * word), no padding holes. */
-typedef struct wbucket {
-    int64_t k;          /* bucket index: covers [k*width, (k+1)*width) */
-    uint32_t n;         /* samples; 0: empty slot */
+/* The bucket columns (see the top of the file). */
+typedef struct wcnt {
+    uint32_t n;         /* samples; 0: no bucket here yet (or since the ring started over) */
     uint16_t rs_within; /* counter resets between samples inside (saturating) */
     uint16_t rs_in;     /* 1: the step from the previous sample was a reset */
-    int64_t t0, t1;     /* first and last sample time, ns */
-    double v0, v1;      /* first and last value */
-    double min, max;
-    double mean, m2;     /* Welford */
-    double sdt, sdt2;    /* sum dt, sum dt^2; dt = seconds since k*width */
-    double sdtv, sv;     /* sum dt*v, sum v */
-    double inc_within;   /* increase over the steps between samples inside */
-    double inc_in;       /* the step from the previous sample to the first */
-} wbucket;
-_Static_assert(sizeof(wbucket) == 128, "wbucket is meant to be two cache lines, no holes");
+} wcnt;
+
+typedef struct wend {
+    int64_t t0, t1; /* first and last sample time, ns */
+    double v0, v1;  /* first and last value */
+} wend;
+
+typedef struct wcold {
+    double inc_in;     /* the step from the previous sample to the first */
+    double inc_within; /* increase over the steps between samples inside */
+    double m2;         /* Welford */
+    double sdt, sdt2;  /* sum dt, sum dt^2; dt = seconds since k*width */
+    double sdtv, sv;   /* sum dt*v, sum v */
+} wcold;
+
+#define BUCKET_BYTES (sizeof(wcnt) + 4 * sizeof(double) + sizeof(wend) + sizeof(wcold))
+_Static_assert(BUCKET_BYTES == 128, "a bucket is meant to be 128 bytes over its columns");
 
 /* A sparse copy of a cumulative distribution; `cap` counts then `cap`
  * indexes follow in the same allocation. */
@@ -110,30 +149,44 @@ typedef struct whist {
 } whist;
 
 struct pm__wring {
+    /* line 0: finding the ring, deciding to push, the memo */
     whead h;
+    uint8_t memo_fn;  /* 0: no memo */
+    int8_t memo_st;   /* a pm_status_t */
+    uint8_t last_fn;  /* the last function computed: what a push prefetches */
+    uint8_t pad_;
+    uint32_t keylen;  /* bytes of the key before the header */
+    uint32_t nb;      /* B */
+    int64_t range_ns;
+    uint64_t tick;    /* tick of the last sample */
     pm__wstore *w;
-    size_t size;     /* bytes of this allocation */
-    int64_t range_ns, width_ns;
-    int64_t seen;    /* `now` of the last pm__wstore_sample: the sweep */
-    int64_t newest;  /* bucket index of the last sample, NO_BUCKET before any */
-    uint64_t tick;   /* tick of the last sample */
-    uint32_t nb;     /* B */
-    uint32_t nlabels;
-    const char *name;
-    const char **values;
-    whist *hist;     /* histograms only */
-    wbucket b[];
+    uint64_t memo_tick;
+    double memo_param; /* compared bit for bit */
+    double memo_val;
+    /* line 1: pushing and evaluating */
+    int64_t seen;     /* `now` of the last pm__wstore_sample: the sweep */
+    int64_t width_ns;
+    int64_t newest;   /* bucket index of the last sample, NO_BUCKET before any */
+    uint32_t newest_slot;
+    uint32_t now_slot; /* where `now` of tick now_tick falls: bucket now_k */
+    whist *hist;      /* histograms only */
+    /* B <= 64: bit s set when slot s holds one of the buckets newest - B + 1
+     * .. newest (the window at any `now` not before the newest sample) */
+    uint64_t live;
+    uint64_t now_tick;
+    int64_t now_k;
 };
+_Static_assert(sizeof(struct pm__wring) == 128, "the ring header is meant to be two lines");
 
 typedef struct wewma {
     whead h;
+    pm_status_t zst; /* this tick's answer, repeated to a second call */
     const void *node;
     uint64_t lhash;
     double mean, var, z;
     int64_t last; /* time of the last update, ns */
     uint64_t seen; /* samples taken */
     uint64_t tick;
-    pm_status_t zst; /* this tick's answer, repeated to a second call */
 } wewma;
 
 typedef struct wslot {
@@ -153,6 +206,9 @@ struct pm__wstore {
     size_t nhist;     /* histogram rings */
     uint64_t refused;
     size_t bytes;
+    /* No entry is stale while now <= due (a lower bound of every entry's
+     * last use plus its idle span): the sweep skips the table until then. */
+    int64_t due;
     /* where a window's distribution is built at evaluation; sized at every
      * histogram sample so evaluation never allocates */
     uint64_t *scr_cnt;
@@ -188,6 +244,8 @@ static uint32_t slot_of(int64_t k, uint32_t nb)
     return (uint32_t)(m < 0 ? m + nb : m);
 }
 
+static uint32_t next_slot(uint32_t s, uint32_t nb) { return s + 1 == nb ? 0 : s + 1; }
+
 /* now - then > span, without overflow. */
 static bool idle_longer(int64_t now, int64_t then, int64_t span)
 {
@@ -195,6 +253,15 @@ static bool idle_longer(int64_t now, int64_t then, int64_t span)
     if (__builtin_sub_overflow(now, then, &d)) return now > then;
     return d > span;
 }
+
+/* a + b, saturating at INT64_MAX (b >= 0). */
+static int64_t add_sat(int64_t a, int64_t b)
+{
+    int64_t s;
+    return __builtin_add_overflow(a, b, &s) ? INT64_MAX : s;
+}
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 static uint64_t mix64(uint64_t h)
 {
@@ -206,12 +273,34 @@ static uint64_t mix64(uint64_t h)
     return h;
 }
 
-static uint32_t hash_str(const char *s) { return pm__hash_values(&s, 1); }
-
-static const char *label_value(const pm_snap_series_t *s, size_t i)
+/* Folds len bytes of s into h, eight at a time. */
+static uint64_t hash_bytes(uint64_t h, const char *s, size_t len)
 {
-    const char *v = pm_snap_series_label_value(s, i);
-    return v ? v : "";
+    const uint64_t K = 0x9E3779B97F4A7C15ull;
+    h = (h ^ len) * K;
+    for (; len >= 8; s += 8, len -= 8) {
+        uint64_t x;
+        memcpy(&x, s, 8);
+        h = (h ^ x) * K;
+        h ^= h >> 29;
+    }
+    if (len) {
+        uint64_t x = 0;
+        for (size_t i = 0; i < len; i++) x |= (uint64_t)(unsigned char)s[i] << (8 * i);
+        h = (h ^ x) * K;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static size_t round8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+/* Asks for the lines of [p, p + n) at once: the store is far larger than the
+ * caches, and misses in flight together cost about one. */
+static void prefetch(const void *p, size_t n)
+{
+    uintptr_t a = (uintptr_t)p & ~(uintptr_t)63, e = (uintptr_t)p + n;
+    for (; a < e; a += 64) __builtin_prefetch((const void *)a);
 }
 
 /* B = min(ceil(range / interval), max_buckets), >= 1; width = ceil(range / B). */
@@ -222,6 +311,42 @@ static void geometry(const pm__wstore *w, int64_t range, uint32_t *nb, int64_t *
     if (b < 1) b = 1;
     *nb = (uint32_t)b;
     *width = range / b + (range % b != 0);
+}
+
+/* ------------------------------------------------------------ rings */
+typedef struct wcols {
+    wcnt *cnt;
+    double *step, *mean, *min, *max;
+    wend *end;
+    wcold *cold;
+} wcols;
+
+/* Rings are never const objects: evaluation takes a const ring for the
+ * contract's sake but memoises its answer in it. */
+static pm__wring *ring_mut(const pm__wring *r) { return (pm__wring *)(uintptr_t)r; }
+
+static wcols cols_of(const pm__wring *r)
+{
+    size_t nb = r->nb;
+    wcols c;
+    c.cnt = (wcnt *)(void *)(ring_mut(r) + 1);
+    c.step = (double *)(void *)(c.cnt + nb);
+    c.mean = c.step + nb;
+    c.min = c.mean + nb;
+    c.max = c.min + nb;
+    c.end = (wend *)(void *)(c.max + nb);
+    c.cold = (wcold *)(void *)(c.end + nb);
+    return c;
+}
+
+static const char *ring_key(const pm__wring *r) { return (const char *)r - round8(r->keylen); }
+
+/* Bytes of the allocation; it starts at the key. */
+static size_t ring_size(uint32_t nb, size_t keylen, bool hist)
+{
+    size_t size = round8(keylen) + sizeof(pm__wring) + (size_t)nb * BUCKET_BYTES;
+    if (hist) size += sizeof(whist) + (size_t)nb * sizeof(wh_copy *);
+    return size;
 }
 
 /* ------------------------------------------------------------ table */
@@ -295,6 +420,7 @@ pm_status_t pm__wstore_new(const pm_alloc_t *a, int64_t interval_ns, unsigned ma
     w->interval_ns = interval_ns;
     w->max_buckets = max_buckets;
     w->max_series = max_series;
+    w->due = INT64_MAX;
     w->cap = TABLE_MIN;
     w->slots = w_alloc(w, w->cap * sizeof *w->slots);
     if (!w->slots) {
@@ -315,7 +441,7 @@ static void ring_free(pm__wstore *w, pm__wring *r)
         for (uint32_t i = 0; i < r->nb; i++)
             if (h->hc[i]) w_free(w, h->hc[i], hc_size(h->hc[i]->cap));
     }
-    w_free(w, r, r->size);
+    w_free(w, (void *)(uintptr_t)ring_key(r), ring_size(r->nb, r->keylen, r->hist != NULL));
 }
 
 static void entry_free(pm__wstore *w, whead *e)
@@ -344,27 +470,54 @@ void pm__wstore_begin(pm__wstore *w, int64_t now)
     w->tick++;
 }
 
+static int64_t ring_span(const pm__wstore *w, const pm__wring *r)
+{
+    return add_sat(r->range_ns, w->interval_ns);
+}
+
+static int64_t ewma_idle(const pm__wstore *w)
+{
+    return w->interval_ns > INT64_MAX / 10 ? INT64_MAX : w->interval_ns * 10;
+}
+
+/* The entry's last use plus its idle span: it is stale once now is past. */
+static int64_t entry_due(const pm__wstore *w, const whead *e)
+{
+    if (e->kind == KIND_RING) {
+        const pm__wring *r = (const pm__wring *)(const void *)e;
+        return add_sat(r->seen, ring_span(w, r));
+    }
+    return add_sat(((const wewma *)(const void *)e)->last, ewma_idle(w));
+}
+
+static void note_due(pm__wstore *w, int64_t due)
+{
+    if (due < w->due) w->due = due;
+}
+
 void pm__wstore_end(pm__wstore *w)
 {
     if (!w) return;
-    int64_t ewma_idle = w->interval_ns > INT64_MAX / 10 ? INT64_MAX : w->interval_ns * 10;
-    int64_t span;
-    for (size_t i = 0; i < w->cap;) {
-        whead *e = w->slots[i].p;
-        bool stale = false;
-        if (e && e->kind == KIND_RING) {
-            const pm__wring *r = (const pm__wring *)(const void *)e;
-            if (__builtin_add_overflow(r->range_ns, w->interval_ns, &span)) span = INT64_MAX;
-            stale = idle_longer(w->now, r->seen, span);
-        } else if (e) {
-            stale = idle_longer(w->now, ((const wewma *)(const void *)e)->last, ewma_idle);
+    if (w->now > w->due) {
+        int64_t idle = ewma_idle(w), due = INT64_MAX;
+        for (size_t i = 0; i < w->cap;) {
+            whead *e = w->slots[i].p;
+            bool stale = false;
+            if (e && e->kind == KIND_RING) {
+                const pm__wring *r = (const pm__wring *)(const void *)e;
+                stale = idle_longer(w->now, r->seen, ring_span(w, r));
+            } else if (e) {
+                stale = idle_longer(w->now, ((const wewma *)(const void *)e)->last, idle);
+            }
+            if (stale) {
+                entry_free(w, e);
+                table_remove_at(w, i); /* slot i may now hold an entry not seen yet */
+            } else {
+                if (e) due = min64(due, entry_due(w, e));
+                i++;
+            }
         }
-        if (stale) {
-            entry_free(w, e);
-            table_remove_at(w, i); /* slot i may now hold an entry not seen yet */
-        } else {
-            i++;
-        }
+        w->due = due;
     }
     if (!w->nhist && w->scr_cnt) { /* the last histogram ring went */
         w_free(w, w->scr_cnt, (size_t)w->scr_cap * 12);
@@ -384,84 +537,120 @@ size_t pm__wstore_ring_bytes(const pm__wstore *w, int64_t range_ns)
     uint32_t nb;
     int64_t width;
     geometry(w, range_ns, &nb, &width);
-    return sizeof(pm__wring) + (size_t)nb * sizeof(wbucket);
+    return sizeof(pm__wring) + (size_t)nb * BUCKET_BYTES;
 }
 
 /* ------------------------------------------------------------ ring keys */
+/* A series' key as pm__wstore_sample sees it, with the lengths measured
+ * once for the hash and the comparison. */
 typedef struct rkey {
     const char *name;
-    const pm_snap_family_t *f;
     const pm_snap_series_t *s;
+    size_t nname;
     size_t nlabels;
+    size_t keylen; /* name and values with their NULs */
     int64_t range;
+    uint64_t hash;
     uint8_t type, overflow;
+    uint32_t vlen[KEY_LENS];
 } rkey;
 
-static uint64_t rkey_hash(const rkey *k)
+static const char *label_value(const pm_snap_series_t *s, size_t i)
 {
-    uint64_t h = mix64(hash_str(k->name) ^ ((uint64_t)k->type << 40) ^
-                       ((uint64_t)k->overflow << 48) ^ ((uint64_t)k->nlabels << 52));
-    for (size_t i = 0; i < k->nlabels; i++) h = mix64(h ^ hash_str(label_value(k->s, i)));
-    return mix64(h ^ (uint64_t)k->range) ^ KIND_RING;
+    const char *v = i < s->fam->nlabels ? s->values[i] : NULL;
+    return v ? v : "";
 }
 
-static bool rkey_eq(const whead *e, const void *key)
+static size_t value_len(const rkey *k, size_t i)
 {
-    const rkey *k = key;
-    if (e->kind != KIND_RING || e->type != k->type || e->overflow != k->overflow) return false;
-    const pm__wring *r = (const pm__wring *)(const void *)e;
-    if (r->range_ns != k->range || r->nlabels != k->nlabels || strcmp(r->name, k->name))
+    return i < KEY_LENS ? k->vlen[i] : strlen(label_value(k->s, i));
+}
+
+static void rkey_init(rkey *k, const pm_snap_family_t *f, const pm_snap_series_t *s,
+                      int64_t range)
+{
+    k->name = f->name;
+    k->s = s;
+    k->nlabels = f->nlabels;
+    k->range = range;
+    k->type = (uint8_t)f->type;
+    k->overflow = (uint8_t)(s->overflow != 0);
+    k->nname = strlen(k->name);
+    k->keylen = k->nname + 1;
+    uint64_t h = hash_bytes(mix64(((uint64_t)k->type << 40) ^ ((uint64_t)k->overflow << 48) ^
+                                  ((uint64_t)k->nlabels << 52)),
+                            k->name, k->nname);
+    for (size_t i = 0; i < k->nlabels; i++) {
+        const char *v = label_value(s, i);
+        size_t len = strlen(v);
+        if (i < KEY_LENS) k->vlen[i] = (uint32_t)len;
+        k->keylen += len + 1;
+        h = hash_bytes(h, v, len);
+    }
+    k->hash = mix64(h ^ (uint64_t)range) ^ KIND_RING;
+}
+
+/* The stored key is the strings back to back with their NULs, so equal
+ * bytes mean equal strings, in number too. */
+static bool rkey_eq(const pm__wring *r, const rkey *k)
+{
+    if (r->h.type != k->type || r->h.overflow != k->overflow || r->range_ns != k->range ||
+        r->keylen != k->keylen)
         return false;
-    for (size_t i = 0; i < k->nlabels; i++)
-        if (strcmp(r->values[i], label_value(k->s, i))) return false;
+    const char *p = ring_key(r);
+    if (memcmp(p, k->name, k->nname + 1)) return false;
+    p += k->nname + 1;
+    for (size_t i = 0; i < k->nlabels; i++) {
+        size_t len = value_len(k, i);
+        if (memcmp(p, label_value(k->s, i), len + 1)) return false;
+        p += len + 1;
+    }
     return true;
 }
 
-static pm__wring *ring_new(pm__wstore *w, const rkey *k, uint64_t hash, const pm_hdata_t *hd)
+static pm__wring *ring_find(const pm__wstore *w, const rkey *k)
+{
+    size_t mask = w->cap - 1;
+    for (size_t i = k->hash & mask; w->slots[i].p; i = (i + 1) & mask) {
+        if (w->slots[i].hash != k->hash) continue;
+        whead *e = w->slots[i].p;
+        /* the header and (when it is the one) the key before it, together */
+        prefetch((const char *)e - round8(k->keylen), round8(k->keylen) + sizeof(pm__wring));
+        if (e->kind == KIND_RING && rkey_eq((const pm__wring *)(const void *)e, k))
+            return (pm__wring *)(void *)e;
+    }
+    return NULL;
+}
+
+static pm__wring *ring_new(pm__wstore *w, const rkey *k, const pm_hdata_t *hd)
 {
     uint32_t nb;
     int64_t width;
     geometry(w, k->range, &nb, &width);
-    size_t size = sizeof(pm__wring) + (size_t)nb * sizeof(wbucket);
-    size_t hoff = size;
-    if (hd) size += sizeof(whist) + (size_t)nb * sizeof(wh_copy *);
-    size_t voff = size;
-    size += k->nlabels * sizeof(char *);
-    size_t soff = size;
-    size_t nlen = strlen(k->name) + 1;
-    size += nlen;
-    for (size_t i = 0; i < k->nlabels; i++) size += strlen(label_value(k->s, i)) + 1;
-
-    pm__wring *r = w_alloc(w, size);
-    if (!r) return NULL;
-    memset(r, 0, soff);
-    r->h.hash = hash;
+    size_t size = ring_size(nb, k->keylen, hd != NULL);
+    char *p = w_alloc(w, size);
+    if (!p) return NULL;
+    memset(p, 0, size); /* every count 0: no bucket yet */
+    pm__wring *r = (pm__wring *)(void *)(p + round8(k->keylen));
     r->h.kind = KIND_RING;
     r->h.type = k->type;
     r->h.overflow = k->overflow;
-    r->w = w;
-    r->size = size;
-    r->range_ns = k->range;
-    r->width_ns = width;
-    r->seen = w->now;
-    r->newest = NO_BUCKET;
+    r->keylen = (uint32_t)k->keylen;
     r->nb = nb;
-    r->nlabels = (uint32_t)k->nlabels;
-    for (uint32_t i = 0; i < nb; i++) r->b[i].k = NO_BUCKET;
-    char *p = (char *)r + soff;
-    memcpy(p, k->name, nlen);
-    r->name = p;
-    p += nlen;
-    r->values = (const char **)(void *)((char *)r + voff);
+    r->range_ns = k->range;
+    r->w = w;
+    r->seen = w->now;
+    r->width_ns = width;
+    r->newest = NO_BUCKET;
+    memcpy(p, k->name, k->nname + 1);
+    p += k->nname + 1;
     for (size_t i = 0; i < k->nlabels; i++) {
-        const char *v = label_value(k->s, i);
-        size_t len = strlen(v) + 1;
-        memcpy(p, v, len);
-        r->values[i] = p;
-        p += len;
+        size_t len = value_len(k, i);
+        memcpy(p, label_value(k->s, i), len + 1);
+        p += len + 1;
     }
     if (hd) {
-        r->hist = (whist *)(void *)((char *)r + hoff);
+        r->hist = (whist *)(void *)((char *)(r + 1) + (size_t)nb * BUCKET_BYTES);
         r->hist->lowest = hd->lowest;
         r->hist->highest = hd->highest;
         r->hist->lo_key = hd->lo_key;
@@ -471,12 +660,6 @@ static pm__wring *ring_new(pm__wstore *w, const rkey *k, uint64_t hash, const pm
 }
 
 /* ------------------------------------------------------------ pushing samples */
-static const wbucket *bucket_at(const pm__wring *r, int64_t k)
-{
-    const wbucket *b = &r->b[slot_of(k, r->nb)];
-    return b->n && b->k == k ? b : NULL;
-}
-
 /* A counter step: a decrease is a reset, after which the counter counted up
  * from zero to v (Prometheus' rule). */
 static double counter_step(double prev, double v, bool *reset)
@@ -485,42 +668,67 @@ static double counter_step(double prev, double v, bool *reset)
     return *reset ? v : v - prev;
 }
 
-static void bucket_add(pm__wring *r, int64_t k, int64_t t, double v)
+/* The ring moves on from bucket `newest` to k > newest: the slots of the
+ * buckets skipped in between hold buckets B or more before k. */
+static void skip_to(pm__wring *r, int64_t k, uint32_t si)
 {
-    wbucket *b = &r->b[slot_of(k, r->nb)];
-    const wbucket *last = r->newest != NO_BUCKET ? bucket_at(r, r->newest) : NULL;
-    bool has_prev = last != NULL, reset;
-    double prev = has_prev ? last->v1 : 0; /* read before the slot may be reset */
+    if (r->nb > 64) return;
+    uint64_t gap = (uint64_t)k - (uint64_t)r->newest - 1;
+    if (gap >= r->nb) {
+        r->live = 0;
+    } else {
+        for (uint32_t s = next_slot(r->newest_slot, r->nb); gap; gap--, s = next_slot(s, r->nb))
+            r->live &= ~((uint64_t)1 << s);
+    }
+    r->live |= (uint64_t)1 << si;
+}
+
+static void bucket_add(pm__wring *r, int64_t k, uint32_t si, int64_t t, double v)
+{
+    wcols c = cols_of(r);
+    bool has_prev = r->newest != NO_BUCKET, reset;
+    /* read before the slot may be reused */
+    double prev = has_prev ? c.end[r->newest_slot].v1 : 0;
     double dt = (double)(t - k * r->width_ns) * NS;
-    if (b->k != k || b->n == 0) {
-        memset(b, 0, sizeof *b);
-        b->k = k;
-        b->n = 1;
-        b->t0 = b->t1 = t;
-        b->v0 = b->v1 = v;
-        b->min = b->max = v;
-        b->mean = v;
+    wcnt *cn = &c.cnt[si];
+    wend *eb = &c.end[si];
+    wcold *cb = &c.cold[si];
+    if (!has_prev || k != r->newest) {
+        if (has_prev)
+            skip_to(r, k, si);
+        else if (r->nb <= 64)
+            r->live = (uint64_t)1 << si;
+        *cn = (wcnt){1, 0, 0};
+        *eb = (wend){t, t, v, v};
+        *cb = (wcold){0, 0, 0, 0, 0, 0, 0};
+        c.min[si] = c.max[si] = v;
+        c.mean[si] = v;
         if (has_prev) {
-            b->inc_in = counter_step(prev, v, &reset);
-            b->rs_in = reset;
+            cb->inc_in = counter_step(prev, v, &reset);
+            cn->rs_in = reset;
         }
     } else {
-        b->inc_within += counter_step(b->v1, v, &reset);
-        if (reset && b->rs_within < UINT16_MAX) b->rs_within++;
-        b->n++;
-        double d = v - b->mean;
-        b->mean += d / b->n;
-        b->m2 += d * (v - b->mean);
-        if (v < b->min) b->min = v;
-        if (v > b->max) b->max = v;
-        b->t1 = t;
-        b->v1 = v;
+        cb->inc_within += counter_step(eb->v1, v, &reset);
+        if (reset && cn->rs_within < UINT16_MAX) cn->rs_within++;
+        cn->n++;
+        double d = v - c.mean[si];
+        c.mean[si] += d / cn->n;
+        cb->m2 += d * (v - c.mean[si]);
+        if (v < c.min[si]) c.min[si] = v;
+        if (v > c.max[si]) c.max[si] = v;
+        eb->t1 = t;
+        eb->v1 = v;
     }
-    b->sdt += dt;
-    b->sdt2 += dt * dt;
-    b->sdtv += dt * v;
-    b->sv += v;
+    /* the sum an evaluation would form, formed the same way */
+    c.step[si] = cb->inc_in + cb->inc_within;
+    /* added to zeros as the sums always were: bit for bit the same values */
+    cb->sdt += dt;
+    cb->sdt2 += dt * dt;
+    cb->sdtv += dt * v;
+    cb->sv += v;
     r->newest = k;
+    r->newest_slot = si;
+    r->memo_fn = 0;
 }
 
 static void hc_fill(wh_copy *c, const pm_hdata_t *hd)
@@ -559,6 +767,39 @@ static pm_status_t scratch_reserve(pm__wstore *w, uint32_t n)
     return PM_OK;
 }
 
+/* Asks for what evaluating fn over a full window reads; `first` is (a guess
+ * at) the window's first slot. min and max need no counts: the live mask says which
+ * slots to read. */
+static void prefetch_for(const pm__wring *r, const wcols *c, pm__afn fn, uint32_t first)
+{
+    size_t nb = r->nb;
+    if (r->hist && fn != PM__FN_RATE && fn != PM__FN_INCREASE && fn != PM__FN_DELTA) {
+        prefetch(c->cnt, nb * sizeof(wcnt)); /* the rest is in the distribution copies */
+        return;
+    }
+    switch (fn) {
+    case PM__FN_MIN_OT: prefetch(c->min, nb * sizeof(double)); return;
+    case PM__FN_MAX_OT: prefetch(c->max, nb * sizeof(double)); return;
+    default: break;
+    }
+    prefetch(c->cnt, nb * sizeof(wcnt));
+    switch (fn) {
+    case PM__FN_RATE:
+    case PM__FN_INCREASE:
+        prefetch(c->step, nb * sizeof(double));
+        __builtin_prefetch(&c->cold[first].inc_within);
+        /* fall through */
+    case PM__FN_DELTA: __builtin_prefetch(&c->end[first]); break;
+    case PM__FN_AVG_OT: prefetch(c->mean, nb * sizeof(double)); break;
+    case PM__FN_STDDEV_OT:
+    case PM__FN_ZSCORE: prefetch(c->mean, nb * sizeof(double)); /* fall through */
+    case PM__FN_SLOPE:
+    case PM__FN_PREDICT_LINEAR:
+    case PM__FN_SUM_OT: prefetch(c->cold, nb * sizeof(wcold)); break;
+    default: break;
+    }
+}
+
 /* Pushes the series' current value at w->now. Every allocation is made
  * before anything changes, so a failure leaves the ring as it was. */
 static pm_status_t ring_push(pm__wring *r, const pm_snap_series_t *s, const pm_hdata_t *hd)
@@ -566,17 +807,34 @@ static pm_status_t ring_push(pm__wring *r, const pm_snap_series_t *s, const pm_h
     pm__wstore *w = r->w;
     int64_t t = w->now;
     int64_t k = floordiv(t, r->width_ns);
+    uint32_t si = slot_of(k, r->nb);
+    /* kept for the evaluations of this tick: two divisions less each */
+    r->now_tick = w->tick;
+    r->now_k = k;
+    r->now_slot = si;
+    wcols c = cols_of(r);
+    /* Every line the push touches, and those the next evaluation will
+     * likely read, asked for together rather than one miss after another. */
+    uint32_t ps = r->newest_slot;
+    __builtin_prefetch(&c.end[ps]);
+    __builtin_prefetch(&c.cnt[si]);
+    __builtin_prefetch(&c.step[si]);
+    __builtin_prefetch(&c.mean[si]);
+    __builtin_prefetch(&c.min[si]);
+    __builtin_prefetch(&c.max[si]);
+    __builtin_prefetch(&c.end[si]);
+    prefetch(&c.cold[si], sizeof(wcold));
+    if (r->last_fn) prefetch_for(r, &c, (pm__afn)r->last_fn, next_slot(si, r->nb));
     /* One sample per instant: a tick at or before the last sample (a clock
      * stepping back) adds nothing. */
-    const wbucket *last = r->newest != NO_BUCKET ? bucket_at(r, r->newest) : NULL;
-    if (last && t <= last->t1) return PM_OK;
+    bool has_prev = r->newest != NO_BUCKET;
+    if (has_prev && t <= c.end[ps].t1) return PM_OK;
     if (!r->hist) {
-        bucket_add(r, k, t, pm_snap_series_value(s));
+        bucket_add(r, k, si, t, s->value);
         return PM_OK;
     }
     whist *h = r->hist;
-    uint32_t si = slot_of(k, r->nb);
-    bool fresh = r->b[si].k != k || r->b[si].n == 0;
+    bool fresh = !has_prev || k != r->newest;
     wh_copy *bc = NULL, *cc = NULL;
     if (scratch_reserve(w, hd->n) != PM_OK) return PM_ENOMEM;
     if (fresh && (!h->hc[si] || h->hc[si]->cap < hd->n) &&
@@ -591,7 +849,8 @@ static pm_status_t ring_push(pm__wring *r, const pm_snap_series_t *s, const pm_h
     if (h->lowest != hd->lowest || h->lo_key != hd->lo_key || h->nb != hd->nb) {
         /* The family was redefined with another range: the old copies index
          * another layout, so the ring starts over. */
-        for (uint32_t i = 0; i < r->nb; i++) r->b[i].n = 0;
+        for (uint32_t i = 0; i < r->nb; i++) c.cnt[i].n = 0;
+        r->live = 0;
         r->newest = NO_BUCKET;
         h->lowest = hd->lowest;
         h->highest = hd->highest;
@@ -608,7 +867,7 @@ static pm_status_t ring_push(pm__wring *r, const pm_snap_series_t *s, const pm_h
     }
     if (fresh) hc_fill(h->hc[si], hd);
     hc_fill(h->cur, hd);
-    bucket_add(r, k, t, (double)hd->count);
+    bucket_add(r, k, si, t, (double)hd->count);
     return PM_OK;
 }
 
@@ -617,19 +876,20 @@ pm_status_t pm__wstore_sample(pm__wstore *w, const pm_snap_family_t *f,
 {
     if (out) *out = NULL;
     if (!w || !f || !s || !out || range_ns <= 0) return PM_EINVAL;
-    pm_type_t type = pm_snap_family_type(f);
+    pm_type_t type = f->type;
     if (type != PM_TYPE_COUNTER && type != PM_TYPE_GAUGE && type != PM_TYPE_HISTOGRAM)
         return PM_ETYPE;
     const pm_hdata_t *hd = NULL;
     if (type == PM_TYPE_HISTOGRAM && !(hd = pm_snap_series_hdata(s))) return PM_EINVAL;
-    rkey key = {pm_snap_family_name(f), f, s, pm_snap_family_label_count(f), range_ns,
-                (uint8_t)type, (uint8_t)(pm_snap_series_is_overflow(s) != 0)};
-    if (!key.name) return PM_EINVAL;
-    uint64_t hash = rkey_hash(&key);
-    pm__wring *r = (pm__wring *)(void *)table_find(w, hash, rkey_eq, &key);
+    if (!f->name) return PM_EINVAL;
+    rkey key;
+    rkey_init(&key, f, s, range_ns);
+    pm__wring *r = ring_find(w, &key);
     if (r) {
-        r->seen = w->now;
+        /* `now` changes only with the tick: seen needs setting once a tick */
         if (r->tick != w->tick) {
+            r->seen = w->now;
+            note_due(w, add_sat(w->now, ring_span(w, r)));
             pm_status_t st = ring_push(r, s, hd);
             if (st != PM_OK) return st;
             r->tick = w->tick;
@@ -641,15 +901,16 @@ pm_status_t pm__wstore_sample(pm__wstore *w, const pm_snap_family_t *f,
         w->refused++;
         return PM_ERANGE;
     }
-    if (table_reserve(w) != PM_OK || !(r = ring_new(w, &key, hash, hd))) return PM_ENOMEM;
+    if (table_reserve(w) != PM_OK || !(r = ring_new(w, &key, hd))) return PM_ENOMEM;
     if (r->hist) w->nhist++; /* ring_free takes it back */
     if (ring_push(r, s, hd) != PM_OK) {
         ring_free(w, r);
         return PM_ENOMEM;
     }
     r->tick = w->tick;
-    table_put(w->slots, w->cap, hash, &r->h);
+    table_put(w->slots, w->cap, key.hash, &r->h);
     w->used++;
+    note_due(w, add_sat(w->now, ring_span(w, r)));
     *out = r;
     return PM_OK;
 }
@@ -688,7 +949,6 @@ pm_status_t pm__wstore_ewma(pm__wstore *w, const void *node, uint64_t label_hash
         }
         if (table_reserve(w) != PM_OK || !(m = w_alloc(w, sizeof *m))) return PM_ENOMEM;
         memset(m, 0, sizeof *m);
-        m->h.hash = hash;
         m->h.kind = KIND_EWMA;
         m->node = node;
         m->lhash = label_hash;
@@ -703,6 +963,7 @@ pm_status_t pm__wstore_ewma(pm__wstore *w, const void *node, uint64_t label_hash
         m->last = w->now;
         m->z = NAN;
         m->zst = PM_ENOENT;
+        note_due(w, add_sat(m->last, ewma_idle(w)));
         return PM_ENOENT;
     }
     double dt = w->now > m->last ? (double)(w->now - m->last) * NS : 0;
@@ -718,70 +979,117 @@ pm_status_t pm__wstore_ewma(pm__wstore *w, const void *node, uint64_t label_hash
     m->mean += alpha * d;
     m->var = (1 - alpha) * (m->var + alpha * d * d);
     m->seen++;
-    if (w->now > m->last) m->last = w->now;
+    if (w->now > m->last) m->last = w->now; /* only later: `due` still holds */
     *z = m->z;
     return m->zst;
 }
 
 /* ------------------------------------------------------------ evaluation */
-/* The window at `now`: buckets lo..hi. */
-static void window_of(const pm__wring *r, int64_t *lo, int64_t *hi)
+/* The buckets of the window at `now` (the bucket holding now and the B-1
+ * before it) that can hold samples: first .. last (none after the newest
+ * sample's), the first in slot s0. Empty when first > last. */
+typedef struct wwin {
+    wcols c;
+    int64_t first, last;
+    int64_t mask_from; /* buckets from here on are told live by the mask */
+    uint64_t live;
+    int64_t width;
+    uint32_t s0, nb;
+} wwin;
+
+static void window_of(const pm__wring *r, wwin *v)
 {
-    *hi = floordiv(r->w->now, r->width_ns);
-    *lo = *hi - (int64_t)r->nb + 1;
+    v->c = cols_of(r);
+    v->nb = r->nb;
+    v->first = 1;
+    v->last = 0;
+    v->s0 = 0;
+    v->live = r->live;
+    v->width = r->width_ns;
+    v->mask_from = INT64_MAX;
+    if (r->newest == NO_BUCKET) return;
+    bool known = r->now_tick == r->w->tick;
+    int64_t hi = known ? r->now_k : floordiv(r->w->now, r->width_ns);
+    v->first = hi - (int64_t)r->nb + 1;
+    v->last = min64(hi, r->newest);
+    /* first = hi - B + 1 sits in the slot after hi's */
+    if (v->first <= v->last)
+        v->s0 = known ? next_slot(r->now_slot, r->nb) : slot_of(v->first, r->nb);
+    if (r->nb <= 64) v->mask_from = r->newest - (int64_t)r->nb + 1;
 }
 
-/* What every function starts from: the samples of the window, with the
- * counter increase over the steps between them. */
+/* Whether slot s holds bucket k (k <= the newest). */
+static inline __attribute__((always_inline)) bool live_at(const wwin *v, uint32_t s, int64_t k)
+{
+    if (k >= v->mask_from) return (v->live >> s) & 1;
+    /* an older bucket survives where no later one took its slot */
+    int64_t t0 = v->c.end[s].t0, start = k * v->width;
+    return v->c.cnt[s].n && t0 >= start && t0 - start < v->width;
+}
+
+/* What the functions start from: the samples of the window, with the
+ * counter increase over the steps between them. Only what `what` asks for
+ * is merged (each caller passes a constant, so each gets its own loop that
+ * reads only its columns); the arithmetic is the same whatever is asked. */
+enum { W_INC = 1, W_RS = 2, W_MEAN = 4, W_M2 = 8, W_MIN = 16, W_MAX = 32, W_SUM = 64 };
+
 typedef struct wsum {
     uint64_t n;
-    const wbucket *oldest, *newest;
+    int64_t oldest, newest;  /* slots; -1: the window is empty */
+    int64_t newest_k;        /* the newest's bucket index */
     double inc;      /* counter increase between the window's samples */
     unsigned resets; /* counter resets between them */
     double mean, m2, min, max, sum;
 } wsum;
 
-static void window_sum(const pm__wring *r, wsum *o)
+static inline __attribute__((always_inline)) void window_sum(const pm__wring *r, unsigned what,
+                                                             wwin *v, wsum *o)
 {
-    int64_t lo, hi;
-    window_of(r, &lo, &hi);
+    window_of(r, v);
     memset(o, 0, sizeof *o);
-    for (int64_t k = lo; k <= hi; k++) {
-        const wbucket *b = bucket_at(r, k);
-        if (!b) continue;
-        if (!o->oldest) {
-            o->oldest = b;
-            o->inc = b->inc_within;
-            o->resets = b->rs_within;
-            o->mean = b->mean;
-            o->m2 = b->m2;
-            o->min = b->min;
-            o->max = b->max;
+    o->oldest = o->newest = -1;
+    const wcols *c = &v->c;
+    uint32_t s = v->s0;
+    for (int64_t k = v->first; k <= v->last; k++, s = next_slot(s, v->nb)) {
+        if (!live_at(v, s, k)) continue;
+        const wcnt *cb = &c->cnt[s];
+        if (o->oldest < 0) {
+            o->oldest = s;
+            if (what & W_INC) o->inc = c->cold[s].inc_within;
+            if (what & W_RS) o->resets = cb->rs_within;
+            if (what & (W_MEAN | W_M2)) o->mean = c->mean[s];
+            if (what & W_M2) o->m2 = c->cold[s].m2;
+            if (what & W_MIN) o->min = c->min[s];
+            if (what & W_MAX) o->max = c->max[s];
         } else {
-            o->inc += b->inc_in + b->inc_within;
-            o->resets += b->rs_in + b->rs_within;
-            /* Chan et al.: merge two (n, mean, M2) */
-            double na = (double)o->n, nb = b->n, n = na + nb, d = b->mean - o->mean;
-            o->mean += d * nb / n;
-            o->m2 += b->m2 + d * d * na * nb / n;
-            if (b->min < o->min) o->min = b->min;
-            if (b->max > o->max) o->max = b->max;
+            if (what & W_INC) o->inc += c->step[s];
+            if (what & W_RS) o->resets += cb->rs_in + cb->rs_within;
+            if (what & (W_MEAN | W_M2)) {
+                /* Chan et al.: merge two (n, mean, M2) */
+                double na = (double)o->n, nb = cb->n, n = na + nb, d = c->mean[s] - o->mean;
+                o->mean += d * nb / n;
+                if (what & W_M2) o->m2 += c->cold[s].m2 + d * d * na * nb / n;
+            }
+            if ((what & W_MIN) && c->min[s] < o->min) o->min = c->min[s];
+            if ((what & W_MAX) && c->max[s] > o->max) o->max = c->max[s];
         }
-        o->sum += b->sv;
-        o->n += b->n;
-        o->newest = b;
+        if (what & W_SUM) o->sum += c->cold[s].sv;
+        o->n += cb->n;
+        o->newest = s;
+        o->newest_k = k;
     }
 }
 
 /* Prometheus' extrapolatedRate over the window's samples. */
-static pm_status_t extrapolated(const pm__wring *r, const wsum *ws, bool counter, bool rate,
-                                double *out)
+static pm_status_t extrapolated(const pm__wring *r, const wwin *v, const wsum *ws, bool counter,
+                                bool rate, double *out)
 {
     if (ws->n < 2) return PM_ENOENT;
     int64_t now = r->w->now;
-    int64_t t1 = ws->oldest->t0, tn = ws->newest->t1;
-    double v1 = ws->oldest->v0;
-    double result = counter ? ws->inc : ws->newest->v1 - v1;
+    const wend *old = &v->c.end[ws->oldest], *last = &v->c.end[ws->newest];
+    int64_t t1 = old->t0, tn = last->t1;
+    double v1 = old->v0;
+    double result = counter ? ws->inc : last->v1 - v1;
     /* The window starts up to B-1 ns before now - range (width is rounded
      * up) and may end after a clock step back: never extrapolate inwards. */
     double to_start = fmax(0, (double)(t1 - now + r->range_ns) * NS);
@@ -806,14 +1114,16 @@ static pm_status_t extrapolated(const pm__wring *r, const wsum *ws, bool counter
 /* Least squares of v against t over the window, around t = now. */
 static pm_status_t regression(const pm__wring *r, double *slope, double *at_now)
 {
-    int64_t lo, hi, now = r->w->now;
-    window_of(r, &lo, &hi);
+    int64_t now = r->w->now;
+    wwin v;
+    window_of(r, &v);
     double n = 0, st = 0, stt = 0, stv = 0, sv = 0;
-    for (int64_t k = lo; k <= hi; k++) {
-        const wbucket *b = bucket_at(r, k);
-        if (!b) continue;
+    uint32_t s = v.s0;
+    for (int64_t k = v.first; k <= v.last; k++, s = next_slot(s, v.nb)) {
+        if (!live_at(&v, s, k)) continue;
+        const wcold *b = &v.c.cold[s];
         /* re-centre the bucket's dt on now: t' = dt + c */
-        double c = (double)(k * r->width_ns - now) * NS, bn = b->n;
+        double c = (double)(k * r->width_ns - now) * NS, bn = v.c.cnt[s].n;
         n += bn;
         st += b->sdt + bn * c;
         stt += b->sdt2 + 2 * c * b->sdt + bn * c * c;
@@ -858,8 +1168,8 @@ static pm_status_t window_dist(const pm__wring *r, const wsum *ws, wdist *d)
     pm__wstore *w = r->w;
     const wh_copy *cur = h->cur;
     /* cur is the last sample's: it must be inside the window */
-    if (!ws->oldest || !cur || ws->newest->k != r->newest) return PM_ENOENT;
-    const wh_copy *old = h->hc[slot_of(ws->oldest->k, r->nb)];
+    if (ws->oldest < 0 || !cur || ws->newest_k != r->newest) return PM_ENOENT;
+    const wh_copy *old = h->hc[ws->oldest];
     if (!old) return PM_ENOENT; /* not reached: a non-empty bucket has its copy */
     const uint64_t *cc = hc_ccnt(cur), *oc = hc_ccnt(old);
     const uint32_t *ci = hc_cidx(cur), *oi = hc_cidx(old);
@@ -897,11 +1207,13 @@ static pm_status_t window_dist(const pm__wring *r, const wsum *ws, wdist *d)
     return PM_OK;
 }
 
-static pm_status_t eval_hist(const pm__wring *r, const wsum *ws, pm__afn fn, double param,
-                             double *out)
+static pm_status_t eval_hist(const pm__wring *r, pm__afn fn, double param, double *out)
 {
+    wwin v;
+    wsum ws;
+    window_sum(r, W_RS, &v, &ws);
     wdist d;
-    pm_status_t st = window_dist(r, ws, &d);
+    pm_status_t st = window_dist(r, &ws, &d);
     if (st != PM_OK) return st;
     const whist *h = r->hist;
     switch (fn) {
@@ -916,6 +1228,79 @@ static pm_status_t eval_hist(const pm__wring *r, const wsum *ws, pm__afn fn, dou
                                   r->w->scr_idx, r->w->scr_cnt, d.n, param, out);
 }
 
+static pm_status_t eval_fn(const pm__wring *r, pm__afn fn, double param, double *out)
+{
+    bool hist = r->hist != NULL;
+    if (hist && (fn == PM__FN_QUANTILE_OT || fn == PM__FN_COUNT_OT || fn == PM__FN_SUM_OT ||
+                 fn == PM__FN_AVG_OT || fn == PM__FN_MIN_OT || fn == PM__FN_MAX_OT))
+        return eval_hist(r, fn, param, out);
+    wwin v;
+    wsum ws;
+    double slope, at_now, sd;
+    pm_status_t st;
+    switch (fn) {
+    case PM__FN_RATE:
+    case PM__FN_INCREASE:
+        window_sum(r, W_INC, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        return extrapolated(r, &v, &ws, true, fn == PM__FN_RATE, out);
+    case PM__FN_DELTA:
+        window_sum(r, 0, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        return extrapolated(r, &v, &ws, false, false, out);
+    case PM__FN_AVG_OT:
+        window_sum(r, W_MEAN, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        *out = ws.mean;
+        return PM_OK;
+    case PM__FN_MIN_OT:
+        window_sum(r, W_MIN, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        *out = ws.min;
+        return PM_OK;
+    case PM__FN_MAX_OT:
+        window_sum(r, W_MAX, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        *out = ws.max;
+        return PM_OK;
+    case PM__FN_SUM_OT:
+        window_sum(r, W_SUM, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        *out = ws.sum;
+        return PM_OK;
+    case PM__FN_COUNT_OT:
+        window_sum(r, 0, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        *out = (double)ws.n;
+        return PM_OK;
+    case PM__FN_LAST_OT:
+        window_sum(r, 0, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        *out = v.c.end[ws.newest].v1;
+        return PM_OK;
+    case PM__FN_STDDEV_OT:
+    case PM__FN_ZSCORE:
+        window_sum(r, W_MEAN | W_M2, &v, &ws);
+        if (ws.n == 0) return PM_ENOENT;
+        if (fn == PM__FN_STDDEV_OT) {
+            *out = sqrt(fmax(0, ws.m2 / (double)ws.n));
+            return PM_OK;
+        }
+        if (ws.n < 2) return PM_ENOENT;
+        sd = sqrt(fmax(0, ws.m2 / (double)ws.n));
+        if (!(sd > 0)) return PM_ENOENT;
+        *out = (v.c.end[ws.newest].v1 - ws.mean) / sd;
+        return PM_OK;
+    case PM__FN_SLOPE:
+    case PM__FN_PREDICT_LINEAR:
+        /* an empty window has n = 0 < 2: PM_ENOENT from the regression */
+        if ((st = regression(r, &slope, &at_now)) != PM_OK) return st;
+        *out = fn == PM__FN_SLOPE ? slope : at_now + slope * param;
+        return PM_OK;
+    default: return PM_EINVAL;
+    }
+}
+
 pm_status_t pm__wring_eval(const pm__wring *r, pm__afn fn, double param, double *out)
 {
     if (out) *out = NAN;
@@ -926,36 +1311,22 @@ pm_status_t pm__wring_eval(const pm__wring *r, pm__afn fn, double param, double 
     if ((fn == PM__FN_QUANTILE_OT && !hist) || (fn == PM__FN_STDDEV_OT && hist)) return PM_ETYPE;
     if (fn == PM__FN_QUANTILE_OT && !(param >= 0 && param <= 1)) return PM_EINVAL;
     if (fn == PM__FN_PREDICT_LINEAR && !isfinite(param)) return PM_EINVAL;
-    wsum ws;
-    window_sum(r, &ws);
-    if (hist && (fn == PM__FN_QUANTILE_OT || fn == PM__FN_COUNT_OT || fn == PM__FN_SUM_OT ||
-                 fn == PM__FN_AVG_OT || fn == PM__FN_MIN_OT || fn == PM__FN_MAX_OT))
-        return eval_hist(r, &ws, fn, param, out);
-    if (ws.n == 0) return PM_ENOENT;
-    double slope, at_now, sd;
-    pm_status_t st;
-    switch (fn) {
-    case PM__FN_RATE: return extrapolated(r, &ws, true, true, out);
-    case PM__FN_INCREASE: return extrapolated(r, &ws, true, false, out);
-    case PM__FN_DELTA: return extrapolated(r, &ws, false, false, out);
-    case PM__FN_AVG_OT: *out = ws.mean; return PM_OK;
-    case PM__FN_MIN_OT: *out = ws.min; return PM_OK;
-    case PM__FN_MAX_OT: *out = ws.max; return PM_OK;
-    case PM__FN_SUM_OT: *out = ws.sum; return PM_OK;
-    case PM__FN_COUNT_OT: *out = (double)ws.n; return PM_OK;
-    case PM__FN_LAST_OT: *out = ws.newest->v1; return PM_OK;
-    case PM__FN_STDDEV_OT: *out = sqrt(fmax(0, ws.m2 / (double)ws.n)); return PM_OK;
-    case PM__FN_ZSCORE:
-        if (ws.n < 2) return PM_ENOENT;
-        sd = sqrt(fmax(0, ws.m2 / (double)ws.n));
-        if (!(sd > 0)) return PM_ENOENT;
-        *out = (ws.newest->v1 - ws.mean) / sd;
-        return PM_OK;
-    case PM__FN_SLOPE:
-    case PM__FN_PREDICT_LINEAR:
-        if ((st = regression(r, &slope, &at_now)) != PM_OK) return st;
-        *out = fn == PM__FN_SLOPE ? slope : at_now + slope * param;
-        return PM_OK;
-    default: return PM_EINVAL;
+    pm__wring *m = ring_mut(r);
+    if (m->memo_fn == (uint8_t)fn && m->memo_tick == r->w->tick &&
+        pm__d2u(m->memo_param) == pm__d2u(param)) {
+        *out = m->memo_val;
+        return (pm_status_t)m->memo_st;
     }
+    if (m->last_fn != (uint8_t)fn && r->newest != NO_BUCKET) { /* not asked for by a push */
+        wcols c = cols_of(r);
+        /* a hint: the window of a ring sampled now starts after its newest bucket */
+        prefetch_for(r, &c, fn, next_slot(r->newest_slot, r->nb));
+    }
+    pm_status_t st = eval_fn(r, fn, param, out);
+    m->memo_fn = m->last_fn = (uint8_t)fn;
+    m->memo_st = (int8_t)st;
+    m->memo_tick = r->w->tick;
+    m->memo_param = param;
+    m->memo_val = *out;
+    return st;
 }

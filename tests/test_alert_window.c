@@ -465,6 +465,197 @@ TEST(test_once_per_tick)
     pm__wstore_free(w);
 }
 
+/* ------------------------------------------------------------ memo */
+TEST(test_memo)
+{
+    /* A ring memoises its last answer for the tick. Repeated, alternated and
+     * parametrised calls, a new tick without a sample, and a sample pushed
+     * after an evaluation in the same tick must all see the window as it is.
+     * Gauge 3, 7, 2 at T0, +15, +30; [1m] (B = 4), now T0+30.
+     * avg (Chan over one-sample buckets): 3, 3 + 4/2 = 5, 5 - 3/3 = 4;
+     * least squares at t' = -30, -15, 0 s: n 3, st -45, stt 1125, stv -195,
+     * sv 12; den 3*1125 - 45^2 = 1350; slope (3*-195 + 45*12)/1350 = -1/30;
+     * at now (12 - 1.5)/3 = 3.5: predict_linear 30 s ahead 2.5, 60 s 1.5. */
+    pm__wstore *w = store(15 * SEC, 60, 100);
+    sfx x;
+    sfx_open(&x, PM_TYPE_GAUGE, "temp", "api");
+    static const double v[] = {3, 7, 2};
+    pm__wring *r = NULL, *r2 = NULL;
+    for (int i = 0; i < 3; i++) {
+        sfx_set(&x, v[i]);
+        r = tick(w, &x, AT(15 * i), 60 * SEC);
+    }
+    REQUIRE(r);
+    CHECK_EVAL(r, PM__FN_AVG_OT, 0, 4, 0);
+    CHECK_EVAL(r, PM__FN_AVG_OT, 0, 4, 0);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 7, 0);
+    CHECK_EVAL(r, PM__FN_AVG_OT, 0, 4, 0);
+    CHECK_EVAL(r, PM__FN_PREDICT_LINEAR, 30, 2.5, EPS);
+    CHECK_EVAL(r, PM__FN_PREDICT_LINEAR, 60, 1.5, EPS);
+    CHECK_EVAL(r, PM__FN_PREDICT_LINEAR, 30, 2.5, EPS);
+    CHECK_EVAL(r, PM__FN_SLOPE, 0, -1.0 / 30, EPS);
+    double e = 0;
+    CHECK_STATUS(pm__wring_eval(r, PM__FN_PREDICT_LINEAR, NAN, &e), PM_EINVAL);
+    CHECK(isnan(e));
+    CHECK_STATUS(pm__wring_eval(r, PM__FN_QUANTILE_OT, 0.5, &e), PM_ETYPE);
+    CHECK_EVAL(r, PM__FN_SLOPE, 0, -1.0 / 30, EPS);
+    /* A new tick, no sample yet: at T0+60 the window is [T0+15, T0+75) =
+     * {7, 2}: avg 7 - 5/2 = 4.5. Its sample, pushed after that evaluation,
+     * counts at once: {7, 2, 9}: avg 4.5 + 4.5/3 = 6, max 9. */
+    pm__wstore_begin(w, AT(60));
+    CHECK_EVAL(r, PM__FN_AVG_OT, 0, 4.5, 0);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 7, 0);
+    sfx_set(&x, 9);
+    CHECK_OK(feed(w, &x, 60 * SEC, &r2));
+    CHECK(r2 == r);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 9, 0); /* the function last memoised */
+    CHECK_EVAL(r, PM__FN_AVG_OT, 0, 6, 0);
+    /* A second sample in the tick adds nothing, so the memo stands. */
+    sfx_set(&x, 100);
+    CHECK_OK(feed(w, &x, 60 * SEC, &r2));
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 9, 0);
+    sfx_close(&x);
+    pm__wstore_free(w);
+
+    /* Counter 0, 10, 20, 30 every 15 s, [1m]: increase 30, rate 0.5 (see
+     * test_rate_basic), alternated; a status is memoised as well (one sample:
+     * ENOENT, repeated). */
+    w = store(15 * SEC, 60, 100);
+    sfx_open(&x, PM_TYPE_COUNTER, "req", "api");
+    r = tick(w, &x, AT(0), 60 * SEC);
+    CHECK_NOENT(r, PM__FN_RATE, 0);
+    CHECK_NOENT(r, PM__FN_RATE, 0);
+    for (int i = 1; i <= 3; i++) {
+        sfx_set(&x, 10 * i);
+        r = tick(w, &x, AT(15 * i), 60 * SEC);
+    }
+    CHECK_EVAL(r, PM__FN_RATE, 0, 0.5, EPS);
+    CHECK_EVAL(r, PM__FN_INCREASE, 0, 30, EPS);
+    CHECK_EVAL(r, PM__FN_RATE, 0, 0.5, EPS);
+    CHECK_EVAL(r, PM__FN_RATE, 7, 0.5, EPS); /* a parameter rate ignores */
+    sfx_close(&x);
+    pm__wstore_free(w);
+}
+
+/* ------------------------------------------------------------ clock steps, gaps */
+TEST(test_step_back_through_gap)
+{
+    /* [1m] at 15 s: B = 4 buckets of 15 s. Gauge 1 at T0 (bucket 0), 2 at
+     * T0+15 (bucket 1), then nothing until 3 at T0+90 (bucket 6, slot 2):
+     * buckets 2-5 were skipped, so slots 0 and 1 still hold buckets 0 and 1.
+     * The clock then steps back. The window at now holds the buckets
+     * floor(now/15) - 3 .. floor(now/15) whose slots still hold them:
+     *   T0+30: buckets -1..2  -> 0, 1 (slot 2 holds 6): count 2, sum 3
+     *   T0+45: buckets  0..3  -> 0, 1                   count 2
+     *   T0+60: buckets  1..4  -> 1 (slot 0 holds 0)     count 1, last 2
+     *   T0+75: buckets  2..5  -> none */
+    pm__wstore *w = store(15 * SEC, 60, 100);
+    int64_t R = 60 * SEC;
+    sfx x;
+    sfx_open(&x, PM_TYPE_GAUGE, "temp", "api");
+    sfx_set(&x, 1);
+    pm__wring *r = tick(w, &x, AT(0), R);
+    sfx_set(&x, 2);
+    tick(w, &x, AT(15), R);
+    sfx_set(&x, 3);
+    tick(w, &x, AT(90), R);
+    REQUIRE(r);
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 1, 0); /* buckets 3..6 */
+    CHECK_EVAL(r, PM__FN_LAST_OT, 0, 3, 0);
+    sfx_set(&x, 5);
+    CHECK(tick(w, &x, AT(30), R) == r); /* before the last sample: dropped */
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 2, 0);
+    CHECK_EVAL(r, PM__FN_SUM_OT, 0, 3, 0);
+    CHECK_EVAL(r, PM__FN_AVG_OT, 0, 1.5, 0);
+    CHECK_EVAL(r, PM__FN_MIN_OT, 0, 1, 0);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 2, 0);
+    CHECK_EVAL(r, PM__FN_LAST_OT, 0, 2, 0);
+    /* delta 2 - 1 over [T0, T0+15], the window from T0-30: toStart 30 s is
+     * over 1.1 x 15 (avg/2 = 7.5 then), toEnd 15 s is not: 1 * 37.5/15 */
+    CHECK_EVAL(r, PM__FN_DELTA, 0, 2.5, EPS);
+    pm__wstore_begin(w, AT(45));
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 2, 0);
+    pm__wstore_begin(w, AT(60));
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 1, 0);
+    CHECK_EVAL(r, PM__FN_LAST_OT, 0, 2, 0);
+    pm__wstore_begin(w, AT(75));
+    CHECK_NOENT(r, PM__FN_COUNT_OT, 0);
+    CHECK_NOENT(r, PM__FN_MAX_OT, 0);
+    sfx_close(&x);
+    pm__wstore_free(w);
+}
+
+/* Feeds gauge value t at T0+t for t in [from, to]. */
+static pm__wring *ramp(pm__wstore *w, sfx *x, int from, int to, int64_t range)
+{
+    pm__wring *r = NULL;
+    for (int t = from; t <= to; t++) {
+        sfx_set(x, t);
+        r = tick(w, x, AT(t), range);
+    }
+    return r;
+}
+
+TEST(test_many_buckets)
+{
+    /* Interval 1 s, so every bucket is 1 s and holds the gauge value t
+     * sampled at T0+t. Samples for t = 0..99 and 110..119, none between. */
+    /* [1m], B = 60 (one bit per slot in the ring's live mask). */
+    pm__wstore *w = store(SEC, 60, 100);
+    sfx x;
+    sfx_open(&x, PM_TYPE_GAUGE, "temp", "api");
+    ramp(w, &x, 0, 99, 60 * SEC);
+    pm__wring *r = ramp(w, &x, 110, 119, 60 * SEC);
+    REQUIRE(r);
+    /* now T0+119: buckets 60..119 -> 60..99 and 110..119 (slots 50..59 no
+     * longer hold 50..59: 110..119 took them): 40 + 10 samples,
+     * sum 3180 + 1145 = 4325 */
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 50, 0);
+    CHECK_EVAL(r, PM__FN_SUM_OT, 0, 4325, 0);
+    CHECK_EVAL(r, PM__FN_MIN_OT, 0, 60, 0);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 119, 0);
+    /* back to T0+80: buckets 21..80 -> 40..49 (their slots were skipped by
+     * 100..109) and 60..80; 21..39 were overwritten by 81..99, 50..59 by
+     * 110..119: 10 + 21 samples, sum 445 + 1470 = 1915 */
+    pm__wstore_begin(w, AT(80));
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 31, 0);
+    CHECK_EVAL(r, PM__FN_SUM_OT, 0, 1915, 0);
+    CHECK_EVAL(r, PM__FN_MIN_OT, 0, 40, 0);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 80, 0);
+    CHECK_EVAL(r, PM__FN_LAST_OT, 0, 80, 0);
+    sfx_close(&x);
+    pm__wstore_free(w);
+
+    /* [100s], B = 100 (more slots than the mask covers); t = 0..149, then
+     * 160..169. */
+    w = store(SEC, 100, 100);
+    sfx_open(&x, PM_TYPE_GAUGE, "temp", "api");
+    r = ramp(w, &x, 0, 149, 100 * SEC);
+    /* now T0+149: buckets 50..149, sum (50 + 149) * 100 / 2 = 9950 */
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 100, 0);
+    CHECK_EVAL(r, PM__FN_SUM_OT, 0, 9950, 0);
+    CHECK_EVAL(r, PM__FN_AVG_OT, 0, 99.5, 1e-9);
+    CHECK_EVAL(r, PM__FN_MIN_OT, 0, 50, 0);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 149, 0);
+    CHECK_EVAL(r, PM__FN_SLOPE, 0, 1, 1e-9);
+    r = ramp(w, &x, 160, 169, 100 * SEC);
+    /* now T0+169: buckets 70..169 -> 70..149 and 160..169 (slots 50..59
+     * still hold 50..59, not 150..159): 80 + 10, sum 8760 + 1645 */
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 90, 0);
+    CHECK_EVAL(r, PM__FN_SUM_OT, 0, 10405, 0);
+    CHECK_EVAL(r, PM__FN_MIN_OT, 0, 70, 0);
+    CHECK_EVAL(r, PM__FN_MAX_OT, 0, 169, 0);
+    /* back to T0+120: buckets 21..120 -> 50..59 and 70..120: 10 + 51,
+     * sum 545 + 4845 = 5390 */
+    pm__wstore_begin(w, AT(120));
+    CHECK_EVAL(r, PM__FN_COUNT_OT, 0, 61, 0);
+    CHECK_EVAL(r, PM__FN_SUM_OT, 0, 5390, 0);
+    CHECK_EVAL(r, PM__FN_MIN_OT, 0, 50, 0);
+    CHECK_EVAL(r, PM__FN_LAST_OT, 0, 120, 0);
+    sfx_close(&x);
+    pm__wstore_free(w);
+}
+
 /* ------------------------------------------------------------ gauges */
 TEST(test_gauge_functions)
 {
@@ -936,13 +1127,19 @@ TEST(test_sweep_and_bytes)
     pm__wring *r = tick(w, &x, AT(0), 60 * SEC);
     REQUIRE(r);
     /* A windowed counter costs the ring (header + B buckets) plus its key:
-     * one value pointer and the strings "req\0" "api\0". */
+     * the strings "req\0" "api\0", rounded up to a multiple of 8 bytes. */
     size_t ring = pm__wstore_ring_bytes(w, 60 * SEC);
-    CHECK_EQ_U64(pm__wstore_bytes(w), empty + ring + sizeof(char *) + 4 + 4);
+    CHECK_EQ_U64(pm__wstore_bytes(w), empty + ring + 8);
+    /* "requests\0" "api\0" is 13 bytes: 16 */
+    sfx y;
+    sfx_open(&y, PM_TYPE_COUNTER, "requests", "api");
+    REQUIRE(tick(w, &y, AT(0), 60 * SEC));
+    CHECK_EQ_U64(pm__wstore_bytes(w), empty + 2 * ring + 8 + 16);
+    sfx_close(&y);
     /* Sampled at T0, [1m], interval 15 s: kept while idle <= 75 s. */
     pm__wstore_begin(w, AT(75));
     pm__wstore_end(w);
-    CHECK_EQ_U64(pm__wstore_series(w), 1);
+    CHECK_EQ_U64(pm__wstore_series(w), 2);
     pm__wstore_begin(w, AT(75) + 1);
     pm__wstore_end(w);
     CHECK_EQ_U64(pm__wstore_series(w), 0);
@@ -975,6 +1172,43 @@ TEST(test_sweep_and_bytes)
     CHECK_EQ_U64(pm__wstore_bytes(w), empty);
     sfx_close(&x);
     sfx_close(&h);
+    pm__wstore_free(w);
+}
+
+TEST(test_sweep_after_step_back)
+{
+    /* The sweep skips the table while no entry can be stale; a ring sampled
+     * again after the clock stepped back is due earlier and must still go
+     * on time. [1m] at 15 s: kept while idle <= 75 s; [5m]: <= 315 s. */
+    pm__wstore *w = store(15 * SEC, 60, 100);
+    size_t empty = pm__wstore_bytes(w);
+    sfx x, g;
+    sfx_open(&x, PM_TYPE_COUNTER, "req", "api");
+    sfx_open(&g, PM_TYPE_GAUGE, "temp", "api");
+    pm__wring *r;
+    pm__wstore_begin(w, AT(100));
+    CHECK_OK(feed(w, &x, 60 * SEC, &r));
+    CHECK_OK(feed(w, &g, 300 * SEC, &r));
+    pm__wstore_end(w);
+    pm__wstore_begin(w, AT(0)); /* back: the sample is dropped, the use counts */
+    CHECK_OK(feed(w, &x, 60 * SEC, &r));
+    pm__wstore_end(w);
+    CHECK_EQ_U64(pm__wstore_series(w), 2);
+    pm__wstore_begin(w, AT(75));
+    pm__wstore_end(w);
+    CHECK_EQ_U64(pm__wstore_series(w), 2);
+    pm__wstore_begin(w, AT(75) + 1);
+    pm__wstore_end(w);
+    CHECK_EQ_U64(pm__wstore_series(w), 1);
+    pm__wstore_begin(w, AT(415));
+    pm__wstore_end(w);
+    CHECK_EQ_U64(pm__wstore_series(w), 1);
+    pm__wstore_begin(w, AT(415) + 1);
+    pm__wstore_end(w);
+    CHECK_EQ_U64(pm__wstore_series(w), 0);
+    CHECK_EQ_U64(pm__wstore_bytes(w), empty);
+    sfx_close(&x);
+    sfx_close(&g);
     pm__wstore_free(w);
 }
 
@@ -1235,9 +1469,11 @@ TEST(test_alloc_failures)
 
 TEST_MAIN(TH_CASE(test_geometry), TH_CASE(test_rate_basic), TH_CASE(test_rate_extrapolation),
           TH_CASE(test_counter_reset_in_bucket), TH_CASE(test_counter_reset_across_buckets),
-          TH_CASE(test_window_sliding), TH_CASE(test_once_per_tick),
+          TH_CASE(test_window_sliding), TH_CASE(test_once_per_tick), TH_CASE(test_memo),
+          TH_CASE(test_step_back_through_gap), TH_CASE(test_many_buckets),
           TH_CASE(test_gauge_functions), TH_CASE(test_zscore_edges),
           TH_CASE(test_slope_exact_line), TH_CASE(test_slope_noisy), TH_CASE(test_ewma),
           TH_CASE(test_histogram_window), TH_CASE(test_histogram_many_samples_per_bucket),
-          TH_CASE(test_max_series), TH_CASE(test_sweep_and_bytes), TH_CASE(test_many_series),
+          TH_CASE(test_max_series), TH_CASE(test_sweep_and_bytes),
+          TH_CASE(test_sweep_after_step_back), TH_CASE(test_many_series),
           TH_CASE(test_bad_inputs), TH_CASE(test_alloc_failures))
