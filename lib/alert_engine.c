@@ -398,19 +398,6 @@ static void drop_all(pm_alert_engine_t *e, arule_t *ar, int64_t now)
 }
 
 /* ------------------------------------------------------------ evaluation */
-static bool cmp_holds(pm__abinop op, double a, double b)
-{
-    switch (op) {
-    case PM__OP_EQ: return a == b;
-    case PM__OP_NE: return a != b;
-    case PM__OP_GT: return a > b;
-    case PM__OP_LT: return a < b;
-    case PM__OP_GE: return a >= b;
-    case PM__OP_LE: return a <= b;
-    default: return false;
-    }
-}
-
 /* A vector as elements: a number becomes one label-less element. */
 static pm_status_t as_vector(pm_alert_engine_t *e, pm__avec *v)
 {
@@ -508,8 +495,8 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
             /* No value to compare: the no-data alert takes the lower level set. */
             sev = isnan(d->warn) ? PM_SEVERITY_CRITICAL : PM_SEVERITY_WARNING;
         } else if (d->thresholds) {
-            if (!isnan(d->crit) && cmp_holds(d->th_op, el->v, d->crit)) sev = PM_SEVERITY_CRITICAL;
-            else if (!isnan(d->warn) && cmp_holds(d->th_op, el->v, d->warn))
+            if (!isnan(d->crit) && pm__acmp_holds(d->th_op, el->v, d->crit)) sev = PM_SEVERITY_CRITICAL;
+            else if (!isnan(d->warn) && pm__acmp_holds(d->th_op, el->v, d->warn))
                 sev = PM_SEVERITY_WARNING;
             else continue;
         }
@@ -552,7 +539,7 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
             const pm__aelem *el = vindex_find(&vx, in);
             if (!el) continue; /* the series is gone: nothing to hold it */
             bool resolved;
-            if (d->resolve_short) resolved = cmp_holds(d->resolve_op, el->v, d->resolve_val);
+            if (d->resolve_short) resolved = pm__acmp_holds(d->resolve_op, el->v, d->resolve_val);
             else resolved = have_r ? vindex_find(&rx, in) != NULL : false;
             if (!resolved) { /* held: keeps its severity */
                 in->seen = tick;

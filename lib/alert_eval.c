@@ -550,7 +550,7 @@ static double arith(pm__abinop op, double a, double b)
     }
 }
 
-static bool compare(pm__abinop op, double a, double b)
+bool pm__acmp_holds(pm__abinop op, double a, double b)
 {
     switch (op) {
     case PM__OP_EQ: return a == b;
@@ -710,12 +710,12 @@ static pm_status_t combine(pm__aeval *c, const pm__anode *n, pm__avec l, pm__ave
         memset(out, 0, sizeof *out);
         if (!filter) {
             out->scalar = true;
-            out->s = cmp ? (compare(op, l.s, r.s) ? 1.0 : 0.0) : arith(op, l.s, r.s);
+            out->s = cmp ? (pm__acmp_holds(op, l.s, r.s) ? 1.0 : 0.0) : arith(op, l.s, r.s);
             return PM_OK;
         }
         /* A filtering comparison of two numbers: one label-less element
          * when it holds, none otherwise (so `1 > 0` can be a rule). */
-        if (!compare(op, l.s, r.s)) return PM_OK;
+        if (!pm__acmp_holds(op, l.s, r.s)) return PM_OK;
         if ((st = vec_alloc(c, out, 1)) != PM_OK) return st;
         out->e[0] = (pm__aelem){NULL, NULL, 0, pm__alabels_hash(NULL, NULL, 0), l.s};
         out->n = 1;
@@ -729,7 +729,7 @@ static pm_status_t combine(pm__aeval *c, const pm__anode *n, pm__avec l, pm__ave
             double a = l.scalar ? k : v->e[i].v, b = l.scalar ? v->e[i].v : k;
             pm__aelem e = v->e[i];
             if (cmp) {
-                bool ok = compare(op, a, b);
+                bool ok = pm__acmp_holds(op, a, b);
                 if (filter && !ok) continue;
                 if (!filter) e.v = ok ? 1.0 : 0.0;
             } else {
@@ -755,7 +755,7 @@ static pm_status_t combine(pm__aeval *c, const pm__anode *n, pm__avec l, pm__ave
         pm__aelem e;
         if ((st = result_labels(c, n, &l.e[i], &e)) != PM_OK) return st;
         if (cmp) {
-            bool ok = compare(op, a, b);
+            bool ok = pm__acmp_holds(op, a, b);
             if (filter && !ok) continue;
             e.v = filter ? a : (ok ? 1.0 : 0.0);
         } else {

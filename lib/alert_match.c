@@ -16,23 +16,20 @@ static char *dup_plain(const char *s)
     return d;
 }
 
-pm_status_t pm__perr(pm_parse_error_t **err, unsigned line, unsigned column, size_t offset,
-                     const char *expected, const char *fmt, ...)
+pm_status_t pm__perrv(pm_parse_error_t **err, pm__srcpos at, const char *expected,
+                      const char *fmt, va_list ap)
 {
     if (!err || *err) return PM_EPARSE;
     char text[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
     char msg[600];
-    snprintf(msg, sizeof msg, "line %u, column %u: %s", line, column, text);
+    snprintf(msg, sizeof msg, "line %u, column %u: %s", at.line, at.column, text);
 
     pm_parse_error_t *e = calloc(1, sizeof *e);
     if (!e) return PM_ENOMEM;
-    e->line = line;
-    e->column = column;
-    e->offset = offset;
+    e->line = at.line;
+    e->column = at.column;
+    e->offset = at.offset;
     e->expected = dup_plain(expected ? expected : "");
     e->message = dup_plain(msg);
     if (!e->expected || !e->message) {
@@ -41,6 +38,16 @@ pm_status_t pm__perr(pm_parse_error_t **err, unsigned line, unsigned column, siz
     }
     *err = e;
     return PM_EPARSE;
+}
+
+pm_status_t pm__perr(pm_parse_error_t **err, unsigned line, unsigned column, size_t offset,
+                     const char *expected, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    pm_status_t st = pm__perrv(err, (pm__srcpos){line, column, offset}, expected, fmt, ap);
+    va_end(ap);
+    return st;
 }
 
 unsigned pm_parse_error_line(const pm_parse_error_t *e) { return e ? e->line : 0; }

@@ -519,13 +519,12 @@ static pm_status_t xerr(xp *P, size_t pos, const char *expected, const char *fmt
     __attribute__((format(printf, 4, 5)));
 static pm_status_t xerr(xp *P, size_t pos, const char *expected, const char *fmt, ...)
 {
-    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    pm__srcpos at = {P->at.line, P->at.column + (unsigned)pos, P->at.offset + pos};
+    pm_status_t st = pm__perrv(P->err, at, expected, fmt, ap);
     va_end(ap);
-    return pm__perr(P->err, P->at.line, P->at.column + (unsigned)pos, P->at.offset + pos,
-                    expected, "%s", msg);
+    return st;
 }
 
 static void describe(const xp *P, const tok *t, char *out, size_t n)
@@ -1518,13 +1517,11 @@ static pm_status_t rerr(rp *R, size_t off, const char *expected, const char *fmt
     __attribute__((format(printf, 4, 5)));
 static pm_status_t rerr(rp *R, size_t off, const char *expected, const char *fmt, ...)
 {
-    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    pm_status_t st = pm__perrv(R->err, rpos(R, off), expected, fmt, ap);
     va_end(ap);
-    pm__srcpos at = rpos(R, off);
-    return pm__perr(R->err, at.line, at.column, at.offset, expected, "%s", msg);
+    return st;
 }
 
 /* What stands at p: "end of line", or the run of characters up to a blank. */

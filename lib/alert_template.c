@@ -59,13 +59,12 @@ static pm_status_t terr(tp *T, size_t pos, const char *expected, const char *fmt
     __attribute__((format(printf, 4, 5)));
 static pm_status_t terr(tp *T, size_t pos, const char *expected, const char *fmt, ...)
 {
-    char msg[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    pm__srcpos at = {T->at.line, T->at.column + (unsigned)pos, T->at.offset + pos};
+    pm_status_t st = pm__perrv(T->err, at, expected, fmt, ap);
     va_end(ap);
-    return pm__perr(T->err, T->at.line, T->at.column + (unsigned)pos, T->at.offset + pos,
-                    expected, "%s", msg);
+    return st;
 }
 
 static bool is_alpha_(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }

@@ -25,6 +25,7 @@
 #include <perfmetrics/snapshot.h>
 
 #include <regex.h>
+#include <stdarg.h>
 
 #define PM__NS_PER_S 1000000000LL
 
@@ -36,14 +37,6 @@ struct pm_parse_error {
     char *message;
 };
 
-/* Creates *err (when err is non-NULL and *err is NULL; a first error wins)
- * with "line L, column C: " + the formatted text. `expected` may be NULL.
- * Returns PM_EPARSE, or PM_ENOMEM when the error itself cannot be allocated
- * (then *err stays NULL). */
-pm_status_t pm__perr(pm_parse_error_t **err, unsigned line, unsigned column, size_t offset,
-                     const char *expected, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-
 /* Where a piece of text sits in its file, so errors inside it are reported
  * at file positions. Expressions and templates are single-line: a byte at
  * offset k of the piece is at (line, column + k), file offset offset + k. */
@@ -52,6 +45,18 @@ typedef struct pm__srcpos {
     size_t offset;
 } pm__srcpos;
 #define PM__SRCPOS_START ((pm__srcpos){1, 1, 0})
+
+/* Creates *err (when err is non-NULL and *err is NULL; a first error wins)
+ * with "line L, column C: " + the formatted text. `expected` may be NULL.
+ * Returns PM_EPARSE, or PM_ENOMEM when the error itself cannot be allocated
+ * (then *err stays NULL). */
+pm_status_t pm__perr(pm_parse_error_t **err, unsigned line, unsigned column, size_t offset,
+                     const char *expected, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+/* The same at `at`, with a va_list (for parsers' own error helpers). */
+pm_status_t pm__perrv(pm_parse_error_t **err, pm__srcpos at, const char *expected,
+                      const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
 
 /* ------------------------------------------------------------ matchers */
 typedef enum pm__match_op {
@@ -257,6 +262,8 @@ pm_status_t pm__arule_set_resolve_at(pm_alert_rule_t *r, const char *cond, size_
                                      pm__srcpos at, pm_parse_error_t **err);
 pm_status_t pm__arule_set_annotation_at(pm_alert_rule_t *r, const char *name, const char *tmpl,
                                         size_t len, pm__srcpos at, pm_parse_error_t **err);
+/* Whether `a op b` holds for a comparison op (false for any other op). */
+bool pm__acmp_holds(pm__abinop op, double a, double b);
 /* ">" ... "!=" to PM__OP_*; false otherwise. */
 bool pm__acmp_parse(const char *s, size_t len, pm__abinop *op);
 
