@@ -20,8 +20,23 @@
  *      up again together and time BENCH_REPS x 2 + 1 rounds, a round being
  *      one tick of every case (rotating order), each tick followed by a
  *      pm_snapshot_new of the same registry (the baseline: a tick takes
- *      one); medians. A least-squares fit of (tick - snapshot) over rules
- *      and touches shows how linear the cost is.
+ *      one); medians. These cases differ in more than size (rules sharing a
+ *      series share its ring's memoised answer; a regex scans the family),
+ *      so they are not fitted together; the sweeps are.
+ *   1b. Linearity: two sweeps in which every rule reads series no other rule
+ *      reads, selected with `=` through the equality index (a second label,
+ *      group = g0..g9, groups each family's shards in tens) or with no
+ *      matcher, one range function each dealt as in 1: N = 125, 250, 500,
+ *      1000 rules x 10 series (up to the 10,000), and 100 rules x 1, 10, 100
+ *      series (100 to 10,000 touches), plus an engine with no rule: its tick
+ *      (the snapshot and the per-tick work) is the fixed part. The eight
+ *      cases, each with its own grouped registry, are timed as in 1, with
+ *      more rounds (6 x BENCH_REPS + 1: the small points' variable part is
+ *      tens of us). Reported: ns per touch (rule x series), gross and net of
+ *      the fixed part, and ms/tick against the largest point scaled by size;
+ *      then tick = fixed + a x rules + b x touches fitted over these eight
+ *      points only, by least squares on the relative residuals, with the
+ *      verdict "linear" if every residual is <= 15% of its tick.
  *   2. pm_counter_inc / pm_histogram_observe on series a running engine
  *      reads (1,000 rules x 10 series + one p99 rule on the histogram), on 1
  *      and 2 threads, with no evaluation and with the engine ticking
@@ -63,6 +78,7 @@
 #define STEP_NS (15 * NS_PER_S)
 #define NVALS 1024
 #define MAX_TIMED 129
+#define MAX_CASES 8 /* tick cases interleaved in one measure_ticks */
 
 static void check(pm_status_t st, const char *what)
 {
@@ -96,6 +112,7 @@ static uint64_t thread_cpu_ns(void)
  * metrics: the engine's collector name is taken) and their timed ticks can
  * be interleaved. They are built alike and moved alike. */
 typedef struct world {
+    int grouped; /* a second label, group = g0..g9 (shard / 10): the sweeps */
     pm_registry_t *reg;
     pm_counter_t *c[NCFAM][NSHARD];
     pm_gauge_t *g[NGFAM][NSHARD];
@@ -109,7 +126,8 @@ static uint64_t g_round;
 static void world_build(world_t *w)
 {
     check(pm_registry_new(NULL, &w->reg), "pm_registry_new");
-    const char *lname[1] = {"shard"};
+    const char *lname[2] = {"shard", "group"};
+    size_t nl = w->grouped ? 2 : 1;
     for (int kind = 0; kind < 2; kind++) {
         unsigned nfam = kind ? NGFAM : NCFAM;
         for (unsigned f = 0; f < nfam; f++) {
@@ -118,19 +136,20 @@ static void world_build(world_t *w)
             char name[64];
             snprintf(name, sizeof name, "bench_alert_%c%02u", kind ? 'g' : 'c', f);
             check(pm_family_opts_new(&o), "pm_family_opts_new");
-            check(pm_family_opts_set_labels(o, lname, 1), "pm_family_opts_set_labels");
+            check(pm_family_opts_set_labels(o, lname, nl), "pm_family_opts_set_labels");
             check(pm_family_new(w->reg, kind ? PM_TYPE_GAUGE : PM_TYPE_COUNTER, name, "bench", o,
                                 &fam),
                   "pm_family_new");
             pm_family_opts_free(o);
             for (unsigned sh = 0; sh < NSHARD; sh++) {
-                char v[8];
-                const char *vals[1] = {v};
+                char v[8], gv[8];
+                const char *vals[2] = {v, gv};
                 snprintf(v, sizeof v, "s%02u", sh);
+                snprintf(gv, sizeof gv, "g%u", sh / 10);
                 if (kind)
-                    check(pm_gauge_get(fam, vals, 1, &w->g[f][sh]), "pm_gauge_get");
+                    check(pm_gauge_get(fam, vals, nl, &w->g[f][sh]), "pm_gauge_get");
                 else
-                    check(pm_counter_get(fam, vals, 1, &w->c[f][sh]), "pm_counter_get");
+                    check(pm_counter_get(fam, vals, nl, &w->c[f][sh]), "pm_counter_get");
             }
         }
     }
@@ -177,6 +196,8 @@ static void step(void)
  * Four of five rules read counters, one of five gauges; the families and
  * shard groups are dealt round-robin, so a set of 1,000 rules x 10 series
  * touches every series once and 1,000 x 1 touches 1,000 distinct series. */
+static void rule_wrap(char *buf, size_t len, unsigned i, const char *sel);
+
 static void rule_expr(char *buf, size_t len, unsigned i, unsigned per, int eq)
 {
     int gauge = i % 5 == 4;
@@ -190,6 +211,40 @@ static void rule_expr(char *buf, size_t len, unsigned i, unsigned per, int eq)
     else
         snprintf(m, sizeof m, "shard%s\"s%02u\"", eq ? "=" : "=~", grp % 100);
     snprintf(sel, sizeof sel, "bench_alert_%c%02u{%s}[5m]", gauge ? 'g' : 'c', fam, m);
+    rule_wrap(buf, len, i, sel);
+}
+
+/* The sweeps' rule i, on a grouped world: it reads `per` (1, 10 or 100)
+ * series that no other rule of its set reads, chosen with `=` (shard="sNN"
+ * for 1, group="gN" for 10) or no matcher at all (the whole family, 100),
+ * so the selection is an index probe, never a regex scan. Rules take their
+ * kind's series in order, filling one family before the next: the families
+ * a set reads (each costs one equality-index build over its 100 series per
+ * tick) then grow with the set like the touches do, instead of a set of 125
+ * rules already reading all 100 families. The kinds and functions are dealt
+ * as in rule_expr. */
+static void rule_expr_distinct(char *buf, size_t len, unsigned i, unsigned per)
+{
+    int gauge = i % 5 == 4;
+    unsigned j = gauge ? i / 5 : (i / 5) * 4 + i % 5;
+    unsigned first = j * per, fam = first / NSHARD, sh = first % NSHARD;
+    if (fam >= (gauge ? NGFAM : NCFAM)) {
+        fprintf(stderr, "bench_alerts: sweep rule %u x %u series: out of series\n", i, per);
+        exit(1);
+    }
+    char sel[96], m[48] = "";
+    if (per == 1)
+        snprintf(m, sizeof m, "{shard=\"s%02u\"}", sh);
+    else if (per == 10)
+        snprintf(m, sizeof m, "{group=\"g%u\"}", sh / 10);
+    snprintf(sel, sizeof sel, "bench_alert_%c%02u%s[5m]", gauge ? 'g' : 'c', fam, m);
+    rule_wrap(buf, len, i, sel);
+}
+
+/* Rule i's function and threshold around its range selector. */
+static void rule_wrap(char *buf, size_t len, unsigned i, const char *sel)
+{
+    int gauge = i % 5 == 4;
     /* One rule in 100 fires, a different kind in each hundred. */
     const char *x = i % 100 == 7 + (i / 100) % 5 ? "-1" : "1e9";
     if (gauge) {
@@ -222,12 +277,15 @@ static void add_rule(pm_alert_engine_t *e, const char *name, const char *expr)
     pm_alert_rule_free(r);
 }
 
-static void add_rules(pm_alert_engine_t *e, unsigned nrules, unsigned per, int eq)
+static void add_rules(pm_alert_engine_t *e, unsigned nrules, unsigned per, int eq, int distinct)
 {
     for (unsigned i = 0; i < nrules; i++) {
         char name[32], expr[256];
         snprintf(name, sizeof name, "bench_rule_%04u", i);
-        rule_expr(expr, sizeof expr, i, per, eq);
+        if (distinct)
+            rule_expr_distinct(expr, sizeof expr, i, per);
+        else
+            rule_expr(expr, sizeof expr, i, per, eq);
         add_rule(e, name, expr);
     }
 }
@@ -249,12 +307,13 @@ static pm_alert_engine_t *new_engine(pm_registry_t *r)
 typedef struct tick_case {
     const char *name;
     unsigned nrules, per;
-    int eq;
+    int eq, distinct; /* distinct: a sweep case (rule_expr_distinct, grouped world) */
     size_t expect_windowed;
     world_t w;
     pm_alert_engine_t *e;
     /* results */
     double tick_ns, snap_ns, last_eval_ns;
+    double tick_q1, tick_q3; /* quartiles of the timed ticks: their spread */
     uint64_t windowed, refused, failures, instances, window_bytes;
     double heap_engine, heap_rules, heap_warm; /* mallinfo2 deltas */
 } tick_case_t;
@@ -266,7 +325,7 @@ static void tick_case_setup(tick_case_t *c)
     double h0 = heap_in_use();
     c->e = new_engine(c->w.reg);
     double h1 = heap_in_use();
-    add_rules(c->e, c->nrules, c->per, c->eq);
+    add_rules(c->e, c->nrules, c->per, c->eq, c->distinct);
     double h2 = heap_in_use();
     for (unsigned k = 0; k < WARM_TICKS; k++) {
         step();
@@ -310,18 +369,24 @@ static void tick_round(tick_case_t *cs, size_t n, unsigned round, double (*tv)[M
 
 static void measure_ticks(tick_case_t *cs, size_t n, unsigned ntimed)
 {
+    if (n > MAX_CASES) {
+        fprintf(stderr, "bench_alerts: %zu tick cases, at most %d\n", n, MAX_CASES);
+        exit(1);
+    }
     for (size_t i = 0; i < n; i++)
         tick_case_setup(&cs[i]);
     /* The cases set up first sat idle while the others warmed up, long
      * enough for their rings to be swept: warm everyone up again together. */
     for (unsigned k = 0; k < WARM_TICKS; k++)
         tick_round(cs, n, k, NULL, NULL, NULL, 0);
-    static double tv[8][MAX_TIMED], sv[8][MAX_TIMED], lv[8][MAX_TIMED];
+    static double tv[MAX_CASES][MAX_TIMED], sv[MAX_CASES][MAX_TIMED], lv[MAX_CASES][MAX_TIMED];
     for (unsigned k = 0; k < ntimed; k++)
         tick_round(cs, n, k, tv, sv, lv, k);
     for (size_t i = 0; i < n; i++) {
         tick_case_t *c = &cs[i];
         c->tick_ns = bench_median(tv[i], ntimed);
+        c->tick_q1 = tv[i][ntimed / 4]; /* tv[i] is sorted now */
+        c->tick_q3 = tv[i][(3 * ntimed) / 4];
         c->snap_ns = bench_median(sv[i], ntimed);
         c->last_eval_ns = bench_median(lv[i], ntimed);
         c->refused = pm_alert_engine_stat(c->e, PM_ALERT_STAT_SERIES_REFUSED);
@@ -566,6 +631,170 @@ static void print_recording(void)
         }
 }
 
+
+/* ------------------------------------------------------------ part 1b: sweeps */
+
+/* Weighted least squares: p[0..np) minimising sum w (y - sum p_k x_k)^2,
+ * by Gaussian elimination on the normal equations. */
+static void lsq(size_t n, size_t np, const double (*x)[3], const double *y, const double *w,
+                double *p)
+{
+    double m[3][4] = {{0}};
+    for (size_t i = 0; i < n; i++)
+        for (size_t r = 0; r < np; r++) {
+            for (size_t c = 0; c < np; c++)
+                m[r][c] += w[i] * x[i][r] * x[i][c];
+            m[r][np] += w[i] * x[i][r] * y[i];
+        }
+    for (size_t k = 0; k < np; k++) {
+        for (size_t r = k + 1; r < np; r++) {
+            double f = m[r][k] / m[k][k];
+            for (size_t c = k; c <= np; c++)
+                m[r][c] -= f * m[k][c];
+        }
+    }
+    for (size_t k = np; k-- > 0;) {
+        double v = m[k][np];
+        for (size_t c = k + 1; c < np; c++)
+            v -= m[k][c] * p[c];
+        p[k] = v / m[k][k];
+    }
+}
+
+/* The two sweeps (see the top comment): every rule reads series no other
+ * rule reads, so no ring's memo is shared and no selection scans; plus an
+ * engine with no rules, whose tick (its snapshot of the registry and the
+ * per-tick work) is the fixed part. All eight are interleaved like part 1. */
+enum { SW0, SWN1, SWN2, SWN3, SWN4, SWS1, SWS2, SWS3, NSW };
+
+static void sweep_run(unsigned ntimed, int *wrong)
+{
+    static tick_case_t sw[NSW] = {
+        [SW0] = {.name = "alert sweep: 0 rules (the fixed part)"},
+        [SWN1] = {.name = "alert sweep N: 125 rules x 10 series", .nrules = 125, .per = 10},
+        [SWN2] = {.name = "alert sweep N: 250 rules x 10 series", .nrules = 250, .per = 10},
+        [SWN3] = {.name = "alert sweep N: 500 rules x 10 series", .nrules = 500, .per = 10},
+        [SWN4] = {.name = "alert sweep N: 1000 rules x 10 series", .nrules = 1000, .per = 10},
+        [SWS1] = {.name = "alert sweep S: 100 rules x 1 series", .nrules = 100, .per = 1},
+        [SWS2] = {.name = "alert sweep S: 100 rules x 10 series", .nrules = 100, .per = 10},
+        [SWS3] = {.name = "alert sweep S: 100 rules x 100 series", .nrules = 100, .per = 100},
+    };
+    static const char *const tag[NSW] = {"0", "N125", "N250", "N500", "N1000",
+                                         "S1", "S10", "S100"};
+    for (int i = 0; i < NSW; i++) {
+        sw[i].distinct = 1;
+        sw[i].eq = 1;
+        sw[i].expect_windowed = (size_t)sw[i].nrules * sw[i].per;
+        sw[i].w.grouped = 1;
+        world_build(&sw[i].w);
+        world_move(&sw[i].w);
+        check(pm_registry_maintain(sw[i].w.reg), "pm_registry_maintain");
+    }
+    measure_ticks(sw, NSW, ntimed);
+
+    /* Not tick - snapshot here: the snapshot timed after a tick finds the
+     * registry warmer the less the tick read (the baseline column grows with
+     * the case), so it is no constant; the 0-rule tick, interleaved like the
+     * others, is. */
+    double fixed = sw[SW0].tick_ns;
+    double x[NSW][3], y[NSW], wt[NSW];
+    for (int i = 0; i < NSW; i++) {
+        x[i][0] = 1;
+        x[i][1] = sw[i].nrules;
+        x[i][2] = (double)sw[i].nrules * sw[i].per;
+        y[i] = sw[i].tick_ns;
+        wt[i] = 1 / (y[i] * y[i]);
+    }
+    const tick_case_t *top = &sw[SWN4];
+    double top_touch = x[SWN4][2], top_net = (top->tick_ns - fixed) / top_touch;
+    double dev_n = 0, marg[NSW] = {0};
+    for (int i = 0; i < NSW; i++) {
+        const tick_case_t *c = &sw[i];
+        double t = x[i][2], net = c->tick_ns - fixed;
+        char tgt[96] = "", bad[160] = "";
+        if (c->windowed != c->expect_windowed || c->failures || c->refused) {
+            snprintf(bad, sizeof bad, "; UNEXPECTED: windowed %llu (expected %zu), %llu rule "
+                                      "failures, %llu refused",
+                     (unsigned long long)c->windowed, c->expect_windowed,
+                     (unsigned long long)c->failures, (unsigned long long)c->refused);
+            *wrong = 1;
+        }
+        if (i == SW0) {
+            bench_row(c->name, 1, c->tick_ns, "pm_snapshot_new", c->snap_ns,
+                      "%.2f ms/tick: an engine with no rule on the same registry (10,000 "
+                      "series), i.e. its own snapshot and per-tick work; the rows below "
+                      "subtract it as the fixed part%s",
+                      c->tick_ns / 1e6, bad);
+            continue;
+        }
+        if (c->nrules == 1000)
+            snprintf(tgt, sizeof tgt, "; target <= 20 ms (1,000 rules, 10,000 series): %s",
+                     bench_verdict(c->tick_ns <= 20e6));
+        if (i <= SWN4) {
+            double dev = (net / t) / top_net - 1;
+            if (fabs(dev) > fabs(dev_n))
+                dev_n = dev;
+            bench_row(c->name, 1, c->tick_ns, "pm_snapshot_new", c->snap_ns,
+                      "%.2f ms/tick%s; %.0f touched (rule x series; each series read by one "
+                      "rule, group=\"gN\"), %.1f ns/touch; net of the fixed part: %.2f ms, "
+                      "%.1f ns/touch (%+.1f%% vs N=1000's); ms/tick vs N=1000's scaled by N: "
+                      "%.2fx, net %.2fx; %llu windowed series; %llu instances%s",
+                      c->tick_ns / 1e6, tgt, t, c->tick_ns / t, net / 1e6, net / t, 100 * dev,
+                      (c->tick_ns / top->tick_ns) * (top->nrules / (double)c->nrules),
+                      (net / (top->tick_ns - fixed)) * (top->nrules / (double)c->nrules),
+                      (unsigned long long)c->windowed, (unsigned long long)c->instances, bad);
+            continue;
+        }
+        const tick_case_t *big = &sw[SWS3];
+        char mg[96] = "";
+        if (i > SWS1) {
+            /* Same rules, same fixed part: the difference is the touches. */
+            marg[i] = (c->tick_ns - sw[i - 1].tick_ns) / (t - x[i - 1][2]);
+            snprintf(mg, sizeof mg, "; from the row above: %.1f ns per added touch", marg[i]);
+        }
+        bench_row(c->name, 1, c->tick_ns, "pm_snapshot_new", c->snap_ns,
+                  "%.2f ms/tick; %.0f touched (rule x series; each series read by one rule, "
+                  "%s), %.1f ns/touch; net of the fixed part: %.2f ms, %.1f ns/touch (the "
+                  "100 rules' own cost over %u touch%s each); ms/tick vs 100 x 100's scaled by "
+                  "touches: %.2fx%s; %llu windowed series; %llu instances%s",
+                  c->tick_ns / 1e6, t,
+                  c->per == 1 ? "shard=\"sNN\"" : c->per == 10 ? "group=\"gN\"" : "no matcher",
+                  c->tick_ns / t, net / 1e6, net / t, c->per, c->per == 1 ? "" : "es",
+                  (c->tick_ns / big->tick_ns) * (x[SWS3][2] / t), mg,
+                  (unsigned long long)c->windowed, (unsigned long long)c->instances, bad);
+    }
+
+    /* tick = fixed + a x rules + b x touches, least squares on the relative
+     * residuals (weights 1/tick^2: the criterion is relative, and the points
+     * span 0.4 to 5 ms), over the eight sweep points only. */
+    double p[3];
+    lsq(NSW, 3, (const double(*)[3])x, y, wt, p);
+    double worst = 0, worst_us = 0;
+    char res[256];
+    int off = 0;
+    for (int i = 0; i < NSW; i++) {
+        double f = p[0] + p[1] * x[i][1] + p[2] * x[i][2];
+        double d = (f - y[i]) / y[i];
+        if (fabs(d) > fabs(worst)) {
+            worst = d;
+            worst_us = (f - y[i]) / 1e3;
+        }
+        off += snprintf(res + off, sizeof res - (size_t)off, "%s%s %+.1f%%", i ? ", " : "",
+                        tag[i], 100 * d);
+    }
+    bench_row("alert tick: linear fit, sweeps", 1, -1, NULL, 0,
+              "tick = %.3f ms + %.0f ns/rule + %.1f ns/touch (relative least squares over the "
+              "8 sweep points; fixed part measured at 0 rules: %.3f ms, quartiles %.3f..%.3f ms "
+              "over the rounds); residuals %s; worst %+.1f%% of the tick (%+.0f us); sweep N: "
+              "net ns/touch at worst %+.1f%% vs N=1000's; sweep S: %.1f and %.1f ns per added "
+              "touch; linear (every residual <= 15%% of the tick): %s",
+              p[0] / 1e6, p[1], p[2], fixed / 1e6, sw[SW0].tick_q1 / 1e6, sw[SW0].tick_q3 / 1e6,
+              res, 100 * worst, worst_us, 100 * dev_n, marg[SWS2], marg[SWS3],
+              bench_verdict(fabs(worst) <= 0.15));
+    for (int i = 0; i < NSW; i++)
+        world_free(&sw[i].w);
+}
+
 /* ------------------------------------------------------------ main */
 
 int main(int argc, char **argv)
@@ -610,12 +839,19 @@ int main(int argc, char **argv)
     }
     measure_ticks(tc, NTC, ntimed);
 
+    /* d and e differ only in the matcher: what the regex scan costs. */
+    double re_rule = ((tc[TD].tick_ns - tc[TD].snap_ns) - (tc[TE].tick_ns - tc[TE].snap_ns)) /
+                     tc[TD].nrules;
     int wrong = 0;
     for (int i = 0; i < NTC; i++) {
         const tick_case_t *c = &tc[i];
         double touched = (double)c->nrules * c->per;
         double eval = c->tick_ns - c->snap_ns;
-        char tgt[96] = "", bad[160] = "";
+        char tgt[96] = "", bad[160] = "", re[128] = "";
+        if (i == TE)
+            snprintf(re, sizeof re, "; vs (d), the regex scan costs %.2f us/rule (%.0f ns per "
+                                    "series scanned)",
+                     re_rule / 1e3, re_rule / NSHARD);
         if (c->nrules == 1000)
             snprintf(tgt, sizeof tgt, "; target <= 20 ms (1,000 rules, 10,000 series): %s",
                      bench_verdict(c->tick_ns <= 20e6));
@@ -629,52 +865,23 @@ int main(int argc, char **argv)
         bench_row(c->name, 1, c->tick_ns, "pm_snapshot_new", c->snap_ns,
                   "%.2f ms/tick%s; %.0f touched (rule x series), %.1f ns/touch, %.1f ns/touch "
                   "net of the snapshot; %u series scanned by %s matchers; %llu windowed "
-                  "series; %llu instances; engine's own timing %.2f ms%s",
+                  "series; %llu instances; engine's own timing %.2f ms%s%s",
                   c->tick_ns / 1e6, tgt, touched, c->tick_ns / touched, eval / touched,
                   c->nrules * NSHARD, c->eq ? "=" : "=~", (unsigned long long)c->windowed,
-                  (unsigned long long)c->instances, c->last_eval_ns / 1e6, bad);
+                  (unsigned long long)c->instances, c->last_eval_ns / 1e6, re, bad);
     }
-    /* Linearity: fit tick - snapshot = a x rules + b x touches over the four
-     * regex cases (no intercept: the snapshot is the fixed part). */
+    /* ---- 1b. the linearity sweeps ---- */
     {
-        double srr = 0, srt = 0, stt = 0, sry = 0, sty = 0;
-        for (int i = TA; i <= TD; i++) {
-            double rr = tc[i].nrules, tt = (double)tc[i].nrules * tc[i].per;
-            double y = tc[i].tick_ns - tc[i].snap_ns;
-            srr += rr * rr;
-            srt += rr * tt;
-            stt += tt * tt;
-            sry += rr * y;
-            sty += tt * y;
-        }
-        double det = srr * stt - srt * srt;
-        double a = (sry * stt - sty * srt) / det, b = (srr * sty - srt * sry) / det;
-        double worst = 0;
-        char res[160];
-        int off = 0;
-        for (int i = TA; i <= TD; i++) {
-            double rr = tc[i].nrules, tt = (double)tc[i].nrules * tc[i].per;
-            double y = tc[i].tick_ns - tc[i].snap_ns, f = a * rr + b * tt;
-            double d = y != 0 ? (f - y) / y : 0;
-            if (fabs(d) > worst)
-                worst = fabs(d);
-            off += snprintf(res + off, sizeof res - (size_t)off, "%s%c %+.0f%%", i > TA ? "," : "",
-                            'a' + i, 100 * d);
-        }
-        /* d and e differ only in the matcher: what the regex scan costs. */
-        double re_rule = ((tc[TD].tick_ns - tc[TD].snap_ns) - (tc[TE].tick_ns - tc[TE].snap_ns)) /
-                         tc[TD].nrules;
-        bench_row("alert tick: linear fit, rows a-d", 1, -1, NULL, 0,
-                  "tick - snapshot = %.2f us/rule (each rule scans its family's 100 series) + "
-                  "%.1f ns/touch; residuals %s (worst %.0f%%); of the per-rule cost, the "
-                  "regex scan is %.2f us (d - e: %.0f ns per series scanned)",
-                  a / 1e3, b, res, 100 * worst, re_rule / 1e3, re_rule / NSHARD);
+        /* A sweep round costs ~20 ms: more rounds for the small points,
+         * whose variable part is tens of us over a ~0.4 ms fixed part. */
+        unsigned nsweep = 6 * bench_reps() + 1;
+        sweep_run(nsweep < MAX_TIMED ? nsweep : MAX_TIMED, &wrong);
     }
 
     /* ---- 2. recording while the engine ticks ---- */
     world_t *w2 = &tc[TA].w;
     g_eng.e = new_engine(w2->reg);
-    add_rules(g_eng.e, 1000, 10, 0);
+    add_rules(g_eng.e, 1000, 10, 0, 0);
     add_rule(g_eng.e, "bench_rule_latency", "p99(bench_alert_lat_seconds[5m]) > 100");
     static bench_pool_t pool;
     bench_pool_start(&pool);
