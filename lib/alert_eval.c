@@ -504,10 +504,17 @@ static pm_status_t eval_range_fn(pm__aeval *c, const pm__anode *call, pm__avec *
     part_t part;
     size_t fi = resolve_family(c->snap, r->u.sel.metric, &part);
     if (fi == SIZE_MAX) return PM_OK;
-    /* A histogram's _sum has no window of its own: avg_over_time(h[5m]) and
-     * sum_over_time(h[5m]) give the same figures from the histogram window. */
-    if (part == PART_SUM) return PM_ETYPE;
     const pm_snap_family_t *f = c->snap->fams[fi];
+    /* A histogram's _sum is windowed as a counter of its own, keyed by the
+     * name h_sum, so rate(h_sum[5m]) / rate(h_count[5m]) works as in
+     * Prometheus: the store sees a counter family "h_sum" whose series carry
+     * the sums. */
+    pm_snap_family_t sum_fam;
+    if (part == PART_SUM) {
+        sum_fam = *f;
+        sum_fam.name = r->u.sel.metric;
+        sum_fam.type = PM_TYPE_COUNTER;
+    }
     uint32_t *idx;
     size_t cnt;
     pm_status_t st = select_series(c, fi, r, &idx, &cnt);
@@ -515,7 +522,15 @@ static pm_status_t eval_range_fn(pm__aeval *c, const pm__anode *call, pm__avec *
     for (size_t i = 0; i < cnt && st == PM_OK; i++) {
         const pm_snap_series_t *s = &f->series[idx[i]];
         pm__wring *ring;
-        st = pm__wstore_sample(c->ws, f, s, r->u.sel.range_ns, &ring);
+        if (part == PART_SUM) {
+            pm_snap_series_t sum_series = *s;
+            sum_series.fam = &sum_fam;
+            sum_series.value = s->h ? s->h->sum : NAN;
+            sum_series.h = NULL;
+            st = pm__wstore_sample(c->ws, &sum_fam, &sum_series, r->u.sel.range_ns, &ring);
+        } else {
+            st = pm__wstore_sample(c->ws, f, s, r->u.sel.range_ns, &ring);
+        }
         if (st == PM_ERANGE) { /* refused: counted by the store */
             st = PM_OK;
             continue;

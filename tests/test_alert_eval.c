@@ -243,8 +243,26 @@ TEST(histogram_parts)
     CHECK_ELEM(v, "{}", 4);
     CHECK_OK(run(&f, "lat_sum", &v));
     CHECK_ELEM(v, "{}", 10);
-    /* lat_sum has no window of its own. */
-    CHECK_STATUS(run(&f, "rate(lat_sum[1m])", &v), PM_ETYPE);
+    /* lat_sum is windowed as a counter: the Prometheus mean-latency pattern.
+     * Ticks every 15 s from t = 0; between ticks 2 observations of 1.5 (sum
+     * +3, count +2). At t = 60 s the [1m] window holds the samples at 15..60
+     * s: sums 13, 16, 19, 22 (increase 9 over 45 s) and counts 6, 8, 10, 12
+     * (increase 6). The first sample is 15 s after the window start (< 1.1
+     * x the 15 s spacing; the zero points, 45 x 13/9 and 45 x 6/6 s, are
+     * further back), so both extrapolate by 60/45: increases 12 and 8, and
+     * the ratio of the rates is 1.5, the mean of the window's observations. */
+    for (int k = 0; k <= 4; k++) {
+        if (k)
+            for (int j = 0; j < 2; j++)
+                REQUIRE(pm_histogram_observe_labeled(f.lat, NULL, 0, 1.5) == PM_OK);
+        CHECK_OK(run_at(&f, "rate(lat_sum[1m]) / rate(lat_count[1m])", T0 + S(15 * k), &v));
+    }
+    CHECK_EQ_INT(v.n, 1);
+    CHECK_ELEM(v, "{}", 1.5);
+    CHECK_OK(run_at(&f, "increase(lat_sum[1m])", T0 + S(60), &v));
+    CHECK_ELEM(v, "{}", 12.0);
+    CHECK_OK(run_at(&f, "increase(lat_count[1m])", T0 + S(60), &v));
+    CHECK_ELEM(v, "{}", 8.0);
     fx_fini(&f);
 }
 
