@@ -138,10 +138,11 @@ struct pm_alert_engine {
     uint64_t tick;
 
     pm_family_t *f_alerts;
+    pm_histogram_t *h_eval; /* perfmetrics_alert_evaluation_seconds */
     pm_collector_t *coll;
 
     _Atomic uint64_t st_evals, st_rule_failures, st_transitions, st_instances,
-        st_instances_refused, st_last_eval_ns, st_eval_ns_total, st_windowed, st_refused,
+        st_instances_refused, st_last_eval_ns, st_windowed, st_refused,
         st_bytes, st_nrules, st_health_bits;
 
     /* background evaluation */
@@ -697,9 +698,6 @@ static pm_status_t collect(pm_emit_t *em, void *user)
     ONE(PM_TYPE_COUNTER, "perfmetrics_alert_rule_failures",
         "Rule evaluations that failed (the rule was skipped for that tick).",
         atomic_load(&e->st_rule_failures));
-    ONE(PM_TYPE_COUNTER, "perfmetrics_alert_evaluation_seconds",
-        "Time spent evaluating, summed over ticks.",
-        (double)atomic_load(&e->st_eval_ns_total) / 1e9);
     ONE(PM_TYPE_GAUGE, "perfmetrics_alert_last_evaluation_seconds",
         "Duration of the last evaluation.", (double)atomic_load(&e->st_last_eval_ns) / 1e9);
     ONE(PM_TYPE_COUNTER, "perfmetrics_alert_transitions", "Alert state transitions recorded.",
@@ -795,12 +793,20 @@ pm_status_t pm_alert_engine_new(pm_registry_t *r, const pm_alert_engine_opts_t *
                                "Alert instances by rule, state and severity.", fo, &e->f_alerts);
         pm_family_opts_free(fo);
         if (st != PM_OK) goto fail;
+        pm_family_t *fh;
+        if ((st = pm__family_new_reserved(r, PM_TYPE_HISTOGRAM,
+                                          "perfmetrics_alert_evaluation_seconds",
+                                          "Duration of each alert evaluation (tick).", NULL,
+                                          &fh)) != PM_OK ||
+            (st = pm_histogram_get(fh, NULL, 0, &e->h_eval)) != PM_OK)
+            goto fail;
         if ((st = pm_collector_add(r, "perfmetrics_alerts", collect, e, NULL, &e->coll)) != PM_OK)
             goto fail;
     }
     *out = e;
     return PM_OK;
 fail:
+    pm_histogram_release(e->h_eval);
     pm__ahub_free(e->hub);
     pm__aeval_free(e->ev);
     pm__wstore_free(e->ws);
@@ -836,6 +842,7 @@ void pm_alert_engine_free(pm_alert_engine_t *e)
     pm__aeval_free(e->ev);
     pm__wstore_free(e->ws);
     pm_buf_free(e->buf);
+    pm_histogram_release(e->h_eval);
     pthread_cond_destroy(&e->tcv);
     pthread_mutex_destroy(&e->tlock);
     pthread_mutex_destroy(&e->lock);
@@ -1005,7 +1012,7 @@ pm_status_t pm_alert_engine_tick(pm_alert_engine_t *e, int64_t now)
     publish_stats(e);
     uint64_t took = pm_now_ns() - t0;
     atomic_store(&e->st_last_eval_ns, took);
-    atomic_fetch_add(&e->st_eval_ns_total, took);
+    if (e->h_eval) pm_histogram_observe_ns(e->h_eval, took);
     atomic_fetch_add(&e->st_evals, 1);
     pthread_mutex_unlock(&e->lock);
     return PM_OK;

@@ -210,14 +210,15 @@ static pm_family_opts_t default_opts(void)
 }
 
 static pm_status_t family_validate(pm_registry *r, pm_type_t type, const char *name,
-                                   const char **help, const pm_family_opts_t *o)
+                                   const char **help, const pm_family_opts_t *o, bool reserved_ok)
 {
     if (!r || !name) return PM_EINVAL;
     if (type != PM_TYPE_COUNTER && type != PM_TYPE_GAUGE && type != PM_TYPE_HISTOGRAM)
         return PM_EINVAL;
     if (!*help) *help = "";
     if (strlen(*help) > PM_MAX_HELP || !pm__valid_utf8(*help, strlen(*help))) return PM_EUTF8;
-    if (!pm__valid_metric_name(name) || !strncmp(name, "perfmetrics_", 12)) return PM_EBADNAME;
+    if (!pm__valid_metric_name(name) || (!reserved_ok && !strncmp(name, "perfmetrics_", 12)))
+        return PM_EBADNAME;
     if (type == PM_TYPE_COUNTER && has_suffix(name, "_total")) return PM_EBADNAME;
     if (o->unit) {
         char suf[80];
@@ -290,13 +291,14 @@ fail:
 
 static pm_status_t family_register(pm_registry *r, pm_type_t type, const char *name,
                                    const char *help, const pm_family_opts_t *opts,
-                                   pm_gauge_fn cb, void *cb_user, pm_family **out)
+                                   pm_gauge_fn cb, void *cb_user, pm_family **out,
+                                   bool reserved_ok)
 {
     if (out) *out = NULL;
     if (!out) return PM_EINVAL;
     pm_family_opts_t defaults = default_opts();
     const pm_family_opts_t *o = opts ? opts : &defaults;
-    pm_status_t st = family_validate(r, type, name, &help, o);
+    pm_status_t st = family_validate(r, type, name, &help, o, reserved_ok);
     if (st != PM_OK) return st;
     pthread_mutex_lock(&r->lock);
     pm__maintain_locked(r);
@@ -309,7 +311,14 @@ static pm_status_t family_register(pm_registry *r, pm_type_t type, const char *n
 pm_status_t pm_family_new(pm_registry_t *r, pm_type_t type, const char *name, const char *help,
                           const pm_family_opts_t *opts, pm_family_t **out)
 {
-    return family_register(r, type, name, help, opts, NULL, NULL, out);
+    return family_register(r, type, name, help, opts, NULL, NULL, out, false);
+}
+
+pm_status_t pm__family_new_reserved(pm_registry_t *r, pm_type_t type, const char *name,
+                                    const char *help, const pm_family_opts_t *opts,
+                                    pm_family_t **out)
+{
+    return family_register(r, type, name, help, opts, NULL, NULL, out, true);
 }
 
 pm_status_t pm_gauge_callback_new(pm_registry_t *r, const char *name, const char *help,
@@ -317,7 +326,7 @@ pm_status_t pm_gauge_callback_new(pm_registry_t *r, const char *name, const char
 {
     if (!fn) return PM_EINVAL;
     pm_family *f;
-    return family_register(r, PM_TYPE_GAUGE, name, help, NULL, fn, user, &f);
+    return family_register(r, PM_TYPE_GAUGE, name, help, NULL, fn, user, &f, false);
 }
 
 /* ------------------------------------------------------------ hashing */
@@ -626,7 +635,7 @@ pm_status_t pm__unlabeled_new(pm_registry *r, pm_type_t type, const char *name, 
 {
     *out = NULL;
     pm_family_opts_t o = default_opts();
-    pm_status_t st = family_validate(r, type, name, &help, &o);
+    pm_status_t st = family_validate(r, type, name, &help, &o, false);
     if (st != PM_OK) return st;
     pthread_mutex_lock(&r->lock);
     pm__maintain_locked(r);

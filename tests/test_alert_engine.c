@@ -1764,7 +1764,6 @@ TEST(test_self_metrics)
     CHECK_EQ_DBL(snap_get(f.reg, "perfmetrics_alert_windowed_series", NULL, 0, &n), 1);
     CHECK(snap_get(f.reg, "perfmetrics_alert_window_bytes", NULL, 0, &n) > 0);
     CHECK_EQ_DBL(snap_get(f.reg, "perfmetrics_alert_health_score", NULL, 0, &n), 90);
-    CHECK(snap_get(f.reg, "perfmetrics_alert_evaluation_seconds", NULL, 0, &n) > 0);
     CHECK(snap_get(f.reg, "perfmetrics_alert_last_evaluation_seconds", NULL, 0, &n) >= 0);
     static const char *const SENT[] = {"sent"}, *const FAILED[] = {"failed"},
                              *const DROPPED[] = {"dropped"};
@@ -1783,11 +1782,19 @@ TEST(test_self_metrics)
         seen++;
         int counter = !strcmp(nm, "perfmetrics_alert_evaluations") ||
                       !strcmp(nm, "perfmetrics_alert_rule_failures") ||
-                      !strcmp(nm, "perfmetrics_alert_evaluation_seconds") ||
                       !strcmp(nm, "perfmetrics_alert_transitions") ||
                       !strcmp(nm, "perfmetrics_alert_notifications");
-        if ((int)pm_snap_family_type(fa) != (counter ? PM_TYPE_COUNTER : PM_TYPE_GAUGE))
+        int hist = !strcmp(nm, "perfmetrics_alert_evaluation_seconds");
+        int want = hist ? PM_TYPE_HISTOGRAM : counter ? PM_TYPE_COUNTER : PM_TYPE_GAUGE;
+        if ((int)pm_snap_family_type(fa) != want)
             TH_FAIL_("%s has type %d", nm, (int)pm_snap_family_type(fa));
+        if (hist) {
+            /* one observation per evaluation, each a positive duration */
+            const pm_snap_series_t *se = pm_snap_family_series(fa, 0);
+            CHECK_EQ_INT(pm_snap_family_series_count(fa), 1);
+            CHECK_EQ_U64(pm_snap_series_count(se), 3);
+            CHECK(pm_snap_series_sum(se) > 0);
+        }
     }
     CHECK_EQ_INT(seen, 11);
     pm_snapshot_release(s);

@@ -267,6 +267,11 @@ typedef struct pm_cb_entry {
     uint64_t runs_new, failures_new; /* collectors: this snapshot's, kept if it succeeds */
 } pm_cb_entry;
 
+/* pm_family_new for the library's own families: allows the reserved
+ * perfmetrics_ prefix (family.c). */
+pm_status_t pm__family_new_reserved(pm_registry_t *r, pm_type_t type, const char *name,
+                                    const char *help, const pm_family_opts_t *opts,
+                                    pm_family_t **out);
 /* pm_emit_family for the library's own collectors: allows the reserved
  * perfmetrics_ prefix (collector.c). */
 pm_status_t pm__emit_family_reserved(pm_emit_t *e, pm_type_t type, const char *name,
