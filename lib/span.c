@@ -376,10 +376,7 @@ pm_status_t pm_tracer_new(const pm_tracer_opts_t *opts, pm_tracer_t **out)
     if (!(t->service = strdup(opts->service ? opts->service : "unknown_service"))) goto fail;
     pm__clock_init();
     uint64_t mono = pm_now_ns();
-    struct timespec wall;
-    clock_gettime(CLOCK_REALTIME, &wall);
-    t->wall_offset = (int64_t)((uint64_t)wall.tv_sec * 1000000000u + (uint64_t)wall.tv_nsec) -
-                     (int64_t)mono;
+    t->wall_offset = pm__wall_ns() - (int64_t)mono;
     t->nrings = pm__default_stripes(); /* rings are chosen by the metrics stripe */
     size_t per = pm__pow2_at_least((opts->buffer + t->nrings - 1) / t->nrings);
     if (per < 8) per = 8;

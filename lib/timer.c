@@ -35,6 +35,13 @@ double pm__wall_now(void)
 
 double pm_wall_seconds(void) { return pm__wall_now(); }
 
+int64_t pm__wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + (int64_t)ts.tv_nsec;
+}
+
 struct timespec pm__timespec_after(struct timespec from, double secs)
 {
     from.tv_sec += (time_t)secs;

@@ -419,6 +419,8 @@ void pm__exporters_free(pm_registry *r);
 /* timer.c */
 void pm__clock_init(void);
 double pm__wall_now(void);
+/* CLOCK_REALTIME in nanoseconds since the Unix epoch. */
+int64_t pm__wall_ns(void);
 uint64_t pm__mono_ns(void);
 /* `from` plus `secs` seconds, normalised (for timed condition waits). */
 struct timespec pm__timespec_after(struct timespec from, double secs);
