@@ -194,13 +194,11 @@ fail:
     return NULL;
 }
 
-static bool inst_is(const inst_t *in, const pm__aelem *el)
+/* The instance's label set as an element, to compare and look up. */
+static pm__aelem inst_key(const inst_t *in)
 {
-    if (in->hash != el->hash || in->nlabels != el->nlabels) return false;
-    for (uint32_t i = 0; i < in->nlabels; i++)
-        if (strcmp(in->lname[i], el->lname[i]) || strcmp(in->lvalue[i], el->lvalue[i]))
-            return false;
-    return true;
+    return (pm__aelem){(const char **)in->lname, (const char **)in->lvalue, in->nlabels, in->hash,
+                       0};
 }
 
 static pm_status_t index_rebuild(pm_alert_engine_t *e, arule_t *ar)
@@ -228,7 +226,8 @@ static inst_t *inst_find(const arule_t *ar, const pm__aelem *el)
     for (size_t h = el->hash & ar->mask;; h = (h + 1) & ar->mask) {
         if (ar->slot[h] < 0) return NULL;
         inst_t *in = ar->inst[ar->slot[h]];
-        if (inst_is(in, el)) return in;
+        pm__aelem key = inst_key(in);
+        if (pm__alabels_equal(&key, el)) return in;
     }
 }
 
@@ -405,43 +404,19 @@ static pm_status_t as_vector(pm_alert_engine_t *e, pm__avec *v)
     if (!v->scalar) return PM_OK;
     pm__aelem *el = pm__aeval_alloc(e->ev, sizeof *el);
     if (!el) return PM_ENOMEM;
-    *el = (pm__aelem){NULL, NULL, 0, pm__alabels_hash(NULL, NULL, 0), v->s};
+    *el = pm__aelem_unlabeled(v->s);
     v->scalar = false;
     v->e = el;
     v->n = 1;
     return PM_OK;
 }
 
-/* An index of a vector by label set, for the hysteresis look-ups. */
-typedef struct vindex {
-    const pm__avec *v;
-    int64_t *slot;
-    size_t mask;
-} vindex_t;
-
-static pm_status_t vindex_build(pm_alert_engine_t *e, vindex_t *x, const pm__avec *v)
+/* The element of v (indexed by ix) with instance in's label set, or NULL. */
+static const pm__aelem *vec_lookup(const pm__avec *v, const pm__aindex *ix, const inst_t *in)
 {
-    size_t cap = pm__pow2_at_least(v->n * 2 + 2);
-    x->v = v;
-    x->mask = cap - 1;
-    x->slot = pm__aeval_alloc(e->ev, cap * sizeof *x->slot);
-    if (!x->slot) return PM_ENOMEM;
-    memset(x->slot, 0xff, cap * sizeof *x->slot);
-    for (size_t i = 0; i < v->n; i++) {
-        size_t h = v->e[i].hash & x->mask;
-        while (x->slot[h] >= 0) h = (h + 1) & x->mask;
-        x->slot[h] = (int64_t)i;
-    }
-    return PM_OK;
-}
-
-static const pm__aelem *vindex_find(const vindex_t *x, const inst_t *in)
-{
-    for (size_t h = in->hash & x->mask;; h = (h + 1) & x->mask) {
-        if (x->slot[h] < 0) return NULL;
-        const pm__aelem *el = &x->v->e[x->slot[h]];
-        if (inst_is(in, el)) return el;
-    }
+    pm__aelem key = inst_key(in);
+    int64_t i = pm__aindex_find(ix, &key);
+    return i < 0 ? NULL : &v->e[i];
 }
 
 static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt)
@@ -529,19 +504,19 @@ static void eval_rule(pm_alert_engine_t *e, arule_t *ar, int64_t now, int64_t dt
     /* Hysteresis: an active instance whose condition stopped stays active
      * until its resolve condition holds. */
     if ((d->resolve_short || d->resolve) && ar->ninst) {
-        vindex_t vx = {0}, rx = {0};
-        bool have_v = vindex_build(e, &vx, &value) == PM_OK;
-        if (have_r) have_r = vindex_build(e, &rx, &rv) == PM_OK;
+        pm__aindex vx, rx;
+        bool have_v = pm__aindex_build(e->ev, &value, &vx) == PM_OK;
+        if (have_r) have_r = pm__aindex_build(e->ev, &rv, &rx) == PM_OK;
         for (size_t i = 0; i < ar->ninst && have_v; i++) {
             inst_t *in = ar->inst[i];
             /* Only a firing alert is held: `for` still needs the firing
              * condition itself at every evaluation. */
             if (in->seen == tick || in->state != PM_ALERT_FIRING) continue;
-            const pm__aelem *el = vindex_find(&vx, in);
+            const pm__aelem *el = vec_lookup(&value, &vx, in);
             if (!el) continue; /* the series is gone: nothing to hold it */
             bool resolved;
             if (d->resolve_short) resolved = pm__acmp_holds(d->resolve_op, el->v, d->resolve_val);
-            else resolved = have_r ? vindex_find(&rx, in) != NULL : false;
+            else resolved = have_r ? vec_lookup(&rv, &rx, in) != NULL : false;
             if (!resolved) { /* held: keeps its severity */
                 in->seen = tick;
                 in->value = el->v;
@@ -925,10 +900,7 @@ pm_status_t pm_alert_engine_add_rule(pm_alert_engine_t *e, const pm_alert_rule_t
 
 static int64_t event_time(const pm_alert_engine_t *e)
 {
-    if (e->ticked) return e->last_now;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * PM__NS_PER_S + ts.tv_nsec;
+    return e->ticked ? e->last_now : pm__wall_ns();
 }
 
 pm_status_t pm_alert_engine_remove_rule(pm_alert_engine_t *e, const char *name)
@@ -1019,20 +991,13 @@ pm_status_t pm_alert_engine_tick(pm_alert_engine_t *e, int64_t now)
 }
 
 /* ------------------------------------------------------------ background */
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * PM__NS_PER_S + ts.tv_nsec;
-}
-
 static void *run(void *arg)
 {
     pm_alert_engine_t *e = arg;
     pthread_mutex_lock(&e->tlock);
     while (!e->stop) {
         pthread_mutex_unlock(&e->tlock);
-        int64_t now = realtime_ns();
+        int64_t now = pm__wall_ns();
         if (pm_alert_engine_tick(e, now) == PM_ERANGE) {
             /* The wall clock stepped back: evaluate at the last time again
              * rather than refuse forever. */

@@ -144,7 +144,7 @@ void pm__aeval_begin(pm__aeval *c, const pm_snapshot_t *s, int64_t now)
 /* ------------------------------------------------------------ label sets */
 static inline uint64_t fnv(uint64_t h, const char *s)
 {
-    for (; *s; s++) {
+    for (; s && *s; s++) {
         h ^= (unsigned char)*s;
         h *= 1099511628211ULL;
     }
@@ -578,19 +578,6 @@ bool pm__acmp_holds(pm__abinop op, double a, double b)
     }
 }
 
-static bool in_list(char *const *list, size_t n, const char *name)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(list[mid], name);
-        if (!c) return true;
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return false;
-}
-
 /* Restricts e's labels to those in (keep = true) or not in (keep = false)
  * the sorted list; the result shares e's strings. */
 static pm_status_t project(pm__aeval *c, const pm__aelem *e, char *const *list, size_t nlist,
@@ -601,7 +588,9 @@ static pm_status_t project(pm__aeval *c, const pm__aelem *e, char *const *list, 
     if (!nv) return PM_ENOMEM;
     uint32_t k = 0;
     for (uint32_t i = 0; i < e->nlabels; i++) {
-        if (in_list(list, nlist, e->lname[i]) != keep) continue;
+        bool found;
+        pm__sorted_find(list, nlist, sizeof *list, e->lname[i], &found);
+        if (found != keep) continue;
         nv[k] = e->lname[i];
         nv[e->nlabels + 1 + k] = e->lvalue[i];
         k++;
@@ -613,22 +602,17 @@ static pm_status_t project(pm__aeval *c, const pm__aelem *e, char *const *list, 
     return PM_OK;
 }
 
-/* The label set two operands are matched on. */
+/* The label set two operands are matched on (the whole set for b NULL). */
 static pm_status_t match_key(pm__aeval *c, const pm__anode *b, const pm__aelem *e, pm__aelem *key)
 {
-    if (b->u.bin.matching == 0) {
+    if (!b || b->u.bin.matching == 0) {
         *key = *e;
         return PM_OK;
     }
     return project(c, e, b->u.bin.mlabels, b->u.bin.nmlabels, b->u.bin.matching == 1, key);
 }
 
-/* An open-addressing index of elements by label set, in the arena. */
-typedef struct index {
-    size_t mask;
-    int64_t *slot; /* element index, -1 empty */
-    pm__aelem *keys;
-} index_t;
+typedef pm__aindex index_t;
 
 static pm_status_t index_build(pm__aeval *c, index_t *ix, const pm__avec *v, const pm__anode *b,
                                bool *dup)
@@ -664,6 +648,17 @@ static int64_t index_find(const index_t *ix, const pm__aelem *key)
         if (ix->slot[h] < 0) return -1;
         if (pm__alabels_equal(&ix->keys[ix->slot[h]], key)) return ix->slot[h];
     }
+}
+
+pm_status_t pm__aindex_build(pm__aeval *c, const pm__avec *v, pm__aindex *ix)
+{
+    bool dup;
+    return index_build(c, ix, v, NULL, &dup);
+}
+
+int64_t pm__aindex_find(const pm__aindex *ix, const pm__aelem *key)
+{
+    return index_find(ix, key);
 }
 
 /* The label set of an arithmetic or comparison result: the left operand's,
@@ -732,7 +727,7 @@ static pm_status_t combine(pm__aeval *c, const pm__anode *n, pm__avec l, pm__ave
          * when it holds, none otherwise (so `1 > 0` can be a rule). */
         if (!pm__acmp_holds(op, l.s, r.s)) return PM_OK;
         if ((st = vec_alloc(c, out, 1)) != PM_OK) return st;
-        out->e[0] = (pm__aelem){NULL, NULL, 0, pm__alabels_hash(NULL, NULL, 0), l.s};
+        out->e[0] = pm__aelem_unlabeled(l.s);
         out->n = 1;
         return PM_OK;
     }
@@ -805,7 +800,7 @@ static pm_status_t eval_agg(pm__aeval *c, const pm__anode *n, pm__avec *out, int
         pm__aelem key;
         if (!n->u.agg.grouped || (n->u.agg.without && !n->u.agg.nlabels)) {
             if (!n->u.agg.grouped) {
-                key = (pm__aelem){NULL, NULL, 0, pm__alabels_hash(NULL, NULL, 0), 0};
+                key = pm__aelem_unlabeled(0);
             } else {
                 key = in.e[i];
             }
@@ -877,7 +872,7 @@ static pm_status_t eval_call(pm__aeval *c, const pm__anode *n, pm__avec *out, in
     if (fn == PM__FN_ABSENT) {
         if ((st = vec_alloc(c, out, 1)) != PM_OK) return st;
         if (!in.n) {
-            out->e[0] = (pm__aelem){NULL, NULL, 0, pm__alabels_hash(NULL, NULL, 0), 1.0};
+            out->e[0] = pm__aelem_unlabeled(1.0);
             out->n = 1;
         }
         return PM_OK;

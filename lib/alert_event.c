@@ -49,23 +49,6 @@ static char *copy_str(char **cursor, const char *s)
     return d;
 }
 
-uint64_t pm__alabels_fingerprint(const char *const *lname, const char *const *lvalue, size_t n)
-{
-    /* FNV-1a 64. 0xff never occurs in UTF-8, so it separates names from
-     * values unambiguously ("a"="bc" and "ab"="c" hash differently). */
-    uint64_t h = 0xcbf29ce484222325ULL;
-    const uint64_t prime = 0x100000001b3ULL;
-    for (size_t i = 0; i < n; i++) {
-        for (int part = 0; part < 2; part++) {
-            const unsigned char *p = (const unsigned char *)(part == 0 ? lname[i] : lvalue[i]);
-            if (p)
-                for (; *p; p++) h = (h ^ *p) * prime;
-            h = (h ^ 0xffu) * prime;
-        }
-    }
-    return h;
-}
-
 pm_status_t pm__aevent_new(const pm_alloc_t *a, const pm__aevent_init *in, pm_alert_event_t **out)
 {
     if (out) *out = NULL;
@@ -122,7 +105,7 @@ pm_status_t pm__aevent_new(const pm_alloc_t *a, const pm__aevent_init *in, pm_al
     }
     if (in->nlabels == 0) ev->lname = ev->lvalue = NULL;
     if (in->nannots == 0) ev->aname = ev->avalue = NULL;
-    ev->fingerprint = pm__alabels_fingerprint(ev->lname, ev->lvalue, ev->nlabels);
+    ev->fingerprint = pm__alabels_hash(ev->lname, ev->lvalue, ev->nlabels);
     *out = ev;
     return PM_OK;
 }
@@ -192,27 +175,12 @@ const char *pm_alert_event_label_value(const pm_alert_event_t *ev, size_t i)
     return ev && i < ev->nlabels ? ev->lvalue[i] : NULL;
 }
 
-/* Index of `name` among n sorted names, or n. */
-static size_t find_sorted(const char *const *names, size_t n, const char *name)
-{
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(names[mid], name);
-        if (c == 0) return mid;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return n;
-}
-
 const char *pm_alert_event_label(const pm_alert_event_t *ev, const char *name)
 {
     if (!ev || !name) return NULL;
-    size_t i = find_sorted(ev->lname, ev->nlabels, name);
-    return i < ev->nlabels ? ev->lvalue[i] : NULL;
+    bool found;
+    size_t i = pm__sorted_find(ev->lname, ev->nlabels, sizeof *ev->lname, name, &found);
+    return found ? ev->lvalue[i] : NULL;
 }
 
 size_t pm_alert_event_annotation_count(const pm_alert_event_t *ev) { return ev ? ev->nannots : 0; }
@@ -227,8 +195,9 @@ const char *pm_alert_event_annotation_value(const pm_alert_event_t *ev, size_t i
 const char *pm_alert_event_annotation(const pm_alert_event_t *ev, const char *name)
 {
     if (!ev || !name) return NULL;
-    size_t i = find_sorted(ev->aname, ev->nannots, name);
-    return i < ev->nannots ? ev->avalue[i] : NULL;
+    bool found;
+    size_t i = pm__sorted_find(ev->aname, ev->nannots, sizeof *ev->aname, name, &found);
+    return found ? ev->avalue[i] : NULL;
 }
 
 /* ------------------------------------------------------------ lists */

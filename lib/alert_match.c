@@ -8,14 +8,6 @@
 
 /* ------------------------------------------------------------ parse errors */
 
-static char *dup_plain(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d) memcpy(d, s, n);
-    return d;
-}
-
 pm_status_t pm__perrv(pm_parse_error_t **err, pm__srcpos at, const char *expected,
                       const char *fmt, va_list ap)
 {
@@ -30,8 +22,8 @@ pm_status_t pm__perrv(pm_parse_error_t **err, pm__srcpos at, const char *expecte
     e->line = at.line;
     e->column = at.column;
     e->offset = at.offset;
-    e->expected = dup_plain(expected ? expected : "");
-    e->message = dup_plain(msg);
+    e->expected = pm__strdup(&pm__default_alloc, expected ? expected : "");
+    e->message = pm__strdup(&pm__default_alloc, msg);
     if (!e->expected || !e->message) {
         pm_parse_error_free(e);
         return PM_ENOMEM;
@@ -328,4 +320,24 @@ bool pm__amatcher_match(const pm__amatcher *m, const char *value)
     case PM__MATCH_NRE: return !(m->has_re && regexec(&m->re, value, 0, NULL, 0) == 0);
     }
     return false;
+}
+
+/* ------------------------------------------------------------ sorted names */
+
+size_t pm__sorted_find(const void *base, size_t n, size_t stride, const char *name, bool *found)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const char *k = *(char *const *)((const char *)base + mid * stride);
+        int c = strcmp(k, name);
+        if (!c) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    *found = false;
+    return lo;
 }

@@ -214,24 +214,17 @@ pm_status_t pm_alert_rule_set_resolve(pm_alert_rule_t *r, const char *cond, pm_p
     return pm__arule_set_resolve_at(r, cond, cond ? strlen(cond) : 0, PM__SRCPOS_START, err);
 }
 
-/* Index of `name` in a sorted array of structs whose first member is the
- * name, or the insertion point with *found false. */
-static size_t find_sorted(const void *base, size_t n, size_t stride, const char *name, bool *found)
+/* A copy of the sorted array `arr` of n entries of `size` bytes with a free
+ * slot at i (the entries from i on move up one); the old array is freed.
+ * NULL when out of memory (the old array stays). */
+static void *insert_slot(void *arr, size_t n, size_t size, size_t i)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        const char *k = *(char *const *)((const char *)base + mid * stride);
-        int c = strcmp(k, name);
-        if (!c) {
-            *found = true;
-            return mid;
-        }
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    *found = false;
-    return lo;
+    unsigned char *grown = pm__alloc(A, (n + 1) * size);
+    if (!grown) return NULL;
+    if (i) memcpy(grown, arr, i * size);
+    if (n > i) memcpy(grown + (i + 1) * size, (unsigned char *)arr + i * size, (n - i) * size);
+    pm__free(A, arr);
+    return grown;
 }
 
 static bool reserved_label(const char *name)
@@ -250,23 +243,20 @@ pm_status_t pm_alert_rule_set_label(pm_alert_rule_t *r, const char *name, const 
     char *v = pm__strdup(A, value);
     if (!v) return PM_ENOMEM;
     bool found;
-    size_t i = find_sorted(r->labels, r->nlabels, sizeof *r->labels, name, &found);
+    size_t i = pm__sorted_find(r->labels, r->nlabels, sizeof *r->labels, name, &found);
     if (found) {
         pm__free(A, r->labels[i].value);
         r->labels[i].value = v;
         return PM_OK;
     }
     char *n = pm__strdup(A, name);
-    pm__alabel *grown = n ? pm__alloc(A, (r->nlabels + 1) * sizeof *grown) : NULL;
+    pm__alabel *grown = n ? insert_slot(r->labels, r->nlabels, sizeof *grown, i) : NULL;
     if (!grown) {
         pm__free(A, n);
         pm__free(A, v);
         return PM_ENOMEM;
     }
-    if (r->nlabels) memcpy(grown, r->labels, r->nlabels * sizeof *grown);
-    memmove(grown + i + 1, grown + i, (r->nlabels - i) * sizeof *grown);
     grown[i] = (pm__alabel){n, v};
-    pm__free(A, r->labels);
     r->labels = grown;
     r->nlabels++;
     return PM_OK;
@@ -288,7 +278,7 @@ pm_status_t pm__arule_set_annotation_at(pm_alert_rule_t *r, const char *name, co
         return PM_ENOMEM;
     }
     bool found;
-    size_t i = find_sorted(r->annots, r->nannots, sizeof *r->annots, name, &found);
+    size_t i = pm__sorted_find(r->annots, r->nannots, sizeof *r->annots, name, &found);
     if (found) {
         pm__free(A, r->annots[i].text);
         pm__atmpl_free(r->annots[i].tmpl);
@@ -297,17 +287,14 @@ pm_status_t pm__arule_set_annotation_at(pm_alert_rule_t *r, const char *name, co
         return PM_OK;
     }
     char *n = pm__strdup(A, name);
-    pm__aannot *grown = n ? pm__alloc(A, (r->nannots + 1) * sizeof *grown) : NULL;
+    pm__aannot *grown = n ? insert_slot(r->annots, r->nannots, sizeof *grown, i) : NULL;
     if (!grown) {
         pm__free(A, n);
         pm__free(A, text);
         pm__atmpl_free(t);
         return PM_ENOMEM;
     }
-    if (r->nannots) memcpy(grown, r->annots, r->nannots * sizeof *grown);
-    memmove(grown + i + 1, grown + i, (r->nannots - i) * sizeof *grown);
     grown[i] = (pm__aannot){n, text, t};
-    pm__free(A, r->annots);
     r->annots = grown;
     r->nannots++;
     return PM_OK;

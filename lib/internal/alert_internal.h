@@ -96,6 +96,12 @@ void pm__amatcher_fini(pm__amatcher *m);
 /* `value` NULL matches as "" (an absent label). */
 bool pm__amatcher_match(const pm__amatcher *m, const char *value);
 
+/* Binary search of `name` in a sorted array of n entries of `stride` bytes
+ * whose first member is a name (a char *), as rule labels, annotations,
+ * events' name arrays and label lists are kept: its index with *found, or
+ * the insertion point. */
+size_t pm__sorted_find(const void *base, size_t n, size_t stride, const char *name, bool *found);
+
 /* ------------------------------------------------------------ expressions */
 typedef enum pm__anode_kind {
     PM__AN_NUM = 1, /* number literal or duration used as a number (seconds) */
@@ -353,8 +359,27 @@ pm_status_t pm__aeval_run(pm__aeval *c, const pm__anode *n, pm__avec *out);
 pm_status_t pm__aeval_rule(pm__aeval *c, const pm__anode *n, pm__avec *value, pm__avec *cond);
 /* Arena allocation for callers that build vectors (the engine). */
 void *pm__aeval_alloc(pm__aeval *c, size_t n);
+/* FNV-1a 64 over name 0xff value 0xff for each label in order (0xff never
+ * occurs in UTF-8, so "a"="bc" and "ab"="c" differ); NULL strings hash as
+ * "". Also an event's fingerprint, which equals Alertmanager's own. */
 uint64_t pm__alabels_hash(const char *const *lname, const char *const *lvalue, size_t n);
 bool pm__alabels_equal(const pm__aelem *a, const pm__aelem *b);
+/* One label-less element (a number used where a vector is needed). */
+static inline pm__aelem pm__aelem_unlabeled(double v)
+{
+    return (pm__aelem){NULL, NULL, 0, pm__alabels_hash(NULL, NULL, 0), v};
+}
+/* An open-addressing index of a vector's elements by label set, in the
+ * arena (valid until the next pm__aeval_begin). A label set that occurs
+ * twice is found as its first element. */
+typedef struct pm__aindex {
+    size_t mask;
+    int64_t *slot;   /* element index, -1 empty */
+    pm__aelem *keys; /* the label sets indexed, by element */
+} pm__aindex;
+pm_status_t pm__aindex_build(pm__aeval *c, const pm__avec *v, pm__aindex *ix);
+/* The index of the element with key's label set, or -1. */
+int64_t pm__aindex_find(const pm__aindex *ix, const pm__aelem *key);
 
 /* ------------------------------------------------------------ events */
 struct pm_alert_event {
@@ -391,8 +416,6 @@ pm_status_t pm__aevent_new(const pm_alloc_t *a, const pm__aevent_init *in,
                            pm_alert_event_t **out);
 pm_alert_event_t *pm__aevent_ref(pm_alert_event_t *ev);
 void pm__aevent_unref(pm_alert_event_t *ev);
-/* The fingerprint of a sorted label set (FNV-1a 64 over name\xff value\xff). */
-uint64_t pm__alabels_fingerprint(const char *const *lname, const char *const *lvalue, size_t n);
 
 struct pm_alert_list {
     pm_alloc_t a;
