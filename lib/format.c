@@ -458,6 +458,14 @@ void pm__w_double(pm__writer_t *w, double v)
     w->p = p + pm__fmt_double(p, v);
 }
 
+void pm__w_json_number(pm__writer_t *w, double v)
+{
+    if (!isfinite(v))
+        PM__W_LIT(w, "null");
+    else
+        pm__w_double(w, v); /* integer digits or %g text: both valid JSON */
+}
+
 /* ---------------------------------------------------------------- escaping */
 
 /* Escape tables: 0 = copy as is, PM__ESC_END = the terminating NUL, 'u' =

@@ -22,14 +22,6 @@ static const struct {
     const char *key;
 } pm__json_quantiles[] = {{0.5, "0.5"}, {0.9, "0.9"}, {0.99, "0.99"}, {0.999, "0.999"}};
 
-static void pm__json_number(pm__writer_t *w, double v)
-{
-    if (!isfinite(v))
-        PM__W_LIT(w, "null");
-    else
-        pm__w_double(w, v); /* integer digits or %g text: both valid JSON */
-}
-
 
 static void pm__json_series_labels(pm__writer_t *w, const pm_snap_family_t *f,
                                    const pm_snap_series_t *s, size_t nlabels)
@@ -54,7 +46,7 @@ static void pm__json_series_labels(pm__writer_t *w, const pm_snap_family_t *f,
         PM__W_LIT(w, "false");
     pm__w_char(w, ',');
     PM__W_KEY(w, "created");
-    pm__json_number(w, pm_snap_series_created(s));
+    pm__w_json_number(w, pm_snap_series_created(s));
 }
 
 static void pm__json_histogram_fields(pm__writer_t *w, const pm_snap_family_t *f,
@@ -64,15 +56,15 @@ static void pm__json_histogram_fields(pm__writer_t *w, const pm_snap_family_t *f
     PM__W_LIT(w, ",\"count\":");
     pm__w_u64(w, count);
     PM__W_LIT(w, ",\"sum\":");
-    pm__json_number(w, pm_snap_series_sum(s));
+    pm__w_json_number(w, pm_snap_series_sum(s));
     PM__W_LIT(w, ",\"min\":");
-    pm__json_number(w, pm_snap_series_min(s));
+    pm__w_json_number(w, pm_snap_series_min(s));
     PM__W_LIT(w, ",\"max\":");
-    pm__json_number(w, pm_snap_series_max(s));
+    pm__w_json_number(w, pm_snap_series_max(s));
     PM__W_LIT(w, ",\"mean\":");
-    pm__json_number(w, pm_snap_series_mean(s));
+    pm__w_json_number(w, pm_snap_series_mean(s));
     PM__W_LIT(w, ",\"stddev\":");
-    pm__json_number(w, pm_snap_series_stddev(s));
+    pm__w_json_number(w, pm_snap_series_stddev(s));
     PM__W_LIT(w, ",\"quantiles\":{");
     for (size_t i = 0; i < sizeof pm__json_quantiles / sizeof pm__json_quantiles[0]; i++) {
         if (i) pm__w_char(w, ',');
@@ -82,13 +74,13 @@ static void pm__json_histogram_fields(pm__writer_t *w, const pm_snap_family_t *f
         double v = NAN;
         /* PM_ENOENT (no observations) and any other failure read as null. */
         if (pm_snap_series_quantile(s, pm__json_quantiles[i].q, &v) != PM_OK) v = NAN;
-        pm__json_number(w, v);
+        pm__w_json_number(w, v);
     }
     PM__W_LIT(w, "},\"buckets\":[");
     size_t nb = pm_snap_family_bucket_count(f);
     for (size_t b = 0; b < nb; b++) {
         PM__W_LIT(w, "{\"le\":");
-        pm__json_number(w, pm_snap_family_bucket_bound(f, b));
+        pm__w_json_number(w, pm_snap_family_bucket_bound(f, b));
         PM__W_LIT(w, ",\"count\":");
         pm__w_u64(w, pm_snap_series_bucket_cumulative(s, b));
         PM__W_LIT(w, "},");
@@ -119,14 +111,14 @@ static void pm__json_exemplars(pm__writer_t *w, const pm_snap_family_t *f,
                 PM__W_LIT(w, "\"le\":\"+Inf\",");
             } else {
                 PM__W_LIT(w, "\"le\":");
-                pm__json_number(w, pm_snap_family_bucket_bound(f, b));
+                pm__w_json_number(w, pm_snap_family_bucket_bound(f, b));
                 pm__w_char(w, ',');
             }
         }
         PM__W_LIT(w, "\"value\":");
-        pm__json_number(w, value);
+        pm__w_json_number(w, value);
         PM__W_LIT(w, ",\"timestamp\":");
-        pm__json_number(w, t);
+        pm__w_json_number(w, t);
         PM__W_LIT(w, ",\"trace_id\":\"");
         pm__w_bytes(w, ids.trace_id, 32);
         PM__W_LIT(w, "\",\"span_id\":\"");
@@ -180,7 +172,7 @@ static void pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const ch
             pm__json_histogram_fields(w, f, s);
         } else {
             PM__W_LIT(w, ",\"value\":");
-            pm__json_number(w, pm_snap_series_value(s));
+            pm__w_json_number(w, pm_snap_series_value(s));
         }
         if (pm__snap_series_has_exemplars(s)) pm__json_exemplars(w, f, s, histogram);
         pm__w_char(w, '}');
@@ -191,15 +183,21 @@ static void pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const ch
 
 pm_status_t pm__format_json(const pm_snapshot_t *s, pm__writer_t *w)
 {
+    return pm__format_json_filtered(s, w, NULL, NULL);
+}
+
+pm_status_t pm__format_json_filtered(const pm_snapshot_t *s, pm__writer_t *w,
+                                     int (*keep)(const char *family, void *user), void *user)
+{
     PM__W_LIT(w, "{\"timestamp\":");
-    pm__json_number(w, pm_snapshot_time(s));
+    pm__w_json_number(w, pm_snapshot_time(s));
     PM__W_LIT(w, ",\"families\":[");
     size_t nf = pm_snapshot_family_count(s);
     int first = 1;
     for (size_t i = 0; i < nf && !pm__w_failed(w); i++) {
         const pm_snap_family_t *f = pm_snapshot_family(s, i);
         const char *type = pm__json_type(pm_snap_family_type(f));
-        if (!f || !type) continue;
+        if (!f || !type || (keep && !keep(pm_snap_family_name(f), user))) continue;
         if (!first) pm__w_char(w, ',');
         pm__w_char(w, '\n');
         first = 0;

@@ -495,6 +495,20 @@ pm_status_t pm_tracer_add_exporter(pm_tracer_t *t, const char *name, pm_span_exp
                       in_exporter != 0, &e);
 }
 
+pm_status_t pm_tracer_remove_exporter(pm_tracer_t *t, const char *name)
+{
+    if (!t || !name) return PM_EINVAL;
+    if (in_exporter) return PM_ESTATE; /* the flush lock is held: never deadlock */
+    pthread_mutex_lock(&t->flush_lock); /* waits for a flush calling it */
+    pm_cb_entry *e = t->exporters;
+    while (e && strcmp(e->name, name)) e = e->next;
+    if (e) pm__cb_unlink(&t->exporters, e);
+    pthread_mutex_unlock(&t->flush_lock);
+    if (!e) return PM_ENOENT;
+    pm__cb_free(&pm__default_alloc, e);
+    return PM_OK;
+}
+
 /* ------------------------------------------------------------ rings */
 
 static bool ring_push(ring *q, pm_span_rec *v)

@@ -12,5 +12,6 @@
 #include <perfmetrics/collector.h>
 #include <perfmetrics/spans.h>
 #include <perfmetrics/alerts.h>
+#include <perfmetrics/server.h>
 
 #endif

@@ -145,6 +145,12 @@ PM_API pm_status_t pm_tracer_add_exporter(pm_tracer_t *t, const char *name,
                                           pm_span_export_fn fn, void *user,
                                           pm_release_fn release);
 
+/* Removes the span exporter registered as `name` from tracer t and calls
+ * its release callback; a flush that is calling it finishes first.
+ * Errors: PM_EINVAL (NULL), PM_ENOENT (no such exporter), PM_ESTATE (called
+ * from inside an exporter). Thread-safety: any thread. (Since 1.3.0.) */
+PM_API pm_status_t pm_tracer_remove_exporter(pm_tracer_t *t, const char *name);
+
 /* Drains the buffer now: every ended span goes to analytics and, in batches,
  * to every exporter. Returns the number of spans drained in *n (may be NULL).
  * Errors: PM_EINVAL, PM_ESTATE (from inside an exporter).

@@ -118,6 +118,8 @@ size_t pm__fmt_canonical(char *out, double v);
 void pm__w_u64(pm__writer_t *w, uint64_t v);
 void pm__w_i64(pm__writer_t *w, int64_t v);
 void pm__w_double(pm__writer_t *w, double v);
+/* A JSON number: pm__w_double's text, or null for NaN and the infinities. */
+void pm__w_json_number(pm__writer_t *w, double v);
 
 /* ---- escaping (format.c) ---- */
 
@@ -198,5 +200,8 @@ void pm__w_meta_head(pm__writer_t *w, const char *keyword, const char *name, siz
 pm_status_t pm__format_prometheus(const pm_snapshot_t *s, pm__writer_t *w);
 pm_status_t pm__format_openmetrics(const pm_snapshot_t *s, pm__writer_t *w);
 pm_status_t pm__format_json(const pm_snapshot_t *s, pm__writer_t *w);
+/* The JSON document with only the families keep() accepts (by name). */
+pm_status_t pm__format_json_filtered(const pm_snapshot_t *s, pm__writer_t *w,
+                                     int (*keep)(const char *family, void *user), void *user);
 
 #endif
