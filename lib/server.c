@@ -392,13 +392,16 @@ static void conn_free(conn *c)
     free(c);
 }
 
+/* The most a connection buffers: one head at the limits, with the blank
+ * lines and line ends the parser allows around it. */
+static size_t in_max(const pm_server_t *s) { return s->lim.max_line + s->lim.max_head + 16; }
+
 static conn *conn_new(pm_server_t *s, int fd)
 {
     conn *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->fd = fd;
-    c->in_cap = s->lim.max_line + s->lim.max_head + 8;
-    size_t first = c->in_cap < 4096 ? c->in_cap : 4096;
+    size_t first = in_max(s) < 4096 ? in_max(s) : 4096;
     c->in = malloc(first);
     c->fields = malloc(s->lim.max_headers * sizeof *c->fields);
     if (!c->in || !c->fields || pm_buf_new(&c->rbody) != PM_OK || pm_buf_new(&c->gz) != PM_OK) {
@@ -475,7 +478,10 @@ static int process_input(pm_server_t *s, conn *c)
     pm__http_request_t req;
     req.fields = c->fields;
     int r = pm__http_parse(c->in, c->in_len, &s->lim, &req);
-    if (r == 0) return 1;
+    /* The parser refuses a head before it can fill the buffer; a full buffer
+     * it still waits on would never drain: refuse it too. */
+    if (r == 0 && c->in_len < in_max(s)) return 1;
+    if (r == 0) r = -431;
     pm_buf_reset(c->rbody);
     pm__reply_t rep;
     memset(&rep, 0, sizeof rep);
@@ -505,8 +511,8 @@ static int on_readable(pm_server_t *s, conn *c)
 {
     for (;;) {
         if (c->in_len == c->in_cap) {
-            size_t max = s->lim.max_line + s->lim.max_head + 8;
-            if (c->in_cap >= max) break; /* the parser refuses before this fills */
+            size_t max = in_max(s);
+            if (c->in_cap >= max) break; /* process_input refuses a full buffer */
             size_t cap = c->in_cap * 2 < max ? c->in_cap * 2 : max;
             char *p = realloc(c->in, cap);
             if (!p) return 0;
@@ -519,7 +525,13 @@ static int on_readable(pm_server_t *s, conn *c)
             stat_add(s, PM_SERVER_STAT_BYTES_IN, (uint64_t)n);
             continue;
         }
-        if (n == 0) return 0;
+        if (n == 0) {
+            /* The client closed its side: answer what it sent, then close. */
+            if (!process_input(s, c) || c->state != C_WRITE) return 0;
+            c->close_after = 1;
+            c->in_len = 0;
+            return 1;
+        }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         return 0;
