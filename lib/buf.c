@@ -90,10 +90,15 @@ pm_status_t pm_buf_append(pm_buf_t *b, const void *data, size_t len)
 
 int pm_has_zlib(void) { return PM_HAVE_ZLIB ? 1 : 0; }
 
-#if PM_HAVE_ZLIB
 pm_status_t pm_buf_gzip(const pm_buf_t *src, pm_buf_t *dst)
 {
-    if (!src || !dst || src == dst) return PM_EINVAL;
+    return pm__buf_gzip_level(src, dst, -1); /* zlib's default, level 6 */
+}
+
+#if PM_HAVE_ZLIB
+pm_status_t pm__buf_gzip_level(const pm_buf_t *src, pm_buf_t *dst, int level)
+{
+    if (!src || !dst || src == dst || level < -1 || level > 9) return PM_EINVAL;
     const size_t start = dst->len;
     const unsigned char *in = (const unsigned char *)pm_buf_data(src);
     size_t in_left = src->len;
@@ -101,7 +106,7 @@ pm_status_t pm_buf_gzip(const pm_buf_t *src, pm_buf_t *dst)
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     /* windowBits 15 + 16 selects the gzip wrapper (RFC 1952) instead of zlib's. */
-    int zrc = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    int zrc = deflateInit2(&zs, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
     if (zrc != Z_OK) return zrc == Z_MEM_ERROR ? PM_ENOMEM : PM_EIO;
 
     /* deflateBound is an upper bound for a single deflate(Z_FINISH); reserve
@@ -147,9 +152,9 @@ pm_status_t pm_buf_gzip(const pm_buf_t *src, pm_buf_t *dst)
     return PM_OK;
 }
 #else
-pm_status_t pm_buf_gzip(const pm_buf_t *src, pm_buf_t *dst)
+pm_status_t pm__buf_gzip_level(const pm_buf_t *src, pm_buf_t *dst, int level)
 {
-    if (!src || !dst || src == dst) return PM_EINVAL;
+    if (!src || !dst || src == dst || level < -1 || level > 9) return PM_EINVAL;
     return PM_EUNSUPPORTED;
 }
 #endif

@@ -437,7 +437,7 @@ static void start_response(pm_server_t *s, conn *c, const pm__http_request_t *re
     int gz = 0;
     if (rep->compressible && s->gzip && len >= PM__GZIP_MIN && req && pm__http_accepts_gzip(req)) {
         pm_buf_reset(c->gz);
-        if (pm_buf_gzip(rep->body, c->gz) == PM_OK) {
+        if (pm__buf_gzip_level(rep->body, c->gz, 1) == PM_OK) {
             body = pm_buf_data(c->gz);
             len = pm_buf_len(c->gz);
             gz = 1;
@@ -766,6 +766,7 @@ static pm_status_t copy_opts(pm_server_t *s, const pm_server_opts_t *o)
 
 static pm_status_t self_metrics(pm_server_t *s)
 {
+    if (!s->reg->self_metrics) return PM_OK; /* pm_registry_opts_set_self_metrics(o, 0) */
     static const char *const label[] = {"handler"};
     pm_family_opts_t *fo;
     pm_family_t *f = NULL;
