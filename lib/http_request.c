@@ -62,8 +62,9 @@ static int parse_request_line(const char *p, size_t n, pm__http_request_t *req)
     if (vn != 8 || memcmp(v, "HTTP/", 5) || v[5] < '0' || v[5] > '9' || v[6] != '.' || v[7] < '0' ||
         v[7] > '9')
         return -400;
-    if (v[5] != '1' || v[7] > '1') return -505;
-    req->minor = v[7] - '0';
+    if (v[5] != '1') return -505;
+    /* A later 1.x is answered as 1.1 (RFC 9110 2.5). */
+    req->minor = v[7] == '0' ? 0 : 1;
     req->method_text = p;
     req->method_len = (size_t)(sp1 - p);
     req->method = req->method_len == 3 && !memcmp(p, "GET", 3)    ? PM__HTTP_GET

@@ -415,16 +415,47 @@ static conn *conn_new(pm_server_t *s, int fd)
     return c;
 }
 
-/* Best-effort short answer on a socket the server is about to close. */
+/* The Date field value (RFC 9110 5.6.7 IMF-fixdate), in English whatever
+ * the C locale: "Sun, 06 Nov 1994 08:49:37 GMT". */
+static void http_date(char out[80])
+{
+    static const char days[] = "SunMonTueWedThuFriSat";
+    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, 80, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT", days + 3 * tm.tm_wday, tm.tm_mday,
+             months + 3 * tm.tm_mon, tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* Writes a response head into dst: status line, the fields every response
+ * has, `extra` (whole header lines), the Connection field when `conn` is not
+ * NULL, and the blank line. Returns its length, 0 if it does not fit. */
+static size_t write_head(char *dst, size_t size, int status, const char *content_type, size_t len,
+                         const char *extra, size_t extra_len, const char *connection)
+{
+    char date[80];
+    http_date(date);
+    int n = snprintf(dst, size,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%.*s%s%s%s\r\n",
+                     status, pm__http_reason(status), date, content_type, len, (int)extra_len,
+                     extra, connection ? "Connection: " : "", connection ? connection : "",
+                     connection ? "\r\n" : "");
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+/* Best-effort answer on a socket the server is about to close, without a
+ * connection object (the connection cap, a read timeout): the same head and
+ * JSON error body as any other error, sent with one non-blocking send. */
 static void send_now(int fd, int status)
 {
-    char text[192];
-    int n = snprintf(text, sizeof text,
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n%s\n",
-                     status, pm__http_reason(status), strlen(pm__http_reason(status)) + 1,
-                     pm__http_reason(status));
-    ssize_t w = send(fd, text, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    char body[128], text[640];
+    size_t bn = pm__server_error_text(status, body, sizeof body);
+    size_t hn = write_head(text, sizeof text - bn, status, "application/json", bn, "", 0, "close");
+    if (!hn) return;
+    memcpy(text + hn, body, bn);
+    ssize_t w = send(fd, text, hn + bn, MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)w;
 }
 
@@ -443,19 +474,19 @@ static void start_response(pm_server_t *s, conn *c, const pm__http_request_t *re
             gz = 1;
         }
     }
-    int n = snprintf(c->head, sizeof c->head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s"
-                     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%.*s%s\r\n",
-                     rep->status, pm__http_reason(rep->status), rep->content_type, len,
-                     gz ? "Content-Encoding: gzip\r\n" : "",
-                     rep->compressible && s->gzip && pm_has_zlib() && !strstr(rep->headers, "Vary:")
-                         ? "Vary: Accept-Encoding\r\n"
-                         : "",
-                     (int)rep->headers_len, rep->headers,
-                     rep->close      ? "Connection: close\r\n"
-                     : keep_alive_10 ? "Connection: keep-alive\r\n"
-                                     : "");
-    c->head_len = n > 0 && (size_t)n < sizeof c->head ? (size_t)n : 0;
+    /* Fields that depend on the negotiation go before the route's own. */
+    char extra[sizeof rep->headers + 64];
+    int en = snprintf(extra, sizeof extra, "%s%s%.*s", gz ? "Content-Encoding: gzip\r\n" : "",
+                      rep->compressible && s->gzip && !strstr(rep->headers, "Vary:")
+                          ? "Vary: Accept-Encoding\r\n"
+                          : "",
+                      (int)rep->headers_len, rep->headers);
+    size_t n = write_head(c->head, sizeof c->head, rep->status, rep->content_type, len, extra,
+                          en > 0 ? (size_t)en : 0,
+                          rep->close      ? "close"
+                          : keep_alive_10 ? "keep-alive"
+                                          : NULL);
+    c->head_len = n;
     c->head_off = 0;
     c->body = body;
     c->body_len = head_only ? 0 : len;

@@ -33,6 +33,13 @@ static void add_header(pm__reply_t *rep, const char *line)
 
 static const char json_type[] = "application/json";
 
+size_t pm__server_error_text(int status, char *buf, size_t size)
+{
+    int n =
+        snprintf(buf, size, "{\"error\":\"%s\",\"status\":%d}\n", pm__http_reason(status), status);
+    return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
 void pm__server_error(pm__reply_t *rep, int status, int close)
 {
     rep->status = status;
@@ -41,9 +48,8 @@ void pm__server_error(pm__reply_t *rep, int status, int close)
     rep->compressible = 0;
     pm_buf_reset(rep->body);
     char text[96];
-    int n = snprintf(text, sizeof text, "{\"error\":\"%s\",\"status\":%d}\n",
-                     pm__http_reason(status), status);
-    if (pm_buf_append(rep->body, text, (size_t)n) != PM_OK) pm_buf_reset(rep->body);
+    size_t n = pm__server_error_text(status, text, sizeof text);
+    if (pm_buf_append(rep->body, text, n) != PM_OK) pm_buf_reset(rep->body);
 }
 
 /* Starts a JSON body: a writer over rep->body. */
@@ -384,7 +390,7 @@ static void w_operations(pm__writer_t *w, const pm_trace_ops_t *o)
         return;
     }
     for (size_t i = 0; i < n; i++) order[i] = (op_rank){pm_trace_ops_self_total(o, i), i};
-    qsort(order, n, sizeof *order, by_self_total);
+    if (n > 1) qsort(order, n, sizeof *order, by_self_total);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k].i;
         if (k) pm__w_char(w, ',');

@@ -60,7 +60,7 @@ typedef struct pm__http_request {
  * status: -400 (syntax; also a bare CR, obs-fold, space before a colon, a
  * control character, a bad or duplicate Content-Length, a duplicate Host),
  * -414 (request line over max_line), -431 (head over max_head or more than
- * max_headers fields), -505 (an HTTP version other than 1.0 and 1.1).
+ * max_headers fields), -505 (a major version other than 1; a later 1.x minor is read as 1.1).
  * Limits are applied to incomplete input too: a client cannot make the
  * server buffer more than max_line + max_head + 4 bytes of one head.
  * Empty lines before the request line are skipped (RFC 9112 2.2). */

@@ -105,6 +105,9 @@ struct pm_server {
 
 /* Routes one parsed request (server_api.c). rep->body is empty on entry. */
 void pm__server_route(pm_server_t *s, const pm__http_request_t *req, pm__reply_t *rep);
+/* The JSON error body {"error":"<reason>","status":N} plus a line feed, into
+ * buf; returns its length (0 if it does not fit). */
+size_t pm__server_error_text(int status, char *buf, size_t size);
 /* Fills rep with an error response with a JSON body (server_api.c). */
 void pm__server_error(pm__reply_t *rep, int status, int close);
 /* Counts a response (server.c): stats, per-handler codes. */
