@@ -80,14 +80,6 @@
 #define MAX_TIMED 129
 #define MAX_CASES 8 /* tick cases interleaved in one measure_ticks */
 
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_alerts: %s: %s (%s)\n", what, pm_status_name(st), pm_strerror(st));
-        exit(1);
-    }
-}
-
 static double heap_in_use(void)
 {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
@@ -125,7 +117,7 @@ static uint64_t g_round;
 
 static void world_build(world_t *w)
 {
-    check(pm_registry_new(NULL, &w->reg), "pm_registry_new");
+    bench_check(pm_registry_new(NULL, &w->reg), "pm_registry_new");
     const char *lname[2] = {"shard", "group"};
     size_t nl = w->grouped ? 2 : 1;
     for (int kind = 0; kind < 2; kind++) {
@@ -135,11 +127,11 @@ static void world_build(world_t *w)
             pm_family_t *fam = NULL;
             char name[64];
             snprintf(name, sizeof name, "bench_alert_%c%02u", kind ? 'g' : 'c', f);
-            check(pm_family_opts_new(&o), "pm_family_opts_new");
-            check(pm_family_opts_set_labels(o, lname, nl), "pm_family_opts_set_labels");
-            check(pm_family_new(w->reg, kind ? PM_TYPE_GAUGE : PM_TYPE_COUNTER, name, "bench", o,
-                                &fam),
-                  "pm_family_new");
+            bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
+            bench_check(pm_family_opts_set_labels(o, lname, nl), "pm_family_opts_set_labels");
+            bench_check(pm_family_new(w->reg, kind ? PM_TYPE_GAUGE : PM_TYPE_COUNTER, name, "bench",
+                                      o, &fam),
+                        "pm_family_new");
             pm_family_opts_free(o);
             for (unsigned sh = 0; sh < NSHARD; sh++) {
                 char v[8], gv[8];
@@ -147,14 +139,14 @@ static void world_build(world_t *w)
                 snprintf(v, sizeof v, "s%02u", sh);
                 snprintf(gv, sizeof gv, "g%u", sh / 10);
                 if (kind)
-                    check(pm_gauge_get(fam, vals, nl, &w->g[f][sh]), "pm_gauge_get");
+                    bench_check(pm_gauge_get(fam, vals, nl, &w->g[f][sh]), "pm_gauge_get");
                 else
-                    check(pm_counter_get(fam, vals, nl, &w->c[f][sh]), "pm_counter_get");
+                    bench_check(pm_counter_get(fam, vals, nl, &w->c[f][sh]), "pm_counter_get");
             }
         }
     }
-    check(pm_histogram_new(w->reg, "bench_alert_lat_seconds", "bench", &w->h),
-          "pm_histogram_new");
+    bench_check(pm_histogram_new(w->reg, "bench_alert_lat_seconds", "bench", &w->h),
+                "pm_histogram_new");
 }
 
 static void world_free(world_t *w)
@@ -273,7 +265,7 @@ static void add_rule(pm_alert_engine_t *e, const char *name, const char *expr)
                 err ? pm_parse_error_message(err) : "");
         exit(1);
     }
-    check(pm_alert_engine_add_rule(e, r), "pm_alert_engine_add_rule");
+    bench_check(pm_alert_engine_add_rule(e, r), "pm_alert_engine_add_rule");
     pm_alert_rule_free(r);
 }
 
@@ -294,10 +286,11 @@ static pm_alert_engine_t *new_engine(pm_registry_t *r)
 {
     pm_alert_engine_opts_t *o = NULL;
     pm_alert_engine_t *e = NULL;
-    check(pm_alert_engine_opts_new(&o), "pm_alert_engine_opts_new");
-    check(pm_alert_engine_opts_set_interval(o, 15.0), "pm_alert_engine_opts_set_interval");
-    check(pm_alert_engine_opts_set_dispatch_thread(o, 0), "pm_alert_engine_opts_set_dispatch");
-    check(pm_alert_engine_new(r, o, &e), "pm_alert_engine_new");
+    bench_check(pm_alert_engine_opts_new(&o), "pm_alert_engine_opts_new");
+    bench_check(pm_alert_engine_opts_set_interval(o, 15.0), "pm_alert_engine_opts_set_interval");
+    bench_check(pm_alert_engine_opts_set_dispatch_thread(o, 0),
+                "pm_alert_engine_opts_set_dispatch");
+    bench_check(pm_alert_engine_new(r, o, &e), "pm_alert_engine_new");
     pm_alert_engine_opts_free(o);
     return e;
 }
@@ -330,7 +323,7 @@ static void tick_case_setup(tick_case_t *c)
     for (unsigned k = 0; k < WARM_TICKS; k++) {
         step();
         world_move(&c->w);
-        check(pm_alert_engine_tick(c->e, g_now), "pm_alert_engine_tick");
+        bench_check(pm_alert_engine_tick(c->e, g_now), "pm_alert_engine_tick");
     }
     double h3 = heap_in_use();
     c->heap_engine = h1 - h0;
@@ -353,10 +346,10 @@ static void tick_round(tick_case_t *cs, size_t n, unsigned round, double (*tv)[M
         size_t i = (k + round) % n;
         tick_case_t *c = &cs[i];
         uint64_t t0 = bench_now();
-        check(pm_alert_engine_tick(c->e, g_now), "pm_alert_engine_tick");
+        bench_check(pm_alert_engine_tick(c->e, g_now), "pm_alert_engine_tick");
         uint64_t t1 = bench_now();
         pm_snapshot_t *snap = NULL;
-        check(pm_snapshot_new(c->w.reg, &snap), "pm_snapshot_new");
+        bench_check(pm_snapshot_new(c->w.reg, &snap), "pm_snapshot_new");
         pm_snapshot_release(snap);
         uint64_t t2 = bench_now();
         if (tv) {
@@ -688,7 +681,7 @@ static void sweep_run(unsigned ntimed, int *wrong)
         sw[i].w.grouped = 1;
         world_build(&sw[i].w);
         world_move(&sw[i].w);
-        check(pm_registry_maintain(sw[i].w.reg), "pm_registry_maintain");
+        bench_check(pm_registry_maintain(sw[i].w.reg), "pm_registry_maintain");
     }
     measure_ticks(sw, NSW, ntimed);
 
@@ -835,7 +828,7 @@ int main(int argc, char **argv)
          * done before anything is timed or counted. */
         world_build(&tc[i].w);
         world_move(&tc[i].w);
-        check(pm_registry_maintain(tc[i].w.reg), "pm_registry_maintain");
+        bench_check(pm_registry_maintain(tc[i].w.reg), "pm_registry_maintain");
     }
     measure_ticks(tc, NTC, ntimed);
 
@@ -892,12 +885,12 @@ int main(int argc, char **argv)
         warm.op = OP_OBSERVE;
         warm.h = w2->h;
         bench_pool_run(&pool, body_record, &warm, 2, 1000);
-        check(pm_registry_maintain(w2->reg), "pm_registry_maintain");
+        bench_check(pm_registry_maintain(w2->reg), "pm_registry_maintain");
     }
     for (unsigned k = 0; k < WARM_TICKS; k++) {
         step();
         world_move(w2);
-        check(pm_alert_engine_tick(g_eng.e, g_now), "pm_alert_engine_tick");
+        bench_check(pm_alert_engine_tick(g_eng.e, g_now), "pm_alert_engine_tick");
     }
     g_eng.now = g_now;
     if (pthread_mutex_init(&g_eng.mu, NULL) != 0 || pthread_cond_init(&g_eng.cv, NULL) != 0 ||
@@ -927,7 +920,7 @@ int main(int argc, char **argv)
     /* ---- 3. memory ---- */
     {
         pm__wstore *w = NULL;
-        check(pm__wstore_new(&pm__default_alloc, STEP_NS, 60, 100000, &w), "pm__wstore_new");
+        bench_check(pm__wstore_new(&pm__default_alloc, STEP_NS, 60, 100000, &w), "pm__wstore_new");
         /* Header and bucket size from the store itself: B = 1 at 15 s, 2 at 30 s. */
         double r1 = (double)pm__wstore_ring_bytes(w, STEP_NS);
         double r2 = (double)pm__wstore_ring_bytes(w, 2 * STEP_NS);

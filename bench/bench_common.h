@@ -23,6 +23,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <errno.h> /* program_invocation_short_name */
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
@@ -33,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <perfmetrics/perfmetrics.h>
 
 #define BENCH_MAX_THREADS 2
 #define BENCH_LINE 64
@@ -51,6 +54,17 @@ static inline void bench_die(const char *what, int status)
 {
     fprintf(stderr, "bench: %s failed (status %d)\n", what, status);
     exit(1);
+}
+
+/* Exits (status 1) unless a library call returned PM_OK: a bench whose
+ * set-up failed measures nothing. */
+static inline void bench_check(pm_status_t st, const char *what)
+{
+    if (st != PM_OK) {
+        fprintf(stderr, "%s: %s: %s (%s)\n", program_invocation_short_name, what,
+                pm_status_name(st), pm_strerror(st));
+        exit(1);
+    }
 }
 
 /* ------------------------------------------------------------ settings */
@@ -257,6 +271,65 @@ static inline void bench_measure_all(bench_pool_t *pool, bench_case_t *cs, size_
         if (!cs[i].skip)
             cs[i].ns = bench_median(v[i], reps);
     free(v);
+}
+
+/* Runs fn(ctx) over and over, at least once, until `span` ns have passed on
+ * the calling thread; returns the mean ns of one call (one repetition of a
+ * case timed on the main thread). */
+static inline double bench_repeat_for(uint64_t span, void (*fn)(void *), void *ctx)
+{
+    uint64_t t0 = bench_now(), t1, k = 0;
+    do {
+        fn(ctx);
+        k++;
+        t1 = bench_now();
+    } while (t1 - t0 < span);
+    return (double)(t1 - t0) / (double)k;
+}
+
+/* ------------------------------------------------------------ the 10,000-series registry */
+
+/* The PEERS.md set-up that bench_exposition formats and bench_server serves:
+ * BENCH_NFAM counter families bench_family_000.. ("Benchmark family <f>.")
+ * with one label, each with BENCH_NVAL series label="value_000"..; series
+ * (f, v) holds bench_series_value(f, v). The library's own perfmetrics_*
+ * families are off, so the registry holds only these series. */
+#define BENCH_NFAM 100
+#define BENCH_NVAL 100
+
+static inline double bench_series_value(size_t fam, size_t val)
+{
+    return (double)((fam * 7919 + val * 104729) % 1000003);
+}
+
+static inline pm_registry_t *bench_series_registry(void)
+{
+    pm_registry_opts_t *ro = NULL;
+    pm_registry_t *r = NULL;
+    bench_check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
+    bench_check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
+    bench_check(pm_registry_new(ro, &r), "pm_registry_new");
+    pm_registry_opts_free(ro);
+    pm_family_opts_t *fo = NULL;
+    const char *lname[1] = {"label"};
+    bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
+    for (size_t f = 0; f < BENCH_NFAM; f++) {
+        char name[32], help[48];
+        snprintf(name, sizeof name, "bench_family_%03zu", f);
+        snprintf(help, sizeof help, "Benchmark family %zu.", f);
+        pm_family_t *fam = NULL;
+        bench_check(pm_family_new(r, PM_TYPE_COUNTER, name, help, fo, &fam), "pm_family_new");
+        for (size_t v = 0; v < BENCH_NVAL; v++) {
+            char lv[32];
+            snprintf(lv, sizeof lv, "value_%03zu", v);
+            const char *vals[1] = {lv};
+            bench_check(pm_counter_add_labeled(fam, vals, 1, bench_series_value(f, v)),
+                        "pm_counter_add_labeled");
+        }
+    }
+    pm_family_opts_free(fo);
+    return r;
 }
 
 /* ------------------------------------------------------------ output */

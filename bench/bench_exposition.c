@@ -16,20 +16,6 @@
 
 #include <perfmetrics/perfmetrics.h>
 
-#define NFAM 100
-#define NVAL 100
-
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_exposition: %s: %s (%s)\n", what, pm_status_name(st),
-                pm_strerror(st));
-        exit(1);
-    }
-}
-
-static double value_of(size_t fam, size_t val) { return (double)((fam * 7919 + val * 104729) % 1000003); }
-
 /* ------------------------------------------------------------ baseline */
 
 typedef struct {
@@ -56,17 +42,17 @@ static size_t baseline_snprintf(void)
 {
     sbuf_t b = {0};
     char name[32], lv[32];
-    for (size_t f = 0; f < NFAM; f++) {
+    for (size_t f = 0; f < BENCH_NFAM; f++) {
         snprintf(name, sizeof name, "bench_family_%03zu", f);
         sbuf_reserve(&b, 256);
         b.len += (size_t)snprintf(b.p + b.len, b.cap - b.len,
                                   "# HELP %s_total Benchmark family %zu.\n# TYPE %s_total counter\n",
                                   name, f, name);
-        for (size_t v = 0; v < NVAL; v++) {
+        for (size_t v = 0; v < BENCH_NVAL; v++) {
             snprintf(lv, sizeof lv, "value_%03zu", v);
             sbuf_reserve(&b, 128);
             b.len += (size_t)snprintf(b.p + b.len, b.cap - b.len, "%s_total{label=\"%s\"} %.17g\n",
-                                      name, lv, value_of(f, v));
+                                      name, lv, bench_series_value(f, v));
         }
     }
     size_t n = b.len;
@@ -92,40 +78,47 @@ static size_t count_samples(const char *s)
     return n;
 }
 
-static void snapshot_only(expo_ctx_t *e)
+static void snapshot_only(void *ctx)
 {
+    expo_ctx_t *e = ctx;
     pm_snapshot_t *s = NULL;
-    check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
+    bench_check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
     pm_snapshot_release(s);
 }
 
-static void snapshot_format(expo_ctx_t *e)
+static void snapshot_format(void *ctx)
 {
+    expo_ctx_t *e = ctx;
     pm_snapshot_t *s = NULL;
     pm_buf_t *b = NULL;
-    check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
-    check(pm_buf_new(&b), "pm_buf_new");
-    check(pm_format(s, e->fmt, b), "pm_format");
+    bench_check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
+    bench_check(pm_buf_new(&b), "pm_buf_new");
+    bench_check(pm_format(s, e->fmt, b), "pm_format");
     e->bytes = pm_buf_len(b);
     pm_buf_free(b);
     pm_snapshot_release(s);
 }
 
-static void format_only(expo_ctx_t *e)
+static void format_only(void *ctx)
 {
+    expo_ctx_t *e = ctx;
     pm_buf_t *b = NULL;
-    check(pm_buf_new(&b), "pm_buf_new");
-    check(pm_format(e->held, e->fmt, b), "pm_format");
+    bench_check(pm_buf_new(&b), "pm_buf_new");
+    bench_check(pm_format(e->held, e->fmt, b), "pm_format");
     e->bytes = pm_buf_len(b);
     pm_buf_free(b);
 }
 
-static void baseline(expo_ctx_t *e) { e->bytes = baseline_snprintf(); }
+static void baseline(void *ctx)
+{
+    expo_ctx_t *e = ctx;
+    e->bytes = baseline_snprintf();
+}
 
 /* One timed operation and what it measured. */
 typedef struct {
     const char *name;
-    void (*op)(expo_ctx_t *);
+    void (*op)(void *);
     pm_format_t fmt;
     double v[64]; /* mean ns of one call, per repetition */
     double ns;    /* median of v */
@@ -151,13 +144,7 @@ static void measure_all(expo_case_t *cs, size_t n, expo_ctx_t *e)
     for (unsigned r = 0; r < reps; r++) {
         for (size_t c = 0; c < n; c++) {
             e->fmt = cs[c].fmt;
-            uint64_t t0 = bench_now(), t1, k = 0;
-            do {
-                cs[c].op(e);
-                k++;
-                t1 = bench_now();
-            } while (t1 - t0 < span);
-            cs[c].v[r] = (double)(t1 - t0) / (double)k;
+            cs[c].v[r] = bench_repeat_for(span, cs[c].op, e);
         }
     }
     for (size_t c = 0; c < n; c++)
@@ -168,39 +155,16 @@ int main(void)
 {
     bench_pin_self(0);
 
-    pm_registry_opts_t *ro = NULL;
-    check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
-    check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
     expo_ctx_t e = {0};
-    check(pm_registry_new(ro, &e.r), "pm_registry_new");
-    pm_registry_opts_free(ro);
-
-    pm_family_opts_t *fo = NULL;
-    const char *lname[1] = {"label"};
-    check(pm_family_opts_new(&fo), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
-    for (size_t f = 0; f < NFAM; f++) {
-        char name[32], help[48];
-        snprintf(name, sizeof name, "bench_family_%03zu", f);
-        snprintf(help, sizeof help, "Benchmark family %zu.", f);
-        pm_family_t *fam = NULL;
-        check(pm_family_new(e.r, PM_TYPE_COUNTER, name, help, fo, &fam), "pm_family_new");
-        for (size_t v = 0; v < NVAL; v++) {
-            char lv[32];
-            snprintf(lv, sizeof lv, "value_%03zu", v);
-            const char *vals[1] = {lv};
-            check(pm_counter_add_labeled(fam, vals, 1, value_of(f, v)), "pm_counter_add_labeled");
-        }
-    }
-    pm_family_opts_free(fo);
+    e.r = bench_series_registry();
 
     /* Sanity: the Prometheus text really holds the 10,000 samples. */
     {
         pm_snapshot_t *s = NULL;
         pm_buf_t *b = NULL;
-        check(pm_snapshot_new(e.r, &s), "pm_snapshot_new");
-        check(pm_buf_new(&b), "pm_buf_new");
-        check(pm_format(s, PM_FORMAT_PROMETHEUS, b), "pm_format");
+        bench_check(pm_snapshot_new(e.r, &s), "pm_snapshot_new");
+        bench_check(pm_buf_new(&b), "pm_buf_new");
+        bench_check(pm_format(s, PM_FORMAT_PROMETHEUS, b), "pm_format");
         e.samples = count_samples(pm_buf_data(b));
         pm_buf_free(b);
         pm_snapshot_release(s);
@@ -224,7 +188,7 @@ int main(void)
                     .fmt = PM_FORMAT_JSON},
     };
     pm_snapshot_t *held = NULL;
-    check(pm_snapshot_new(e.r, &held), "pm_snapshot_new");
+    bench_check(pm_snapshot_new(e.r, &held), "pm_snapshot_new");
     e.held = held;
     measure_all(cs, NCASES, &e);
     pm_snapshot_release(held);
@@ -232,8 +196,8 @@ int main(void)
     const char *BN = "snprintf same text";
     double base = cs[BASE].ns;
     bench_row(cs[BASE].name, 1, base, NULL, 0, "%.2f ms, %zu B", base / 1e6, cs[BASE].bytes);
-    bench_row(cs[SNAP].name, 1, cs[SNAP].ns, BN, base, "%.2f ms, %.0f ns/series",
-              cs[SNAP].ns / 1e6, cs[SNAP].ns / (NFAM * NVAL));
+    bench_row(cs[SNAP].name, 1, cs[SNAP].ns, BN, base, "%.2f ms, %.0f ns/series", cs[SNAP].ns / 1e6,
+              cs[SNAP].ns / (BENCH_NFAM * BENCH_NVAL));
     for (size_t i = PROM; i < NCASES; i++) {
         if (i == PROM)
             bench_row(cs[i].name, 1, cs[i].ns, BN, base,
@@ -244,10 +208,10 @@ int main(void)
             bench_row(cs[i].name, 1, cs[i].ns, BN, base, "%.2f ms, %zu B", cs[i].ns / 1e6,
                       cs[i].bytes);
     }
-    if (e.samples != NFAM * NVAL)
+    if (e.samples != BENCH_NFAM * BENCH_NVAL)
         fprintf(stderr, "bench_exposition: Prometheus text holds %zu samples, expected %d\n",
-                e.samples, NFAM * NVAL);
+                e.samples, BENCH_NFAM * BENCH_NVAL);
 
     pm_registry_free(e.r);
-    return e.samples == NFAM * NVAL ? 0 : 1;
+    return e.samples == BENCH_NFAM * BENCH_NVAL ? 0 : 1;
 }

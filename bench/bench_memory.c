@@ -34,14 +34,6 @@
 /* PEERS.md: HdrHistogram_c for 1 ns..1 h at 2 significant digits is 37 KB. */
 #define HDR_BYTES 37000.0
 
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_memory: %s: %s (%s)\n", what, pm_status_name(st), pm_strerror(st));
-        exit(1);
-    }
-}
-
 /* ------------------------------------------------------------ probes */
 
 typedef struct {
@@ -102,11 +94,11 @@ static pm_registry_t *new_registry(int counting)
 {
     pm_registry_opts_t *o = NULL;
     pm_registry_t *r = NULL;
-    check(pm_registry_opts_new(&o), "pm_registry_opts_new");
+    bench_check(pm_registry_opts_new(&o), "pm_registry_opts_new");
     if (counting)
-        check(pm_registry_opts_set_allocator(o, count_alloc, count_free, NULL),
-              "pm_registry_opts_set_allocator");
-    check(pm_registry_new(o, &r), "pm_registry_new");
+        bench_check(pm_registry_opts_set_allocator(o, count_alloc, count_free, NULL),
+                    "pm_registry_opts_set_allocator");
+    bench_check(pm_registry_new(o, &r), "pm_registry_new");
     pm_registry_opts_free(o);
     return r;
 }
@@ -123,11 +115,11 @@ static pm_family_t *counter_family(pm_registry_t *r)
     pm_family_opts_t *o = NULL;
     pm_family_t *f = NULL;
     const char *names[1] = {"id"};
-    check(pm_family_opts_new(&o), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
-    check(pm_family_opts_set_max_series(o, N_COUNTERS + 16), "pm_family_opts_set_max_series");
-    check(pm_family_new(r, PM_TYPE_COUNTER, "bench_mem_counter", "memory", o, &f),
-          "pm_family_new");
+    bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
+    bench_check(pm_family_opts_set_max_series(o, N_COUNTERS + 16), "pm_family_opts_set_max_series");
+    bench_check(pm_family_new(r, PM_TYPE_COUNTER, "bench_mem_counter", "memory", o, &f),
+                "pm_family_new");
     pm_family_opts_free(o);
     return f;
 }
@@ -144,17 +136,17 @@ static void counters_run(int counting, reading_t out[2])
     for (size_t i = 0; i < N_COUNTERS; i++) {
         snprintf(lv, sizeof lv, "series_%06zu", i);
         pm_counter_t *c = NULL;
-        check(pm_counter_get(f, vals, 1, &c), "pm_counter_get");
+        bench_check(pm_counter_get(f, vals, 1, &c), "pm_counter_get");
         pm_counter_release(c);
     }
-    check(pm_registry_maintain(r), "pm_registry_maintain");
+    bench_check(pm_registry_maintain(r), "pm_registry_maintain");
     for (int stage = 0; stage < 2; stage++) {
         if (stage == 1) {
             for (size_t i = 0; i < N_COUNTERS; i++) {
                 snprintf(lv, sizeof lv, "series_%06zu", i);
-                check(pm_counter_add_labeled(f, vals, 1, 1.0), "pm_counter_add_labeled");
+                bench_check(pm_counter_add_labeled(f, vals, 1, 1.0), "pm_counter_add_labeled");
             }
-            check(pm_registry_maintain(r), "pm_registry_maintain");
+            bench_check(pm_registry_maintain(r), "pm_registry_maintain");
         }
         probe_t p = probe();
         if (counting) {
@@ -222,26 +214,25 @@ static void hists_run(int counting, reading_t out[3])
     pm_family_opts_t *o = NULL;
     pm_family_t *f = NULL;
     const char *names[1] = {"id"};
-    check(pm_family_opts_new(&o), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
-    check(pm_family_new(r, PM_TYPE_HISTOGRAM, "bench_mem_hist_seconds", "memory", o, &f),
-          "pm_family_new");
+    bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
+    bench_check(pm_family_new(r, PM_TYPE_HISTOGRAM, "bench_mem_hist_seconds", "memory", o, &f),
+                "pm_family_new");
     pm_family_opts_free(o);
     for (size_t i = 0; i < N_HISTS; i++) {
         char lv[32];
         const char *vals[1] = {lv};
         snprintf(lv, sizeof lv, "series_%04zu", i);
-        check(pm_histogram_get(f, vals, 1, &h[i]), "pm_histogram_get");
+        bench_check(pm_histogram_get(f, vals, 1, &h[i]), "pm_histogram_get");
     }
-    check(pm_registry_maintain(r), "pm_registry_maintain");
+    bench_check(pm_registry_maintain(r), "pm_registry_maintain");
 
     for (int stage = 0; stage < 3; stage++) {
         if (stage == 1)
             record_all(h); /* the main thread, pinned to CPU 0 */
         else if (stage == 2)
             helper_record(h); /* the helper, pinned to CPU 1 */
-        if (stage > 0)
-            check(pm_registry_maintain(r), "pm_registry_maintain");
+        if (stage > 0) bench_check(pm_registry_maintain(r), "pm_registry_maintain");
         probe_t p = probe();
         if (counting) {
             out[stage].alloc = (double)(atomic_load(&g_live) - a0) / N_HISTS;

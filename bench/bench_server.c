@@ -41,18 +41,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define NFAM 100
-#define NVAL 100
 #define MAX_CONNS 2
 #define MAX_HEAD 16384
-
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_server: %s: %s (%s)\n", what, pm_status_name(st), pm_strerror(st));
-        exit(1);
-    }
-}
 
 static void die_errno(const char *what)
 {
@@ -302,20 +292,25 @@ static void responders_start(responder_t *rs, conn_t *conns, unsigned n, const c
 
 typedef struct {
     pm_registry_t *r;
+    pm_format_t fmt;
+    int gzip;
     size_t bytes;
 } inproc_t;
 
-static void snapshot_format(inproc_t *e, pm_format_t fmt, int gzip)
+/* What a /metrics or /api/v1/metrics response cannot avoid: snapshot, format
+ * into a new buffer (and gzip it), free. */
+static void snapshot_format(void *ctx)
 {
+    inproc_t *e = ctx;
     pm_snapshot_t *s = NULL;
     pm_buf_t *b = NULL, *z = NULL;
-    check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
-    check(pm_buf_new(&b), "pm_buf_new");
-    check(pm_format(s, fmt, b), "pm_format");
+    bench_check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
+    bench_check(pm_buf_new(&b), "pm_buf_new");
+    bench_check(pm_format(s, e->fmt, b), "pm_format");
     e->bytes = pm_buf_len(b);
-    if (gzip) {
-        check(pm_buf_new(&z), "pm_buf_new");
-        check(pm_buf_gzip(b, z), "pm_buf_gzip");
+    if (e->gzip) {
+        bench_check(pm_buf_new(&z), "pm_buf_new");
+        bench_check(pm_buf_gzip(b, z), "pm_buf_gzip");
         e->bytes = pm_buf_len(z);
         pm_buf_free(z);
     }
@@ -347,8 +342,10 @@ typedef struct {
 static void warm_up(bcase_t *c, inproc_t *e)
 {
     if (c->conns == 0) {
-        snapshot_format(e, c->fmt, c->gzip);
-        snapshot_format(e, c->fmt, c->gzip);
+        e->fmt = c->fmt;
+        e->gzip = c->gzip;
+        snapshot_format(e);
+        snapshot_format(e);
         c->bytes = e->bytes;
         return;
     }
@@ -382,59 +379,27 @@ static void measure_all(bcase_t *cs, size_t n, inproc_t *e)
                     run_clients(cs[c].target, cs[c].conns, cs[c].req, span, &cs[c].requests);
                 continue;
             }
-            uint64_t t0 = bench_now(), t1, k = 0;
-            do {
-                snapshot_format(e, cs[c].fmt, cs[c].gzip);
-                k++;
-                t1 = bench_now();
-            } while (t1 - t0 < span);
-            cs[c].v[r] = (double)(t1 - t0) / (double)k;
+            e->fmt = cs[c].fmt;
+            e->gzip = cs[c].gzip;
+            cs[c].v[r] = bench_repeat_for(span, snapshot_format, e);
         }
     }
     for (size_t c = 0; c < n; c++)
         if (!cs[c].skip) cs[c].ns = bench_median(cs[c].v, reps);
 }
 
-static void fill_registry(pm_registry_t *r)
-{
-    pm_family_opts_t *fo = NULL;
-    const char *lname[1] = {"label"};
-    check(pm_family_opts_new(&fo), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
-    for (size_t f = 0; f < NFAM; f++) {
-        char name[32], help[48];
-        snprintf(name, sizeof name, "bench_family_%03zu", f);
-        snprintf(help, sizeof help, "Benchmark family %zu.", f);
-        pm_family_t *fam = NULL;
-        check(pm_family_new(r, PM_TYPE_COUNTER, name, help, fo, &fam), "pm_family_new");
-        for (size_t v = 0; v < NVAL; v++) {
-            char lv[32];
-            snprintf(lv, sizeof lv, "value_%03zu", v);
-            const char *vals[1] = {lv};
-            check(pm_counter_add_labeled(fam, vals, 1, (double)((f * 7919 + v * 104729) % 1000003)),
-                  "pm_counter_add_labeled");
-        }
-    }
-    pm_family_opts_free(fo);
-}
-
 #define REQ(path, extra) "GET " path " HTTP/1.1\r\nHost: 127.0.0.1\r\n" extra "\r\n"
 
 int main(void)
 {
-    pm_registry_opts_t *ro = NULL;
-    check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
-    check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
     inproc_t e = {0};
-    check(pm_registry_new(ro, &e.r), "pm_registry_new");
-    pm_registry_opts_free(ro);
-    fill_registry(e.r);
+    e.r = bench_series_registry();
 
     pm_server_opts_t *so = NULL;
     pm_server_t *srv = NULL;
-    check(pm_server_opts_new(&so), "pm_server_opts_new");
-    check(pm_server_opts_set_address(so, "127.0.0.1", 0), "pm_server_opts_set_address");
-    check(pm_server_new(e.r, so, &srv), "pm_server_new");
+    bench_check(pm_server_opts_new(&so), "pm_server_opts_new");
+    bench_check(pm_server_opts_set_address(so, "127.0.0.1", 0), "pm_server_opts_set_address");
+    bench_check(pm_server_new(e.r, so, &srv), "pm_server_new");
     pm_server_opts_free(so);
 
     conn_t conns[MAX_CONNS] = {{0}}, echo[MAX_CONNS] = {{0}};

@@ -9,23 +9,13 @@
  * on so they are validated too.
  *
  * Keep in step with EXPECTED in tests/validate_exposition.py. */
+#include "try.h"
+
 #include <perfmetrics/perfmetrics.h>
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-
-static int fail(const char *what, pm_status_t st)
-{
-    fprintf(stderr, "dump_exposition: %s: %s\n", what, pm_strerror(st));
-    return 1;
-}
-
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        pm_status_t st_ = (expr);                                                                  \
-        if (st_ != PM_OK) return fail(#expr, st_);                                                 \
-    } while (0)
 
 static pm_status_t family(pm_registry_t *r, pm_type_t type, const char *name, const char *help,
                           const char *unit, const char *const *labels, size_t nl,

@@ -33,6 +33,8 @@
  *       (severity info), so the history fills with firing and resolved events
  *   dashboard: title "perfmetrics fixture", charts fixture_ticks,
  *     fixture_queue_length, fixture_task_seconds */
+#include "try.h"
+
 #include <perfmetrics/perfmetrics.h>
 #include <perfmetrics/server.h>
 
@@ -101,18 +103,6 @@ static void term_signals(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
 }
-
-static int fail(const char *what, pm_status_t st)
-{
-    fprintf(stderr, "serve_fixture: %s: %s\n", what, pm_strerror(st));
-    return 1;
-}
-
-#define TRY(expr)                                                                                  \
-    do {                                                                                           \
-        pm_status_t st_ = (expr);                                                                  \
-        if (st_ != PM_OK) return fail(#expr, st_);                                                 \
-    } while (0)
 
 static double mono_now(void)
 {

@@ -49,12 +49,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 import zlib
 
 import pmcheck
-from pmcheck import check, find_program, summary
+from pmcheck import Fixture, built_program, check, exit_status, http, missing, poll, summary
 
 NAME = "validate_dashboard"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -64,22 +63,9 @@ CSP_PARTS = ("default-src 'none'", "script-src 'unsafe-inline'", "style-src 'uns
 SIZES = (("dashboard-1280x800.png", 1280, 800, False), ("dashboard-390x844.png", 390, 844, True))
 DEADLINE = 45  # seconds for any one state to appear: the page polls every 2 s
 
-# Requests go to 127.0.0.1 only: no proxy from the environment may intercept them.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http_get(url, token=None, timeout=10):
+def http_get(url, token=None):
     """(status, headers, bytes); status 0 when the server could not be reached."""
-    req = urllib.request.Request(url)
-    if token:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with OPENER.open(req, timeout=timeout) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-    except (urllib.error.URLError, OSError):
-        return 0, {}, b""
+    return http(url, {"Authorization": "Bearer " + token} if token else None)
 
 
 def get_json(url, token=None):
@@ -90,45 +76,20 @@ def get_json(url, token=None):
         return status, None
 
 
-def wait_until(fn, seconds=DEADLINE, step=0.2):
+def wait_until(fn, seconds=DEADLINE):
     """fn()'s first truthy value within the deadline, else its last value."""
-    end = time.monotonic() + seconds
-    while True:
-        v = fn()
-        if v or time.monotonic() > end:
-            return v
-        time.sleep(step)
+    return poll(fn, seconds, done=bool)
 
 
 # ---------------------------------------------------------------- processes
 
 
-class Fixture:
-    """tests/serve_fixture on a free port; stdin is a pipe, so it also ends
-    when this process dies."""
-
-    def __init__(self, exe, log, token=None):
-        args = [exe] + (["--token", token] if token else [])
-        self.proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=log)
-        self.url = None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 30)
-        line = self.proc.stdout.readline().decode(errors="replace") if ready else ""
-        m = re.match(r"^listening (\d+) (http://\S+/)\s*$", line)
-        if check(m is not None, "serve_fixture printed %r, not 'listening <port> <url>'" % line):
-            self.url = m.group(2)
-
-    def stop(self):
-        if self.proc.returncode is not None:
-            return
-        if self.proc.poll() is None:
-            self.proc.stdin.close()  # its documented way to end
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        check(self.proc.returncode == 0, "serve_fixture exited %r" % self.proc.returncode)
+def start_fixture(exe, log, token=None):
+    """tests/serve_fixture (pmcheck.Fixture) on a free port, once it serves:
+    fx.url is then its base URL, None if it did not start."""
+    fx = Fixture(exe, "token" if token else "plain", ["--token", token] if token else [], log)
+    fx.wait_ready()
+    return fx
 
 
 class Browser:
@@ -500,7 +461,7 @@ def check_main_page(browser, fx, artifacts):
 
 
 def check_token_pages(browser, exe, log):
-    fx = Fixture(exe, log, TOKEN)
+    fx = start_fixture(exe, log, TOKEN)
     try:
         if not fx.url:
             return
@@ -544,18 +505,13 @@ def check_token_pages(browser, exe, log):
 
 
 def main():
-    exe = find_program("serve_fixture")
-    if not exe or not os.access(exe, os.X_OK):
-        print("%s: serve_fixture not found (set PM_BUILD_ROOT)" % NAME)
-        print("%s: 0 passed, 1 failed" % NAME)
-        return 1
+    exe = built_program("serve_fixture")
+    if not exe:
+        return summary(NAME)
     chromium = next((p for p in map(shutil.which, BROWSERS) if p), None)
     if not chromium:
-        if os.environ.get("CI") == "true":
-            check(False, "chromium is missing (Debian package chromium; tests/run installs it)")
-            return summary(NAME)
-        print("%s: chromium not installed: skipped" % NAME)
-        return 77
+        missing(NAME, "chromium", "chromium")
+        return exit_status(NAME)
     build = os.environ.get("PM_BUILD_ROOT") or os.path.dirname(os.path.dirname(exe))
     artifacts = os.path.join(build, "artifacts")
     os.makedirs(artifacts, exist_ok=True)
@@ -569,7 +525,7 @@ def main():
         with open(logpath, "wb") as log:
             fx = browser = None
             try:
-                fx = Fixture(exe, log)
+                fx = start_fixture(exe, log)
                 if fx.url:
                     check_served_page(fx.url)
 
@@ -593,7 +549,7 @@ def main():
                 lines = [ln for ln in f.read().decode(errors="replace").splitlines()
                          if not re.search(r"dbus|bluez|UPower|ScreenSaver|Floss", ln)]
             print("process log (tail):\n" + "\n".join(lines[-40:]))
-    return summary(NAME)
+    return exit_status(NAME)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import time
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_prometheus
 
-from pmcheck import check, find_program, run_dump, summary
+from pmcheck import built_program, check, run_dump, summary
 
 
 # ---------------------------------------------------------------- expectations
@@ -501,11 +501,9 @@ def json_samples(fam):
 
 
 def main():
-    exe = find_program("dump_exposition")
-    if not exe or not os.access(exe, os.X_OK):
-        print("validate_exposition: dump_exposition not found (set PM_BUILD_ROOT)")
-        print("validate_exposition: 0 passed, 1 failed")
-        return 1
+    exe = built_program("dump_exposition")
+    if not exe:
+        return summary("validate_exposition")
     print("using " + exe)
     prom_text, prom_raw = dump(exe, "prometheus")
     om_text, _ = dump(exe, "openmetrics")

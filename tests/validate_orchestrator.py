@@ -33,9 +33,8 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
-from pmcheck import check, find_program, summary
+from pmcheck import OPENER, check, exit_status, find_program, missing, summary
 
 NAME = "validate_orchestrator"
 TASK_TYPES = ["code_review", "test_run", "deploy", "research", "summarize"]
@@ -111,7 +110,7 @@ class Demo:
 def fetch(url):
     """(status, body text) of a GET, or (None, error text)."""
     try:
-        with urllib.request.urlopen(url, timeout=10) as r:
+        with OPENER.open(url, timeout=10) as r:
             return r.status, r.read().decode("utf-8")
     except Exception as e:  # noqa: BLE001 - any failure is a failed check
         return None, str(e)
@@ -350,11 +349,8 @@ def interrupted_run(exe):
 
 def main():
     if text_string_to_metric_families is None:
-        if os.environ.get("CI") == "true":
-            check(False, "prometheus_client is missing (python3-prometheus-client)")
-            return summary(NAME)
-        print("%s: SKIP (no prometheus_client)" % NAME)
-        return 77
+        missing(NAME, "prometheus_client", "python3-prometheus-client")
+        return exit_status(NAME)
     # find_program looks in <build>/tests; the demo is in <build>/examples.
     exe = find_program(os.path.join("..", "examples", "orchestrator"))
     exe = exe and os.path.normpath(exe)

@@ -36,17 +36,13 @@ Prints "validate_prometheus_scrape: N passed, N failed".
 import gzip
 import json
 import os
-import select
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 
-from pmcheck import check, find_program, summary
+from pmcheck import (Fixture, built_program, check, exit_status, http, missing, poll, start_server,
+                     stop_process, summary)
 
 try:
     from prometheus_client.openmetrics.parser import \
@@ -78,116 +74,7 @@ LATENCY_BUCKETS = {"0.005": 5, "0.01": 10, "0.025": 25, "0.05": 50, "0.1": 100, 
 FIXED_FAMILIES = {"fixture_requests", "fixture_temperature", "fixture_latency_seconds",
                   "fixture_ticks", "fixture_queue_length", "fixture_task_seconds"}
 
-SKIPPED = []
-
-# Requests go to 127.0.0.1 only: no proxy from the environment may intercept them.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http(url, headers=None, timeout=10):
-    """(status, headers, body bytes); status 0 when nothing answered."""
-    req = urllib.request.Request(url, headers=headers or {})
-    try:
-        with OPENER.open(req, timeout=timeout) as r:
-            return r.status, r.headers, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers, e.read()
-    except (urllib.error.URLError, OSError):
-        return 0, {}, b""
-
-
-def poll(fn, seconds, interval=0.2):
-    """Calls fn until it returns something other than None, or the deadline
-    passes; returns the last result."""
-    deadline = time.monotonic() + seconds
-    while True:
-        got = fn()
-        if got is not None or time.monotonic() >= deadline:
-            return got
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def missing(what):
-    """A tool is not there: a failure under CI, else a skip."""
-    if os.environ.get("CI") == "true":
-        check(False, "%s is missing (CI=true)" % what)
-    else:
-        print("%s: %s not available: its checks are skipped" % (NAME, what))
-        SKIPPED.append(what)
-
-
 # ---------------------------------------------------------------- processes
-
-
-class Fixture:
-    """One serve_fixture process; it runs until its stdin is closed."""
-
-    def __init__(self, exe, name, args, tmp):
-        self.name = name
-        self.log_path = os.path.join(tmp, name + ".log")
-        self.port = None
-        self.base = None
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([exe] + args, stdin=subprocess.PIPE,
-                                         stdout=subprocess.PIPE, stderr=log)
-
-    def wait_ready(self):
-        """Reads the "listening" line; returns whether the fixture serves."""
-        name = self.name
-        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
-        line = self.proc.stdout.readline().decode(errors="replace") if ready else ""
-        parts = line.split()
-        if check(len(parts) == 3 and parts[0] == "listening" and parts[1].isdigit(),
-                 "%s fixture: first line %r, want 'listening <port> <url>'%s"
-                 % (name, line, self.log_tail())):
-            self.port = int(parts[1])
-            self.base = "http://127.0.0.1:%d" % self.port
-            check(parts[2] == self.base + "/", "%s fixture: url %r, want %r"
-                  % (name, parts[2], self.base + "/"))
-        return self.port is not None
-
-    def log_tail(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                text = f.read().decode(errors="replace")[-2000:]
-        except OSError:
-            return ""
-        return "\n  stderr: " + text if text else ""
-
-    def stop(self):
-        """Closes stdin (the fixture's cue to exit) and checks it exits 0."""
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-                check(False, "%s fixture did not exit within 20 s of stdin EOF" % self.name)
-                return
-        self.proc.stdout.close()
-        check(self.proc.returncode == 0, "%s fixture exited %d%s"
-              % (self.name, self.proc.returncode, self.log_tail()))
-
-
-def stop_process(proc):
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def prometheus_config(plain, token):
@@ -205,29 +92,14 @@ def prometheus_config(plain, token):
 
 
 def start_prometheus(tmp, config):
-    """Starts Prometheus; returns (process, base URL) or (None, None). A port
-    taken between free_port() and the bind makes it exit: then try another."""
+    """Starts Prometheus on a free port; returns (process, base URL) or (None, None)."""
     cfg = os.path.join(tmp, "prometheus.yml")
     with open(cfg, "w") as f:
         f.write(config)
-    log_path = os.path.join(tmp, "prometheus.log")
-    for attempt in range(3):
-        port = free_port()
-        base = "http://127.0.0.1:%d" % port
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(
-                [PROMETHEUS, "--config.file=" + cfg,
-                 "--storage.tsdb.path=" + os.path.join(tmp, "data%d" % attempt),
-                 "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        ready = poll(lambda: True if proc.poll() is not None or
-                     http(base + "/-/ready", timeout=2)[0] == 200 else None, 60)
-        if ready and proc.poll() is None:
-            return proc, base
-        stop_process(proc)
-    with open(log_path, "rb") as f:
-        print("prometheus log:\n" + f.read().decode(errors="replace")[-3000:])
-    return None, None
+    return start_server("prometheus", lambda port, attempt: [
+        PROMETHEUS, "--config.file=" + cfg,
+        "--storage.tsdb.path=" + os.path.join(tmp, "data%d" % attempt),
+        "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"], tmp)
 
 
 # ---------------------------------------------------------------- direct fetches
@@ -315,7 +187,7 @@ def fetch_metrics(fixture, what, accept, gzip_ok=False, token=None):
 
 def promtool_check(text):
     if not os.access(PROMTOOL, os.X_OK):
-        missing(PROMTOOL)
+        missing(NAME, PROMTOOL, "prometheus")
         return
     proc = subprocess.run([PROMTOOL, "check", "metrics"], input=text.encode(),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=60)
@@ -477,7 +349,7 @@ def check_stored(base):
 
 def check_peer(plain, token):
     if not os.access(PROMETHEUS, os.X_OK):
-        missing(PROMETHEUS)
+        missing(NAME, PROMETHEUS, "prometheus")
         return
     with tempfile.TemporaryDirectory(prefix="pm-prometheus-") as tmp:
         proc, base = start_prometheus(tmp, prometheus_config(plain, token))
@@ -491,19 +363,19 @@ def check_peer(plain, token):
 
 
 def main():
-    exe = find_program("serve_fixture")
-    if not exe or not os.access(exe, os.X_OK):
-        print("%s: serve_fixture not found (set PM_BUILD_ROOT)" % NAME)
-        print("%s: 0 passed, 1 failed" % NAME)
-        return 1
+    exe = built_program("serve_fixture")
+    if not exe:
+        return summary(NAME)
     print("using " + exe)
     if parse_prometheus is None:
-        missing("python3-prometheus-client")
+        missing(NAME, "prometheus_client", "python3-prometheus-client")
     with tempfile.TemporaryDirectory(prefix="pm-scrape-fixtures-") as tmp:
         fixtures = []
         try:
-            fixtures.append(Fixture(exe, "plain", ["--series", str(SERIES)], tmp))
-            fixtures.append(Fixture(exe, "token", ["--token", TOKEN, "--threads", "1"], tmp))
+            for name, args in (("plain", ["--series", str(SERIES)]),
+                               ("token", ["--token", TOKEN, "--threads", "1"])):
+                with open(os.path.join(tmp, name + ".log"), "wb") as log:
+                    fixtures.append(Fixture(exe, name, args, log))
             plain, token = fixtures
             if all([f.wait_ready() for f in fixtures]):
                 check_direct(plain, token)
@@ -511,8 +383,7 @@ def main():
         finally:
             for f in fixtures:
                 f.stop()
-    rc = summary(NAME)
-    return 77 if rc == 0 and SKIPPED else rc
+    return exit_status(NAME)
 
 
 if __name__ == "__main__":
