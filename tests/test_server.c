@@ -1165,7 +1165,8 @@ TEST(test_metrics_gzip)
     resp_t r;
     FETCH(&r, f.port, "GET", "/api/v1/metrics", "Accept-Encoding: gzip\r\n");
     EXPECT_STATUS(&r, 200, "gzip JSON");
-    CHECK(hdr_has_token(&r, "Vary", "Accept-Encoding"));
+    /* Without zlib nothing varies by encoding, so nothing says it does. */
+    CHECK_EQ_INT(hdr_has_token(&r, "Vary", "Accept-Encoding"), pm_has_zlib());
     CHECK_EQ_INT(hdr_is(&r, "Content-Encoding", "gzip"), pm_has_zlib());
     CHECK(r.tlen >= 1024 && jcount(r.text, "families") >= 4);
     resp_free(&r);
@@ -1173,7 +1174,7 @@ TEST(test_metrics_gzip)
     EXPECT_STATUS(&r, 200, "small body");
     CHECK(r.tlen < 1024);
     CHECK(hdr(&r, "Content-Encoding") == NULL);
-    CHECK(hdr_has_token(&r, "Vary", "Accept-Encoding"));
+    CHECK_EQ_INT(hdr_has_token(&r, "Vary", "Accept-Encoding"), pm_has_zlib());
     resp_free(&r);
     /* HEAD says what GET would: encoded, with the compressed length. */
     FETCH(&r, f.port, "HEAD", "/metrics", "Accept-Encoding: gzip\r\n");
