@@ -204,11 +204,21 @@ static size_t pm__fmt_nonfinite(char *out, double v)
 #define PM__EXACT_DOUBLE_OPS 0
 #endif
 
+/* 128-bit integers (gcc and clang on 64-bit targets) give an exact path for
+ * the digits of a double without printf; other targets use printf and strtod. */
+#if defined(__SIZEOF_INT128__)
+#define PM__HAVE_U128 1
+__extension__ typedef unsigned __int128 pm__u128;
+#else
+#define PM__HAVE_U128 0
+#endif
+
 /* Exact powers of ten (every one up to 1e22 is a double). */
 static const double pm__pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
+#if !PM__HAVE_U128
 /* Fixed-point fast path for values with a short decimal form (21.5, 0.125,
  * 36.5625): finds the fewest decimals k such that m / 10^k == a with
  * m < 10^15. Both m and 10^k are exact doubles, so the division is correctly
@@ -251,43 +261,48 @@ static size_t pm__fmt_fixed_short(char *out, double v)
     }
     return 0;
 }
+#endif
 
-/* Lays out sign, digits d[0..nd) (no trailing zeros) and decimal exponent x
- * as printf's %.{prec}g does: fixed when -4 <= x < prec, else d.ddde+XX. */
+/* Digit strings handed to pm__layout_g live in buffers of this size, padded
+ * with '0' after the digits, so the layout copies fixed-size blocks. */
+#define PM__DIGITS_BUF 32
+
+/* Lays out sign, digits d[0..nd) (no trailing zeros; d is PM__DIGITS_BUF
+ * bytes, '0' from nd on) and decimal exponent x as printf's %.{prec}g does:
+ * fixed when -4 <= x < prec, else d.ddde+XX. Composes in a local buffer
+ * with constant-size copies (no memcpy calls), then writes PM__NUM_MAX
+ * bytes to out. nd <= 17, so every form fits: at most 25 bytes and a NUL. */
 static size_t pm__layout_g(char *out, int neg, const char *d, int nd, int x, int prec)
 {
+    char t[64];
     size_t n = 0;
-    if (neg) out[n++] = '-';
+    t[0] = '-';
+    n += (size_t)(neg != 0);
     if (x < -4 || x >= prec) {
-        out[n++] = d[0];
-        if (nd > 1) {
-            out[n++] = '.';
-            memcpy(out + n, d + 1, (size_t)(nd - 1));
-            n += (size_t)(nd - 1);
-        }
-        out[n++] = 'e';
-        out[n++] = x < 0 ? '-' : '+';
+        t[n] = d[0];
+        t[n + 1] = '.';
+        memcpy(t + n + 2, d + 1, 16);
+        n += nd > 1 ? (size_t)nd + 1 : 1;
+        t[n++] = 'e';
+        t[n++] = x < 0 ? '-' : '+';
         unsigned ux = (unsigned)(x < 0 ? -x : x);
-        if (ux < 10) out[n++] = '0';
-        n += pm__fmt_u64(out + n, ux);
-    } else if (x < 0) {
-        out[n++] = '0';
-        out[n++] = '.';
-        for (int i = -1; i > x; i--) out[n++] = '0';
-        memcpy(out + n, d, (size_t)nd);
-        n += (size_t)nd;
-    } else if (x + 1 >= nd) {
-        memcpy(out + n, d, (size_t)nd);
-        n += (size_t)nd;
-        for (int i = nd; i <= x; i++) out[n++] = '0';
-    } else {
-        memcpy(out + n, d, (size_t)(x + 1));
+        if (ux < 10) t[n++] = '0';
+        n += pm__fmt_u64(t + n, ux);
+    } else if (x < 0) { /* 0.000ddd */
+        memcpy(t + n, "0.0000", 6);
+        memcpy(t + n + (size_t)(1 - x), d, 17);
+        n += (size_t)(1 - x + nd);
+    } else if (x + 1 >= nd) { /* digits, then zeros up to the point: the padding */
+        memcpy(t + n, d, 24);
         n += (size_t)(x + 1);
-        out[n++] = '.';
-        memcpy(out + n, d + x + 1, (size_t)(nd - x - 1));
-        n += (size_t)(nd - x - 1);
+    } else {
+        memcpy(t + n, d, 16);
+        t[n + (size_t)x + 1] = '.';
+        memcpy(t + n + (size_t)x + 2, d + x + 1, 16);
+        n += (size_t)nd + 1;
     }
-    out[n] = '\0';
+    t[n] = '\0';
+    memcpy(out, t, PM__NUM_MAX);
     return n;
 }
 
@@ -357,6 +372,171 @@ static int pm__reads_back(const char *d, int n, int x, int neg, double v)
     return strtod(cand, NULL) == v;
 }
 
+#if PM__HAVE_U128
+/* ---- exact digits with integer arithmetic ----
+ *
+ * For 2^-46 <= |v| < 1e15 (every non-integer metric value in practice:
+ * timestamps, sums, quantiles, rates), one 128-bit product gives the first
+ * 18 significant digits of |v| exactly, plus whether anything non-zero
+ * follows, and the rounding interval of v (the reals that strtod reads back
+ * as v) on the same scale. Rounding those digits to p places is then what
+ * printf's %.{p-1}e prints (correct rounding, ties to even on an exact tie),
+ * and "reads back" is an integer comparison with the interval: the same
+ * answers as printf + strtod, in a few nanoseconds. */
+
+static const uint64_t pm__pow10_u64[19] = {1u,
+                                           10u,
+                                           100u,
+                                           1000u,
+                                           10000u,
+                                           100000u,
+                                           1000000u,
+                                           10000000u,
+                                           100000000u,
+                                           1000000000u,
+                                           10000000000u,
+                                           100000000000u,
+                                           1000000000000u,
+                                           10000000000000u,
+                                           100000000000000u,
+                                           1000000000000000u,
+                                           10000000000000000u,
+                                           100000000000000000u,
+                                           1000000000000000000u};
+
+/* 5^k for k <= 27 (5^27 < 2^64). */
+static const uint64_t pm__pow5_u64[28] = {1u,
+                                          5u,
+                                          25u,
+                                          125u,
+                                          625u,
+                                          3125u,
+                                          15625u,
+                                          78125u,
+                                          390625u,
+                                          1953125u,
+                                          9765625u,
+                                          48828125u,
+                                          244140625u,
+                                          1220703125u,
+                                          6103515625u,
+                                          30517578125u,
+                                          152587890625u,
+                                          762939453125u,
+                                          3814697265625u,
+                                          19073486328125u,
+                                          95367431640625u,
+                                          476837158203125u,
+                                          2384185791015625u,
+                                          11920928955078125u,
+                                          59604644775390625u,
+                                          298023223876953125u,
+                                          1490116119384765625u,
+                                          7450580596923828125u};
+
+/* 18 significant digits of |v|: t in [10^17, 10^18) with |v| = (t + f) *
+ * 10^(x - 17), 0 <= f < 1, sticky = (f != 0); [lo, hi] are the integers on
+ * that scale whose decimal reads back as v. */
+typedef struct pm__dec18 {
+    uint64_t t, lo, hi;
+    int sticky, x, neg;
+} pm__dec18_t;
+
+/* Fills r for 2^-46 <= |v| < 1e15; returns 0 outside that range. */
+static int pm__dec18(double v, pm__dec18_t *r)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    int be = (int)((bits >> 52) & 0x7FF);
+    uint64_t frac = bits & (((uint64_t)1 << 52) - 1);
+    int e = be - 1023; /* floor(log2 |v|) */
+    if (e < -46 || !(fabs(v) < 1e15)) return 0;
+    r->neg = (int)(bits >> 63);
+    /* |v| = m 2^e2, its neighbours are (4m + 2) / 4 and (4m - 2) / 4 units of
+     * 2^e2 away (4m - 1 below a power of two, where the gap halves). */
+    uint64_t m = frac | ((uint64_t)1 << 52);
+    int e2 = be - 1075;
+    /* xe = floor(e log10 2) (78913 / 2^18 = log10 2 to 7 digits), so
+     * 10^xe <= |v| < 10^(xe + 2) and |v| 10^k lies in [10^17, 10^19). */
+    int xe = e >= 0 ? (e * 78913) >> 18 : -((-e * 78913 + (1 << 18) - 1) >> 18);
+    int k = 17 - xe; /* 3 .. 31 */
+    /* |v| 10^k = 4m 5^k 2^(e2 + k - 2): below 2^127 since 4m < 2^55 and
+     * 5^31 < 2^72; the shift is 2 .. 69. */
+    pm__u128 p5 = k <= 27 ? pm__pow5_u64[k] : (pm__u128)pm__pow5_u64[27] * pm__pow5_u64[k - 27];
+    int sh = 2 - e2 - k;
+    pm__u128 mask = ((pm__u128)1 << sh) - 1;
+    pm__u128 prod = (pm__u128)(m << 2) * p5;
+    pm__u128 hi = prod + 2 * p5;
+    pm__u128 lo = prod - (frac ? 2 : 1) * p5;
+    uint64_t t = (uint64_t)(prod >> sh);
+    uint64_t hi_i = (uint64_t)(hi >> sh);
+    uint64_t lo_i = (uint64_t)(lo >> sh) + ((lo & mask) != 0); /* ceiling */
+    /* strtod rounds a tie to the even mantissa: an odd m excludes both ends. */
+    if (m & 1) {
+        if (!(hi & mask)) hi_i--;
+        if (!(lo & mask)) lo_i++;
+    }
+    int sticky = (prod & mask) != 0;
+    if (t >= pm__pow10_u64[18]) { /* 19 digits: drop one, keep the interval exact */
+        sticky |= t % 10 != 0;
+        t /= 10;
+        hi_i /= 10;
+        lo_i = (lo_i + 9) / 10;
+        k--;
+    }
+    r->t = t;
+    r->lo = lo_i;
+    r->hi = hi_i;
+    r->sticky = sticky;
+    r->x = 17 - k;
+    return 1;
+}
+
+/* The 18 digits of r rounded to p = 18 - j places (pj = 10^j), as an integer
+ * c scaled back (c * pj); returns 1 if that decimal reads back as v. */
+static inline int pm__dec18_round(const pm__dec18_t *r, uint64_t pj, uint64_t *c)
+{
+    uint64_t q = r->t / pj, rem = r->t - q * pj, half = pj / 2;
+    q += rem > half || (rem == half && (r->sticky || (q & 1)));
+    *c = q;
+    return q * pj >= r->lo && q * pj <= r->hi;
+}
+
+/* Exactly 8 digits of v < 10^8. */
+static void pm__digits8(char *out, uint32_t v)
+{
+    uint32_t a = v / 10000, b = v % 10000;
+    memcpy(out, pm__digit_pairs + 2 * (a / 100), 2);
+    memcpy(out + 2, pm__digit_pairs + 2 * (a % 100), 2);
+    memcpy(out + 4, pm__digit_pairs + 2 * (b / 100), 2);
+    memcpy(out + 6, pm__digit_pairs + 2 * (b % 100), 2);
+}
+
+/* The p significant digits of c (10^(p-1) <= c <= 10^p, p <= 17) into d
+ * (PM__DIGITS_BUF bytes, '0'-padded) without trailing zeros; *x is the
+ * decimal exponent, bumped when rounding carried into a new digit. Returns
+ * the digit count. */
+static int pm__dec18_digits(uint64_t c, int p, char *d, int *x)
+{
+    if (c == pm__pow10_u64[p]) {
+        c = pm__pow10_u64[p - 1];
+        (*x)++;
+    }
+    /* Scaled to 18 digits, the digits come out left-aligned; three
+     * independent 2/8/8-digit chains instead of one of 9 divisions. */
+    c *= pm__pow10_u64[18 - p];
+    uint64_t hi = c / 100000000u;
+    uint32_t top = (uint32_t)(hi / 100000000u);
+    memcpy(d, pm__digit_pairs + 2 * top, 2);
+    pm__digits8(d + 2, (uint32_t)(hi - (uint64_t)top * 100000000u));
+    pm__digits8(d + 10, (uint32_t)(c - hi * 100000000u));
+    memcpy(d + 18, "00000000000000", PM__DIGITS_BUF - 18);
+    int nd = p;
+    while (nd > 1 && d[nd - 1] == '0') nd--;
+    return nd;
+}
+#endif
+
 /* The fewest significant digits, from min_digits up to 17, whose correctly
  * rounded decimal reads back as v: one printf for 17 digits, shorter
  * candidates derived from them and checked exactly. Fills d (no trailing
@@ -364,7 +544,27 @@ static int pm__reads_back(const char *d, int n, int x, int neg, double v)
  * (the %g precision whose output this is). */
 static int pm__shortest_digits(double v, int min_digits, char *d, int *nd, int *x, int *neg)
 {
-    char d17[17];
+#if PM__HAVE_U128
+    pm__dec18_t r;
+    if (pm__dec18(v, &r)) {
+        /* Constant divisors for the common case (pm__fmt_double's 15..17),
+         * a loop for the canonical form. */
+        uint64_t c;
+        int p = min_digits;
+        if (p == 15) {
+            if (!pm__dec18_round(&r, 1000, &c)) p = pm__dec18_round(&r, 100, &c) ? 16 : 17;
+            if (p == 17) pm__dec18_round(&r, 10, &c);
+        } else {
+            while (p < 17 && !pm__dec18_round(&r, pm__pow10_u64[18 - p], &c)) p++;
+            if (p == 17) pm__dec18_round(&r, 10, &c);
+        }
+        *neg = r.neg;
+        *x = r.x;
+        *nd = pm__dec18_digits(c, p, d, x);
+        return p;
+    }
+#endif
+    char d17[PM__DIGITS_BUF];
     int x17;
     *neg = pm__sci_digits(v, 17, d17, &x17);
     int keep = min_digits;
@@ -378,6 +578,7 @@ static int pm__shortest_digits(double v, int min_digits, char *d, int *nd, int *
     }
     *nd = keep;
     while (*nd > 1 && d[*nd - 1] == '0') (*nd)--;
+    memset(d + *nd, '0', PM__DIGITS_BUF - (size_t)*nd); /* pm__layout_g's padding */
     return keep;
 }
 
@@ -403,15 +604,19 @@ size_t pm__fmt_double(char *out, double v)
             return n;
         }
     }
+    /* What "the first of %.15g, %.16g, %.17g that reads back" prints. */
+    int min_digits = 15;
+#if !PM__HAVE_U128
     double a = fabs(v);
     int fixed_range = a >= 1e-4 && a < 1e15;
     size_t n = fixed_range ? pm__fmt_fixed_short(out, v) : 0;
     if (n) return n;
-    /* What "the first of %.15g, %.16g, %.17g that reads back" prints; in the
-     * fixed range the fast path already ruled out 15 digits. */
-    char d[17];
+    /* In the fixed range the fast path already ruled out 15 digits. */
+    if (fixed_range) min_digits = 16;
+#endif
+    char d[PM__DIGITS_BUF];
     int nd, x, neg;
-    int prec = pm__shortest_digits(v, fixed_range ? 16 : 15, d, &nd, &x, &neg);
+    int prec = pm__shortest_digits(v, min_digits, d, &nd, &x, &neg);
     return pm__layout_g(out, neg, d, nd, x, prec);
 }
 
@@ -427,7 +632,7 @@ size_t pm__fmt_canonical(char *out, double v)
         /* Go's strconv.FormatFloat(v, 'g', -1, 64): the shortest digits
          * that read back, in exponent form when the exponent is < -4 or
          * >= 6 ("1e-05", "1e+06"), which is %g's layout with precision 6. */
-        char d[17];
+        char d[PM__DIGITS_BUF];
         int nd, x, neg;
         pm__shortest_digits(v, 1, d, &nd, &x, &neg);
         n = pm__layout_g(out, neg, d, nd, x, 6);

@@ -1135,6 +1135,81 @@ TEST(canonical_matches_reference)
     CHECK_EQ_INT(differ, 0);
 }
 
+/* Values where the digit choice is delicate, for the exact integer path
+ * (2^-46 <= |v| < 1e15): random exponents, dyadic fractions (exact decimals,
+ * so exact ties at the 15th-17th digit), parsed 15-17 digit decimals and
+ * their neighbours (two candidates may read back), powers of two (the
+ * interval is lopsided there), wall-clock timestamps (ns / 1e9). */
+static double tf_delicate(uint64_t *x, int i)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    uint64_t r = *x;
+    double d;
+    switch (i % 8) {
+    case 0: { /* any mantissa, exponent in [-48, 51] */
+        uint64_t bits = (r & ((1ull << 52) - 1)) | ((uint64_t)(1023 - 48 + (r >> 52) % 100) << 52);
+        memcpy(&d, &bits, sizeof d);
+        break;
+    }
+    case 1: /* a / 2^j: exact decimals with up to j fractional digits */
+        d = ldexp((double)(r >> (11 + (r % 40))), -(int)(1 + (r >> 5) % 60));
+        break;
+    case 2:
+    case 3: { /* a 15, 16 or 17 digit decimal, then a neighbour */
+        char t[48];
+        int nd = 15 + (int)(r % 3);
+        snprintf(t, sizeof t, "%.*fe%d", nd - 1, (double)(r >> 11) * 0x1p-53 * 9 + 1,
+                 (int)((r >> 3) % 60) - 45);
+        d = strtod(t, NULL);
+        int step = (int)((r >> 7) % 5) - 2;
+        for (; step > 0; step--) d = nextafter(d, INFINITY);
+        for (; step < 0; step++) d = nextafter(d, 0);
+        break;
+    }
+    case 4: /* powers of two and their neighbours */
+        d = ldexp(1.0, (int)(r % 96) - 47);
+        if (r & 0x100) d = nextafter(d, (r & 0x200) ? INFINITY : 0);
+        break;
+    case 5: /* wall-clock seconds with nanoseconds */
+        d = (double)(1700000000000000000ull + r % 200000000000000000ull) / 1e9;
+        break;
+    case 6:
+        d = (double)(1700000000000000000ull + r % 200000000000000000ull) * 1e-9;
+        break;
+    default: /* micro- to kilo-second latencies */
+        d = (double)(r >> 11) * 0x1p-53 * pow(10, (double)(r % 14) - 9);
+        break;
+    }
+    return (r & 0x400) ? -d : d;
+}
+
+TEST(number_exact_path_matches_reference)
+{
+    uint64_t x = 0xD1B54A32D192ED03u;
+    int differ = 0, cdiffer = 0, n = 0;
+    for (int i = 0; i < 320000; i++) {
+        double d = tf_delicate(&x, i);
+        if (!isfinite(d) || d == 0 || (d == floor(d) && fabs(d) >= 1e15)) continue;
+        char got[PM__NUM_MAX], want[PM__NUM_MAX];
+        pm__fmt_double(got, d);
+        tf_reference(want, d);
+        n++;
+        if (strcmp(got, want) != 0 && differ++ < 5)
+            fprintf(stderr, "  %a (%.17g): got %s, reference %s\n", d, d, got, want);
+        if (i % 4 == 0) {
+            pm__fmt_canonical(got, d);
+            tf_canon_reference(want, d);
+            if (strcmp(got, want) != 0 && cdiffer++ < 5)
+                fprintf(stderr, "  canonical %a (%.17g): got %s, reference %s\n", d, d, got, want);
+        }
+    }
+    printf("  %d delicate values compared with the printf loop\n", n);
+    CHECK_EQ_INT(differ, 0);
+    CHECK_EQ_INT(cdiffer, 0);
+}
+
 TEST(canonical_le)
 {
     /* The examples of the OpenMetrics "Canonical Numbers" section. */
@@ -1251,5 +1326,6 @@ TEST_MAIN(TH_CASE(buf_bad_inputs), TH_CASE(buf_basics), TH_CASE(buf_growth),
           TH_CASE(overflow_series), TH_CASE(nonfinite_values),
           TH_CASE(openmetrics_histogram_sum_rules), TH_CASE(number_formatting),
           TH_CASE(number_round_trip), TH_CASE(number_matches_reference),
-          TH_CASE(canonical_matches_reference), TH_CASE(canonical_le),
-          TH_CASE(numbers_ignore_locale), TH_CASE(prometheus_10k_counters_speed))
+          TH_CASE(canonical_matches_reference), TH_CASE(number_exact_path_matches_reference),
+          TH_CASE(canonical_le), TH_CASE(numbers_ignore_locale),
+          TH_CASE(prometheus_10k_counters_speed))
