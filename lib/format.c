@@ -375,7 +375,7 @@ static int pm__reads_back(const char *d, int n, int x, int neg, double v)
 #if PM__HAVE_U128
 /* ---- exact digits with integer arithmetic ----
  *
- * For 2^-46 <= |v| < 1e15 (every non-integer metric value in practice:
+ * For 2^-46 <= |v| < 2^50 (every non-integer metric value in practice:
  * timestamps, sums, quantiles, rates), one 128-bit product gives the first
  * 18 significant digits of |v| exactly, plus whether anything non-zero
  * follows, and the rounding interval of v (the reals that strtod reads back
@@ -442,7 +442,7 @@ typedef struct pm__dec18 {
     int sticky, x, neg;
 } pm__dec18_t;
 
-/* Fills r for 2^-46 <= |v| < 1e15; returns 0 outside that range. */
+/* Fills r for 2^-46 <= |v| < 2^50; returns 0 outside that range. */
 static int pm__dec18(double v, pm__dec18_t *r)
 {
     uint64_t bits;
@@ -450,7 +450,7 @@ static int pm__dec18(double v, pm__dec18_t *r)
     int be = (int)((bits >> 52) & 0x7FF);
     uint64_t frac = bits & (((uint64_t)1 << 52) - 1);
     int e = be - 1023; /* floor(log2 |v|) */
-    if (e < -46 || !(fabs(v) < 1e15)) return 0;
+    if (e < -46 || e > 49) return 0;
     r->neg = (int)(bits >> 63);
     /* |v| = m 2^e2, its neighbours are (4m + 2) / 4 and (4m - 2) / 4 units of
      * 2^e2 away (4m - 1 below a power of two, where the gap halves). */
