@@ -5,7 +5,12 @@
  * the metrics hot path, the ring chosen by the ending thread's stripe), each a
  * Vyukov bounded MPMC queue: threads on different stripes never share a cache
  * line, and a full ring drops and counts instead of blocking. Span objects come
- * from per-thread caches, so neither kind of span calls malloc in steady state. */
+ * from per-thread caches, so neither kind of span calls malloc in steady state,
+ * and each is whole cache lines of its own.
+ *
+ * The unsampled path writes only the span object and the thread's own state:
+ * nothing another thread reads or writes (no counter, no tracer field), which
+ * is why pm_tracer_stat does not count unsampled spans. */
 #include "internal/span_internal.h"
 
 #include <errno.h>
@@ -16,6 +21,8 @@
 #include <unistd.h>
 
 #define CACHE_MAX 256
+
+_Static_assert(sizeof(struct pm_span) == PM_SPAN_ALIGN, "an unsampled span is one cache line");
 
 /* ------------------------------------------------------------ tracer types */
 
@@ -38,6 +45,7 @@ typedef struct stripe {
     ring full;  /* ended sampled spans */
     ring empty; /* flushed records for reuse */
     _Alignas(64) _Atomic uint64_t sampled, dropped;
+    _Atomic uint64_t attrs_dropped, events_dropped; /* by limits, counted where they happen */
 } stripe;
 
 struct pm_tracer_opts {
@@ -51,16 +59,22 @@ struct pm_tracer_opts {
     pm_registry_t *reg;
 };
 
+/* The first line holds what recording threads read on every span and nobody
+ * writes after pm_tracer_new; what flushes write (counters, locks, lists)
+ * starts on a line of its own, so a flush never takes the recorders' line
+ * away from them. The tracer is allocated on a line boundary. */
 struct pm_tracer {
-    pm_sampler_t sampler;
+    _Alignas(64) pm_sampler_t sampler;
+    unsigned nrings;
     uint64_t threshold; /* sample when (trace id low 63 bits) < threshold */
-    size_t max_attrs, max_events, batch;
+    stripe *rings;
+    int64_t wall_offset; /* wall ns = mono ns + offset */
+    uint32_t max_attrs, max_events;
+    /* read by flushes only */
+    size_t batch;
     double interval;
     char *service;
-    int64_t wall_offset; /* wall ns = mono ns + offset */
-    unsigned nrings;
-    stripe *rings;
-    _Atomic uint64_t stat[9]; /* flusher-side counters (exported, failures, drops by limits) */
+    _Alignas(64) _Atomic uint64_t stat[9]; /* flusher-side: exported, export failures */
     pthread_mutex_t flush_lock; /* serialises flushes, exporter list, analytics feed */
     pm_cb_entry *exporters; /* fn is a pm_span_export_fn; under flush_lock */
     pm_trace_analytics *analytics;
@@ -78,13 +92,15 @@ static PM_TLS int in_exporter;
 
 /* ------------------------------------------------------------ per-thread state */
 
+/* Written on every span start and end; on a line of its own, so it cannot
+ * share one with another thread's state (dynamic TLS blocks of a dlopen'ed
+ * library come from malloc). */
 typedef struct thread_state {
-    uint64_t rng[4];
-    int seeded;
+    _Alignas(64) uint64_t rng[4];
+    int seeded; /* rng seeded and the exit destructor registered */
+    unsigned nlight, nrecs;
     pm_span_t *light;
-    unsigned nlight;
     pm_span_rec *recs;
-    unsigned nrecs;
 } thread_state;
 
 static PM_TLS thread_state ts;
@@ -115,27 +131,32 @@ static void make_key(void) { key_ok = pthread_key_create(&cache_key, thread_exit
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* xoshiro256**, seeded once per thread from getrandom. */
-static uint64_t rng_next(void)
+/* A thread's first span: seeds its generator from getrandom and registers the
+ * destructor that frees its caches at exit. */
+__attribute__((cold, noinline)) static void thread_init(void)
 {
     uint64_t *s = ts.rng;
-    if (PM_UNLIKELY(!ts.seeded)) {
-        if (getrandom(s, sizeof ts.rng, GRND_NONBLOCK) != (ssize_t)sizeof ts.rng) {
-            /* No entropy yet (early boot): mix clock, address and thread id. */
-            uint64_t z = pm__mono_ns() ^ (uint64_t)(uintptr_t)&ts ^ ((uint64_t)gettid() << 32);
-            for (int i = 0; i < 4; i++) { /* splitmix64 */
-                z += 0x9E3779B97F4A7C15ull;
-                uint64_t x = z;
-                x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-                x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-                s[i] = x ^ (x >> 31);
-            }
+    if (getrandom(s, sizeof ts.rng, GRND_NONBLOCK) != (ssize_t)sizeof ts.rng) {
+        /* No entropy yet (early boot): mix clock, address and thread id. */
+        uint64_t z = pm__mono_ns() ^ (uint64_t)(uintptr_t)&ts ^ ((uint64_t)gettid() << 32);
+        for (int i = 0; i < 4; i++) { /* splitmix64 */
+            z += 0x9E3779B97F4A7C15ull;
+            uint64_t x = z;
+            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+            x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+            s[i] = x ^ (x >> 31);
         }
-        if (!(s[0] | s[1] | s[2] | s[3])) s[0] = 1;
-        ts.seeded = 1;
-        pthread_once(&key_once, make_key);
-        if (key_ok) pthread_setspecific(cache_key, &ts);
     }
+    if (!(s[0] | s[1] | s[2] | s[3])) s[0] = 1;
+    ts.seeded = 1;
+    pthread_once(&key_once, make_key);
+    if (key_ok) pthread_setspecific(cache_key, &ts);
+}
+
+/* xoshiro256**; the thread is initialised (thread_init) before the first call. */
+static inline uint64_t rng_next(void)
+{
+    uint64_t *s = ts.rng;
     uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
     s[2] ^= s[0];
     s[3] ^= s[1];
@@ -146,14 +167,24 @@ static uint64_t rng_next(void)
     return result;
 }
 
-static void fill_nonzero(uint8_t *out, size_t n)
+/* A random id of n (8 or 16) bytes, never all zero (W3C: zero means none). */
+static inline void fill_nonzero(uint8_t *out, size_t n)
 {
-    for (;;) {
-        uint64_t a = rng_next(), b = n > 8 ? rng_next() : 0;
-        memcpy(out, &a, 8);
-        if (n > 8) memcpy(out + 8, &b, 8);
-        if (a | b) return;
-    }
+    uint64_t a, b;
+    do {
+        a = rng_next();
+        b = n > 8 ? rng_next() : 0;
+    } while (!(a | b));
+    memcpy(out, &a, 8);
+    if (n > 8) memcpy(out + 8, &b, 8);
+}
+
+/* Span memory: whole cache lines (see PM_SPAN_ALIGN); released with free(). */
+static void *span_mem(size_t size)
+{
+    void *p;
+    size = (size + PM_SPAN_ALIGN - 1) & ~(size_t)(PM_SPAN_ALIGN - 1);
+    return posix_memalign(&p, PM_SPAN_ALIGN, size) ? NULL : p;
 }
 
 static pm_span_t *light_get(void)
@@ -164,7 +195,7 @@ static pm_span_t *light_get(void)
         ts.nlight--;
         return s;
     }
-    return malloc(sizeof(pm_span_t));
+    return span_mem(sizeof(pm_span_t));
 }
 
 static void light_put(pm_span_t *s)
@@ -202,7 +233,7 @@ static pm_span_rec *rec_get(stripe *sp)
     if (PM_LIKELY(r != NULL)) {
         ts.recs = (pm_span_rec *)r->base.next_free;
         ts.nrecs--;
-    } else if (!(r = ring_pop(&sp->empty)) && !(r = malloc(sizeof *r))) {
+    } else if (!(r = ring_pop(&sp->empty)) && !(r = span_mem(sizeof *r))) {
         return NULL;
     }
     r->attrs = r->attrs_inline;
@@ -364,13 +395,14 @@ pm_status_t pm_tracer_new(const pm_tracer_opts_t *opts, pm_tracer_t **out)
         opts = defaults;
     }
     pm_status_t st = PM_ENOMEM;
-    pm_tracer_t *t = calloc(1, sizeof *t);
-    if (!t) goto done;
+    pm_tracer_t *t = NULL;
+    if (posix_memalign((void **)&t, 64, sizeof *t)) goto done;
+    memset(t, 0, sizeof *t);
     t->sampler = opts->sampler;
     /* ratio 1 samples everything: threshold above every 63-bit value. */
     t->threshold = opts->ratio >= 1 ? UINT64_MAX : (uint64_t)(opts->ratio * 9223372036854775808.0);
-    t->max_attrs = opts->max_attrs;
-    t->max_events = opts->max_events;
+    t->max_attrs = (uint32_t)opts->max_attrs; /* <= 1024 (opts setter) */
+    t->max_events = (uint32_t)opts->max_events;
     t->batch = opts->batch;
     t->interval = opts->interval;
     if (!(t->service = strdup(opts->service ? opts->service : "unknown_service"))) goto fail;
@@ -461,11 +493,13 @@ uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which)
         uint64_t v = pm__analytics_counter(m->analytics, names[which - PM_TRACER_TRACES_COMPLETED]);
         return v == UINT64_MAX ? 0 : v;
     }
-    uint64_t sampled = 0, dropped = 0, pushed = 0;
+    uint64_t sampled = 0, dropped = 0, pushed = 0, attrs = 0, events = 0;
     for (unsigned i = 0; i < m->nrings; i++) {
         sampled += atomic_load_explicit(&m->rings[i].sampled, memory_order_relaxed);
         dropped += atomic_load_explicit(&m->rings[i].dropped, memory_order_relaxed);
         pushed += atomic_load_explicit(&m->rings[i].full.enq, memory_order_relaxed);
+        attrs += atomic_load_explicit(&m->rings[i].attrs_dropped, memory_order_relaxed);
+        events += atomic_load_explicit(&m->rings[i].events_dropped, memory_order_relaxed);
     }
     switch (which) {
     case PM_TRACER_STARTED: /* unsampled spans are not counted: no shared write */
@@ -475,6 +509,10 @@ uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which)
         return pushed + dropped;
     case PM_TRACER_DROPPED:
         return dropped;
+    case PM_TRACER_ATTRS_DROPPED: /* recording threads count these on their stripe */
+        return attrs;
+    case PM_TRACER_EVENTS_DROPPED:
+        return events;
     default:
         return atomic_load_explicit(&m->stat[which], memory_order_relaxed);
     }
@@ -588,6 +626,7 @@ pm_status_t pm_span_start(pm_tracer_t *t, const char *name, pm_span_kind_t kind,
     if (out) *out = NULL;
     if (!t || !name || !out || kind < PM_SPAN_INTERNAL || kind > PM_SPAN_CONSUMER)
         return PM_EINVAL;
+    if (PM_UNLIKELY(!ts.seeded)) thread_init();
     const pm_trace_context_t *pc = parent;
     if (!pc && pm__tls_span) pc = &pm__tls_span->ctx;
     bool has_parent = pc && ctx_has_trace(pc);
@@ -734,7 +773,8 @@ static pm_status_t attr_slot(pm_span_t *s, const char *key, pm_span_attr **out)
     pm_tracer_t *t = s->t;
     if (r->nattrs >= t->max_attrs) {
         r->dropped_attrs++;
-        stat_add(t, PM_TRACER_ATTRS_DROPPED, 1);
+        atomic_fetch_add_explicit(&t->rings[pm__stripe(t->nrings - 1)].attrs_dropped, 1,
+                                  memory_order_relaxed);
         return PM_ERANGE;
     }
     if (r->nattrs == r->capattrs) {
@@ -820,7 +860,8 @@ pm_status_t pm_span_add_event(pm_span_t *s, const char *name, const char *attr_k
     pm_tracer_t *t = s->t;
     if (r->nevents >= t->max_events) {
         r->dropped_events++;
-        stat_add(t, PM_TRACER_EVENTS_DROPPED, 1);
+        atomic_fetch_add_explicit(&t->rings[pm__stripe(t->nrings - 1)].events_dropped, 1,
+                                  memory_order_relaxed);
         return PM_ERANGE;
     }
     if (r->nevents == r->capevents) {
