@@ -60,6 +60,11 @@ bool pm__valid_label_name(const char *s);
 bool pm__valid_unit(const char *s);
 bool pm__valid_utf8(const char *s, size_t len);
 bool pm__names_clash(pm_type_t t1, const char *n1, pm_type_t t2, const char *n2);
+/* Calls probe(ctx, n2) for every name n2 a family clashing with a `type`
+ * family called `name` could have (name + a == n2 + b for sample suffixes a
+ * of type and b of any type), until probe returns true; returns that. */
+bool pm__names_clash_probe(pm_type_t type, const char *name,
+                           bool (*probe)(void *ctx, const char *n2), void *ctx);
 
 /* ------------------------------------------------------------ bit casts */
 static inline uint64_t pm__d2u(double d)
@@ -297,6 +302,8 @@ struct pm_registry {
     pthread_mutex_t lock; /* registration, removal, table writes, maintenance */
     pm_family **fams;
     size_t nfam, capfam;
+    pm_family **fam_index; /* by name, open addressing (registry.c); under lock */
+    size_t fam_index_cap;
     /* counter arena */
     pm_shard *shards; /* attached threads */
     unsigned char **chunks;
@@ -359,6 +366,12 @@ void pm__shards_zero_slot(pm_registry *r, uint32_t slot);
 void pm__shards_read(const pm_registry *r, uint32_t slot, uint64_t *n, double *d);
 void pm__shards_orphan(pm_registry *r);
 pm_family *pm__find_family_locked(pm_registry *r, const char *name);
+/* The family name index (registry.c), under r->lock: reserve room for nfam
+ * families first (the only step that can fail), then add; after removing a
+ * family from r->fams, drop it with pm__family_index_forget. */
+pm_status_t pm__family_index_reserve(pm_registry *r, size_t nfam);
+void pm__family_index_add(pm_registry *r, pm_family *f);
+void pm__family_index_forget(pm_registry *r);
 
 /* family.c */
 uint32_t pm__hash_values(const char *const *values, size_t n);
