@@ -158,6 +158,9 @@ void pm_registry_free(pm_registry_t *r)
     r->waiting_s = r->pending_s = NULL;
     for (size_t i = 0; i < r->nfam; i++) pm__family_free(r, r->fams[i]);
     pm__free(&r->a, r->fams);
+    pm__hist_pools_free(r);
+    pm__free(&r->a, r->hseries);
+    pm__free(&r->a, r->hfree);
     pm__free(&r->a, r->fam_index);
     for (size_t i = 0; i < r->nchunks; i++) pm__free_aligned(&r->a, r->chunks[i]);
     pm__free(&r->a, r->chunks);
@@ -250,7 +253,7 @@ static void grace_poll(pm_registry *r)
 
 void pm__maintain_locked(pm_registry *r)
 {
-    pm__hist_grant_wants_locked(r);
+    pm__hist_maintain_locked(r);
     grace_poll(r);
 }
 
@@ -329,6 +332,49 @@ pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_ce
 }
 
 void pm__counter_slot_free(pm_registry *r, uint32_t slot) { r->free_slots[r->nfree++] = slot; }
+
+/* ------------------------------------------------------------ histogram slots */
+
+/* A histogram series' index into every attached thread's generation
+ * directory; slots come in chunks of PM_CHUNK_SLOTS, and each new chunk is
+ * added to every shard first. The free list can always take a slot back. */
+pm_status_t pm__hslot_alloc(pm_registry *r, pm_series *s, uint32_t *slot)
+{
+    uint32_t h;
+    if (r->nhfree) {
+        h = r->hfree[--r->nhfree];
+    } else {
+        if (r->next_hslot == UINT32_MAX - PM_CHUNK_SLOTS) return PM_ENOMEM;
+        h = r->next_hslot;
+        if (h >= r->hcap) {
+            size_t cap = r->hcap + PM_CHUNK_SLOTS;
+            pm_series **hs = pm__calloc(&r->a, cap * sizeof *hs);
+            uint32_t *hf = pm__alloc(&r->a, cap * sizeof *hf);
+            if (!hs || !hf || pm__shards_add_hchunk(r, r->hcap / PM_CHUNK_SLOTS) != PM_OK) {
+                pm__free(&r->a, hs);
+                pm__free(&r->a, hf);
+                return PM_ENOMEM;
+            }
+            if (r->hcap) memcpy(hs, r->hseries, r->hcap * sizeof *hs);
+            pm__free(&r->a, r->hseries);
+            pm__free(&r->a, r->hfree);
+            r->hseries = hs;
+            r->hfree = hf;
+            r->hcap = cap;
+            r->hnchunks = cap / PM_CHUNK_SLOTS;
+        }
+        r->next_hslot++;
+    }
+    r->hseries[h] = s;
+    *slot = h;
+    return PM_OK;
+}
+
+void pm__hslot_free(pm_registry *r, uint32_t slot)
+{
+    r->hseries[slot] = NULL;
+    r->hfree[r->nhfree++] = slot;
+}
 
 /* ------------------------------------------------------------ family names */
 

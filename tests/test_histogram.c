@@ -674,20 +674,19 @@ static void *stripe_worker(void *p)
     return NULL;
 }
 
-/* Sum of a copy's fine-bucket counts (white-box: see pm_hist_layout). */
+/* Sum of the counts of stripe st's generations (white-box: see pm_hgen). */
 static uint64_t copy_total(const pm_series *s, unsigned st)
 {
-    const uint64_t *c = atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[st], memory_order_acquire);
-    if (!c) return 0;
-    const pm_hist_layout *L = s->h.hl;
     uint64_t n = 0;
-    for (size_t i = 0; i < (size_t)L->nb + 2; i++) n += c[PM_HC_EXTRA + L->nbounds + i];
+    for (const pm_hgen *g = atomic_load_explicit(&pm__hist_ext(s)->units[st], memory_order_acquire);
+         g; g = g->prev)
+        for (uint32_t i = 0; i < g->cap; i++) n += atomic_load_explicit(&g->cnt[i], memory_order_relaxed);
     return n;
 }
 
-/* Threads on stripes without a copy share stripe 0's (exactly) and ask for
- * their own; pm_registry_maintain grants it; later records go there. The
- * totals are exact throughout. */
+/* Threads on stripes without a generation share stripe 0's (exactly) and
+ * ask for their own; pm_registry_maintain grants it; later records go there.
+ * The totals are exact throughout. */
 TEST(test_stripes_three_threads)
 {
     pm_registry_t *r = new_registry(8);
@@ -725,16 +724,15 @@ TEST(test_stripes_three_threads)
     uint64_t all = 0;
     for (unsigned st = 0; st < 8; st++) {
         if (st != 0 && st != main_stripe)
-            CHECK(atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[st], memory_order_relaxed) ==
-                  NULL);
+            CHECK(atomic_load_explicit(&pm__hist_ext(s)->units[st], memory_order_relaxed) == NULL);
         all += copy_total(s, st);
     }
     CHECK_EQ_U64(all, 1 + (uint64_t)STRIPE_THREADS * PER_PHASE);
 
     CHECK_OK(pm_registry_maintain(r));
     for (int i = 0; i < STRIPE_THREADS; i++)
-        CHECK(atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[args[i].stripe],
-                                   memory_order_relaxed) != NULL);
+        CHECK(atomic_load_explicit(&pm__hist_ext(s)->units[args[i].stripe], memory_order_relaxed) !=
+              NULL);
     pthread_barrier_wait(&bar); /* let them record phase 2 */
     for (int i = 0; i < STRIPE_THREADS; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&bar);
