@@ -153,30 +153,31 @@ __attribute__((cold, noinline)) static void thread_init(void)
     if (key_ok) pthread_setspecific(cache_key, &ts);
 }
 
-/* xoshiro256**; the thread is initialised (thread_init) before the first call. */
-static inline uint64_t rng_next(void)
+/* xoshiro256** on a copy of the thread's state held in registers. */
+typedef struct rng {
+    uint64_t s0, s1, s2, s3;
+} rng;
+
+static inline uint64_t rng_step(rng *g)
 {
-    uint64_t *s = ts.rng;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    uint64_t r = rotl(g->s1 * 5, 7) * 9, x = g->s1 << 17;
+    g->s2 ^= g->s0;
+    g->s3 ^= g->s1;
+    g->s1 ^= g->s2;
+    g->s0 ^= g->s3;
+    g->s2 ^= x;
+    g->s3 = rotl(g->s3, 45);
+    return r;
 }
 
-/* A random id of n (8 or 16) bytes, never all zero (W3C: zero means none). */
-static inline void fill_nonzero(uint8_t *out, size_t n)
+static inline rng rng_load(void) { return (rng){ts.rng[0], ts.rng[1], ts.rng[2], ts.rng[3]}; }
+
+static inline void rng_store(const rng *g)
 {
-    uint64_t a, b;
-    do {
-        a = rng_next();
-        b = n > 8 ? rng_next() : 0;
-    } while (!(a | b));
-    memcpy(out, &a, 8);
-    if (n > 8) memcpy(out + 8, &b, 8);
+    ts.rng[0] = g->s0;
+    ts.rng[1] = g->s1;
+    ts.rng[2] = g->s2;
+    ts.rng[3] = g->s3;
 }
 
 /* Span memory: whole cache lines (see PM_SPAN_ALIGN); released with free(). */
@@ -595,7 +596,18 @@ static pm_span_rec *ring_pop(ring *q)
 
 /* ------------------------------------------------------------ spans */
 
-static bool sample_root(const pm_tracer_t *t, const uint8_t *trace_id)
+/* 8 bytes in memory order (the compiler makes it one load or store). */
+static inline uint64_t load8(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void store8(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+/* lo: bytes 8..15 of the trace id, as stored in memory. */
+static bool sample_root(const pm_tracer_t *t, uint64_t lo)
 {
     switch (t->sampler) {
     case PM_SAMPLER_ALWAYS:
@@ -605,8 +617,14 @@ static bool sample_root(const pm_tracer_t *t, const uint8_t *trace_id)
     default: {
         /* The last 8 bytes of the trace id, big-endian, top bit dropped:
          * the same decision in every process that sees the trace. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint64_t x = __builtin_bswap64(lo);
+#else
+        uint8_t b[8];
+        memcpy(b, &lo, 8);
         uint64_t x = 0;
-        for (int i = 8; i < 16; i++) x = (x << 8) | trace_id[i];
+        for (int i = 0; i < 8; i++) x = (x << 8) | b[i];
+#endif
         return t->threshold == UINT64_MAX || (x >> 1) < t->threshold;
     }
     }
@@ -614,10 +632,61 @@ static bool sample_root(const pm_tracer_t *t, const uint8_t *trace_id)
 
 static bool ctx_has_trace(const pm_trace_context_t *c)
 {
-    uint64_t a, b;
-    memcpy(&a, c->trace_id, 8);
-    memcpy(&b, c->trace_id + 8, 8);
-    return (a | b) != 0;
+    return (load8(c->trace_id) | load8(c->trace_id + 8)) != 0;
+}
+
+/* A span's ids: the trace id's two halves in memory order, the span id. */
+typedef struct span_ids {
+    uint64_t trace0, trace1, span;
+} span_ids;
+
+/* The fields every span has. */
+static inline void span_init(pm_span_t *s, pm_tracer_t *t, span_ids id,
+                             const pm_trace_context_t *pc, pm_span_kind_t kind, bool sampled)
+{
+    s->t = t;
+    /* 8-byte stores of values held in registers: a 16-byte copy from the
+     * stack would stall on store forwarding. */
+    store8(s->ctx.trace_id, id.trace0);
+    store8(s->ctx.trace_id + 8, id.trace1);
+    store8(s->ctx.span_id, id.span);
+    s->ctx.flags = sampled ? PM_TRACE_FLAG_SAMPLED : 0;
+    s->ctx.remote = 0;
+    memset(s->ctx.reserved, 0, sizeof s->ctx.reserved);
+    store8(s->parent_id, pc ? load8(pc->span_id) : 0);
+    s->parent_remote = pc ? pc->remote : 0;
+    s->kind = (uint8_t)kind;
+    s->sampled = sampled;
+    s->entered = 0;
+    s->prev_current = NULL;
+}
+
+/* The sampled part of pm_span_start: a record, its name and start time. Out
+ * of line, so the unsampled path stays a short leaf. */
+__attribute__((noinline)) static pm_status_t start_sampled(pm_tracer_t *t, const char *name,
+                                                           pm_span_kind_t kind,
+                                                           const span_ids *id,
+                                                           const pm_trace_context_t *pc,
+                                                           pm_span_t **out)
+{
+    stripe *sp = &t->rings[pm__stripe(t->nrings - 1)];
+    pm_span_rec *r = rec_get(sp);
+    if (!r) return PM_ENOMEM;
+    atomic_fetch_add_explicit(&sp->sampled, 1, memory_order_relaxed);
+    span_init(&r->base, t, *id, pc, kind, true);
+    /* The name, cut at 256 bytes on a character boundary. */
+    size_t n = strnlen(name, PM_SPAN_NAME_MAX + 1);
+    if (n > PM_SPAN_NAME_MAX) {
+        n = PM_SPAN_NAME_MAX;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
+    }
+    memcpy(r->name, name, n);
+    r->name[n] = 0;
+    if (!pm__valid_utf8(r->name, n)) r->name[0] = 0;
+    r->start_mono = pm_now_ns();
+    r->start_ns = (uint64_t)((int64_t)r->start_mono + t->wall_offset);
+    *out = &r->base;
+    return PM_OK;
 }
 
 pm_status_t pm_span_start(pm_tracer_t *t, const char *name, pm_span_kind_t kind,
@@ -629,72 +698,40 @@ pm_status_t pm_span_start(pm_tracer_t *t, const char *name, pm_span_kind_t kind,
     if (PM_UNLIKELY(!ts.seeded)) thread_init();
     const pm_trace_context_t *pc = parent;
     if (!pc && pm__tls_span) pc = &pm__tls_span->ctx;
-    bool has_parent = pc && ctx_has_trace(pc);
-    uint8_t trace_id[16];
-    if (has_parent)
-        memcpy(trace_id, pc->trace_id, 16);
-    else
-        fill_nonzero(trace_id, 16);
+    if (pc && !ctx_has_trace(pc)) pc = NULL; /* all-zero trace id: a root */
+    /* Random ids, never all zero (W3C: zero means none). */
+    span_ids id;
+    rng g = rng_load();
+    if (pc) {
+        id.trace0 = load8(pc->trace_id);
+        id.trace1 = load8(pc->trace_id + 8);
+    } else {
+        do {
+            id.trace0 = rng_step(&g);
+            id.trace1 = rng_step(&g);
+        } while (PM_UNLIKELY(!(id.trace0 | id.trace1)));
+    }
+    do id.span = rng_step(&g);
+    while (PM_UNLIKELY(!id.span));
+    rng_store(&g);
     bool sampled;
-    if (has_parent && t->sampler == PM_SAMPLER_PARENT_RATIO)
+    if (pc && t->sampler == PM_SAMPLER_PARENT_RATIO)
         sampled = pc->flags & PM_TRACE_FLAG_SAMPLED;
     else
-        sampled = sample_root(t, trace_id);
-
-    pm_span_t *s;
-    pm_span_rec *r = NULL;
-    if (sampled) {
-        stripe *sp = &t->rings[pm__stripe(t->nrings - 1)];
-        if (!(r = rec_get(sp))) return PM_ENOMEM;
-        atomic_fetch_add_explicit(&sp->sampled, 1, memory_order_relaxed);
-        s = &r->base;
-    } else if (!(s = light_get())) {
-        return PM_ENOMEM;
-    }
-    s->t = t;
-    memcpy(s->ctx.trace_id, trace_id, 16);
-    fill_nonzero(s->ctx.span_id, 8);
-    s->ctx.flags = sampled ? PM_TRACE_FLAG_SAMPLED : 0;
-    s->ctx.remote = 0;
-    memset(s->ctx.reserved, 0, sizeof s->ctx.reserved);
-    if (has_parent) {
-        memcpy(s->parent_id, pc->span_id, 8);
-        s->parent_remote = pc->remote;
-    } else {
-        memset(s->parent_id, 0, 8);
-        s->parent_remote = 0;
-    }
-    s->kind = (uint8_t)kind;
-    s->sampled = sampled;
-    s->entered = 0;
-    s->prev_current = NULL;
-    if (r) {
-        /* The name, cut at 256 bytes on a character boundary. */
-        size_t n = strnlen(name, PM_SPAN_NAME_MAX + 1);
-        if (n > PM_SPAN_NAME_MAX) {
-            n = PM_SPAN_NAME_MAX;
-            while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
-        }
-        memcpy(r->name, name, n);
-        r->name[n] = 0;
-        if (!pm__valid_utf8(r->name, n)) r->name[0] = 0;
-        r->start_mono = pm_now_ns();
-        r->start_ns = (uint64_t)((int64_t)r->start_mono + t->wall_offset);
-    }
+        sampled = sample_root(t, id.trace1);
+    if (PM_UNLIKELY(sampled)) return start_sampled(t, name, kind, &id, pc, out);
+    pm_span_t *s = light_get();
+    if (PM_UNLIKELY(!s)) return PM_ENOMEM;
+    span_init(s, t, id, pc, kind, false);
     *out = s;
     return PM_OK;
 }
 
-void pm_span_end(pm_span_t *s)
+/* The sampled part of pm_span_end: end time, then the stripe's ring (or the
+ * drop count when it is full). */
+__attribute__((noinline)) static void end_sampled(pm_span_rec *r)
 {
-    if (!s) return;
-    if (pm__tls_span == s) pm__tls_span = s->entered ? s->prev_current : NULL;
-    pm_tracer_t *t = s->t;
-    if (!s->sampled) {
-        light_put(s);
-        return;
-    }
-    pm_span_rec *r = (pm_span_rec *)s;
+    pm_tracer_t *t = r->base.t;
     r->end_mono = pm_now_ns();
     if (r->end_mono < r->start_mono) r->end_mono = r->start_mono;
     r->end_ns = r->start_ns + (r->end_mono - r->start_mono);
@@ -703,6 +740,17 @@ void pm_span_end(pm_span_t *s)
         atomic_fetch_add_explicit(&sp->dropped, 1, memory_order_relaxed);
         rec_put(r);
     }
+}
+
+void pm_span_end(pm_span_t *s)
+{
+    if (!s) return;
+    if (pm__tls_span == s) pm__tls_span = s->entered ? s->prev_current : NULL;
+    if (PM_UNLIKELY(s->sampled)) {
+        end_sampled((pm_span_rec *)s);
+        return;
+    }
+    light_put(s);
 }
 
 pm_span_t *pm_span_enter(pm_span_t *s)

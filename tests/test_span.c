@@ -341,7 +341,8 @@ static void *line_worker(void *arg)
 
 TEST(test_spans_never_share_a_cache_line)
 {
-    pm_tracer_t *never = tracer(PM_SAMPLER_NEVER, 0, 0, 0), *always = tracer(PM_SAMPLER_ALWAYS, 1, 0, 0);
+    pm_tracer_t *never = tracer(PM_SAMPLER_NEVER, 0, 0, 0),
+                *always = tracer(PM_SAMPLER_ALWAYS, 1, 0, 0);
     REQUIRE(never && always);
     pm_tracer_t *ts[2] = {never, always};
     for (int k = 0; k < 2; k++) {
@@ -382,8 +383,9 @@ TEST(test_spans_never_share_a_cache_line)
             }
         }
         CHECK_EQ_U64(misaligned, 0);
-        if (closest < size) TH_FAIL_("%s spans of two threads %llu bytes apart", k ? "sampled" : "unsampled",
-                                     (unsigned long long)closest);
+        if (closest < size)
+            TH_FAIL_("%s spans of two threads %llu bytes apart", k ? "sampled" : "unsampled",
+                     (unsigned long long)closest);
     }
     CHECK_OK(pm_tracer_flush(always, NULL));
     pm_tracer_free(never);

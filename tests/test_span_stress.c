@@ -162,7 +162,8 @@ TEST(test_limit_drops_counted_exactly_across_threads)
     uint64_t spans = (uint64_t)T * (uint64_t)n;
     CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_SAMPLED), spans);
     CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_ENDED), spans);
-    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_EXPORTED) + pm_tracer_stat(t, PM_TRACER_DROPPED), spans);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_EXPORTED) + pm_tracer_stat(t, PM_TRACER_DROPPED),
+                 spans);
     CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_ATTRS_DROPPED), 2 * spans);
     CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_EVENTS_DROPPED), spans);
     for (int w = PM_TRACER_STARTED; w <= PM_TRACER_SPANS_OTHER; w++)
