@@ -528,7 +528,21 @@ static inline uint64_t pm__frac_round(uint64_t f, int s, int k, uint64_t *ok)
     return c;
 }
 
-static size_t pm__fmt_fraction(char *out, double v, pm__numcache_t *cache)
+/* The digits of the integer part ip < 10^15 at out, remembered in cache
+ * (if any); returns their count. */
+__attribute__((noinline)) static int pm__put_int_part(char *out, uint64_t ip, pm__numcache_t *cache)
+{
+    int ni = pm__u64_ndigits(ip);
+    pm__put_digits(out, ip, ni);
+    if (cache) {
+        cache->ip = ip;
+        cache->ni = ni;
+        memcpy(cache->text, out, sizeof cache->text);
+    }
+    return ni;
+}
+
+static inline size_t pm__fmt_fraction(char *out, double v, pm__numcache_t *cache)
 {
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
@@ -547,13 +561,7 @@ static size_t pm__fmt_fraction(char *out, double v, pm__numcache_t *cache)
         ni = cache->ni;
         memcpy(out + n, cache->text, sizeof cache->text);
     } else {
-        ni = pm__u64_ndigits(ip);
-        pm__put_digits(out + n, ip, ni);
-        if (cache) {
-            cache->ip = ip;
-            cache->ni = ni;
-            memcpy(cache->text, out + n, sizeof cache->text);
-        }
+        ni = pm__put_int_part(out + n, ip, cache);
     }
     n += (size_t)ni;
     out[n++] = '.';
@@ -756,30 +764,17 @@ size_t pm__fmt_i64(char *out, int64_t v)
     return 1 + pm__fmt_u64(out + 1, (uint64_t)(-(v + 1)) + 1u);
 }
 
-static size_t pm__fmt_double_c(char *out, double v, pm__numcache_t *cache)
+/* Everything but the two common paths, out of line so that those keep a
+ * small frame (this part's locals and calls would spill their registers). */
+__attribute__((noinline)) static size_t pm__fmt_double_rest(char *out, double v)
 {
-    /* Timestamps first: non-integers from 2^24 to 10^15 never reach the
-     * integer test. */
-    size_t n = pm__fmt_fraction(out, v, cache);
-    if (n) return n;
     if (!isfinite(v)) return pm__fmt_nonfinite(out, v);
-    /* Every integer-valued double below 2^63 prints exactly as digits; the
-     * range test comes first because the cast is undefined outside it.
-     * -0.0 prints as "0" (equal as a value). */
-    if (v > -9223372036854775808.0 && v < 9223372036854775808.0) {
-        int64_t i = (int64_t)v;
-        if ((double)i == v) {
-            n = pm__fmt_i64(out, i);
-            out[n] = '\0';
-            return n;
-        }
-    }
     /* What "the first of %.15g, %.16g, %.17g that reads back" prints. */
     int min_digits = 15;
 #if !PM__HAVE_U128
     double a = fabs(v);
     int fixed_range = a >= 1e-4 && a < 1e15;
-    n = fixed_range ? pm__fmt_fixed_short(out, v) : 0;
+    size_t n = fixed_range ? pm__fmt_fixed_short(out, v) : 0;
     if (n) return n;
     /* In the fixed range the fast path already ruled out 15 digits. */
     if (fixed_range) min_digits = 16;
@@ -788,6 +783,26 @@ static size_t pm__fmt_double_c(char *out, double v, pm__numcache_t *cache)
     int nd, x, neg;
     int prec = pm__shortest_digits(v, min_digits, d, &nd, &x, &neg);
     return pm__layout_g(out, neg, d, nd, x, prec);
+}
+
+size_t pm__fmt_double_c(char *out, double v, pm__numcache_t *cache)
+{
+    /* Timestamps first: non-integers from 2^24 to 10^15 never reach the
+     * integer test. */
+    size_t n = pm__fmt_fraction(out, v, cache);
+    if (n) return n;
+    /* Every integer-valued double below 2^63 prints exactly as digits; the
+     * range test comes first because the cast is undefined outside it
+     * (NaN fails it). -0.0 prints as "0" (equal as a value). */
+    if (v > -9223372036854775808.0 && v < 9223372036854775808.0) {
+        int64_t i = (int64_t)v;
+        if ((double)i == v) {
+            n = pm__fmt_i64(out, i);
+            out[n] = '\0';
+            return n;
+        }
+    }
+    return pm__fmt_double_rest(out, v);
 }
 
 size_t pm__fmt_double(char *out, double v) { return pm__fmt_double_c(out, v, NULL); }
@@ -1143,9 +1158,15 @@ void pm__w_buckets(pm__writer_t *w, const pm__pad_t *name, const pm__pad_t *blk,
                    const pm_snap_series_t *s, const pm__bounds_t *bd, uint64_t count, int exemplars)
 {
     for (size_t b = 0; b <= bd->n; b++) {
-        pm__w_head(w, name, &pm__sfx_bucket, blk, b < bd->n ? &bd->item[b] : &pm__le_inf);
-        pm__w_u64(w, b < bd->n ? pm_snap_series_bucket_cumulative(s, b) : count);
-        if (exemplars) pm__w_exemplar(w, s, b);
+        const pm__bound_text_t *le = b < bd->n ? &bd->item[b] : &pm__le_inf;
+        uint64_t n = b < bd->n ? pm_snap_series_bucket_cumulative(s, b) : count;
+        if (!exemplars) {
+            pm__w_sample_u64(w, name, &pm__sfx_bucket, blk, le, n);
+            continue;
+        }
+        pm__w_head(w, name, &pm__sfx_bucket, blk, le);
+        pm__w_u64(w, n);
+        pm__w_exemplar(w, s, b);
         pm__w_char(w, '\n');
     }
 }

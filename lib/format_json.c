@@ -120,6 +120,63 @@ static const char *pm__json_type(pm_type_t t)
     return NULL;
 }
 
+/* A JSON number at p, unchecked (PM__NUM_MAX bytes): null when not finite. */
+static inline char *pm__json_number_put(pm__writer_t *w, char *p, double v)
+{
+    if (!isfinite(v)) {
+        memcpy(p, "null", 4);
+        return p + 4;
+    }
+    return p + pm__fmt_double_c(p, v, &w->num);
+}
+
+/* The fixed texts of a series object. */
+#define PM__JSON_HEAD ",\n{\"labels\":"
+#define PM__JSON_NOT_OVER ",\"overflow\":false,\"created\":"
+#define PM__JSON_OVER ",\"overflow\":true,\"created\":"
+
+/* `\n{"labels":{...},"overflow":false,"created":C` with one room check. The
+ * overflow series has no meaningful values: its labels are empty and
+ * "overflow" says why. */
+static void pm__json_series_head(pm__writer_t *w, const pm__pad_t *blk, const pm__snap_row_t *row,
+                                 int first)
+{
+    /* Padded arrays: copied in fixed-size blocks, longer than the texts. */
+    static const char head[32] = PM__JSON_HEAD;
+    static const char over[2][32] = {PM__JSON_NOT_OVER, PM__JSON_OVER};
+    size_t head_len = sizeof PM__JSON_HEAD - 1 - (size_t)(first != 0);
+    size_t over_len = row->overflow ? sizeof PM__JSON_OVER - 1 : sizeof PM__JSON_NOT_OVER - 1;
+    const char *h = head + (first != 0); /* the first series has no comma */
+    if ((size_t)(w->end - w->p) < blk->len + PM__PAD + 16 + 32 + PM__NUM_MAX) {
+        pm__w_bytes(w, h, head_len);
+        pm__w_bytes(w, blk->p, blk->len);
+        pm__w_bytes(w, over[row->overflow != 0], over_len);
+        pm__w_json_number(w, row->created);
+        return;
+    }
+    char *p = w->p;
+    memcpy(p, h, 16);
+    p += head_len;
+    pm__copy16(p, blk->p, blk->len);
+    p += blk->len;
+    memcpy(p, over[row->overflow != 0], 32);
+    p += over_len;
+    w->p = pm__json_number_put(w, p, row->created);
+}
+
+/* `,"value":V` with one room check. */
+static void pm__json_value(pm__writer_t *w, double v)
+{
+    if ((size_t)(w->end - w->p) < 16 + PM__NUM_MAX) {
+        PM__W_LIT(w, ",\"value\":");
+        pm__w_json_number(w, v);
+        return;
+    }
+    static const char key[16] = ",\"value\":";
+    memcpy(w->p, key, 16);
+    w->p = pm__json_number_put(w, w->p + 9, v);
+}
+
 static pm_status_t pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const char *type,
                                    pm__json_t *jt)
 {
@@ -146,23 +203,11 @@ static pm_status_t pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, c
     pm__walk_start(&wk, f, &jt->ls, jt->blk);
     while (pm__walk_next(&wk)) {
         const pm__snap_row_t *row = wk.row;
-        if (wk.index)
-            PM__W_LIT(w, ",\n{\"labels\":");
-        else
-            PM__W_LIT(w, "\n{\"labels\":");
-        /* The overflow series has no meaningful values: its labels are
-         * empty and "overflow" says why. */
-        pm__w_pad(w, wk.blk);
-        if (row->overflow)
-            PM__W_LIT(w, ",\"overflow\":true,\"created\":");
-        else
-            PM__W_LIT(w, ",\"overflow\":false,\"created\":");
-        pm__w_json_number(w, row->created);
+        pm__json_series_head(w, wk.blk, row, wk.index == 0);
         if (histogram) {
             pm__json_histogram_fields(w, jt, row->s);
         } else {
-            PM__W_LIT(w, ",\"value\":");
-            pm__w_json_number(w, row->value);
+            pm__json_value(w, row->value);
         }
         if (row->exemplars) pm__json_exemplars(w, f, row->s, histogram);
         pm__w_char(w, '}');

@@ -24,9 +24,7 @@ static void pm__om_created(pm__writer_t *w, const pm__om_t *ot, const pm__pad_t 
 {
     /* _created is optional (SHOULD); an unknown creation time leaves it out. */
     if (isnan(created)) return;
-    pm__w_head(w, &ot->name, &pm__sfx_created, blk, NULL);
-    pm__w_double(w, created);
-    pm__w_char(w, '\n');
+    pm__w_sample(w, &ot->name, &pm__sfx_created, blk, NULL, created);
 }
 
 static void pm__om_metadata(pm__writer_t *w, const pm_snap_family_t *f, const pm__om_t *ot,
@@ -59,10 +57,14 @@ static pm_status_t pm__om_scalar(pm__writer_t *w, const pm_snap_family_t *f, pm_
     pm__walk_start(&wk, f, &ot->ls, ot->blk);
     while (pm__walk_next(&wk)) {
         const pm__snap_row_t *row = wk.row;
-        pm__w_head(w, &ot->name, sfx, wk.blk, NULL);
-        pm__w_double(w, row->value);
-        if (counter && row->exemplars) pm__w_exemplar(w, row->s, 0);
-        pm__w_char(w, '\n');
+        if (counter && row->exemplars) {
+            pm__w_head(w, &ot->name, sfx, wk.blk, NULL);
+            pm__w_double(w, row->value);
+            pm__w_exemplar(w, row->s, 0);
+            pm__w_char(w, '\n');
+        } else {
+            pm__w_sample(w, &ot->name, sfx, wk.blk, NULL, row->value);
+        }
         if (counter) pm__om_created(w, ot, wk.blk, row->created);
         /* After a failed callback or allocation the rest is discarded anyway. */
         if ((wk.index & 255) == 255 && pm__w_failed(w)) break;
@@ -84,12 +86,8 @@ static pm_status_t pm__om_histogram(pm__writer_t *w, const pm_snap_family_t *f, 
         pm__w_buckets(w, &ot->name, wk.blk, s, &ot->bd, count, wk.row->exemplars);
         double sum = pm_snap_series_sum(s);
         if (!negative_bound && sum >= 0) {
-            pm__w_head(w, &ot->name, &pm__sfx_count, wk.blk, NULL);
-            pm__w_u64(w, count);
-            pm__w_char(w, '\n');
-            pm__w_head(w, &ot->name, &pm__sfx_sum, wk.blk, NULL);
-            pm__w_double(w, sum);
-            pm__w_char(w, '\n');
+            pm__w_sample_u64(w, &ot->name, &pm__sfx_count, wk.blk, NULL, count);
+            pm__w_sample(w, &ot->name, &pm__sfx_sum, wk.blk, NULL, sum);
         }
         pm__om_created(w, ot, wk.blk, wk.row->created);
         if (pm__w_failed(w)) break;

@@ -39,9 +39,7 @@ static pm_status_t pm__prom_scalar(pm__writer_t *w, const pm_snap_family_t *f, p
     pm__walk_t wk;
     pm__walk_start(&wk, f, &pt->ls, pt->blk);
     while (pm__walk_next(&wk)) {
-        pm__w_head(w, &pt->name, sfx, wk.blk, NULL);
-        pm__w_double(w, wk.row->value);
-        pm__w_char(w, '\n');
+        pm__w_sample(w, &pt->name, sfx, wk.blk, NULL, wk.row->value);
         /* After a failed callback or allocation the rest is discarded anyway. */
         if ((wk.index & 255) == 255 && pm__w_failed(w)) break;
     }
@@ -57,12 +55,8 @@ static pm_status_t pm__prom_histogram(pm__writer_t *w, const pm_snap_family_t *f
         const pm_snap_series_t *s = wk.row->s;
         uint64_t count = pm_snap_series_count(s);
         pm__w_buckets(w, &pt->name, wk.blk, s, &pt->bd, count, 0);
-        pm__w_head(w, &pt->name, &pm__sfx_sum, wk.blk, NULL);
-        pm__w_double(w, pm_snap_series_sum(s));
-        pm__w_char(w, '\n');
-        pm__w_head(w, &pt->name, &pm__sfx_count, wk.blk, NULL);
-        pm__w_u64(w, count);
-        pm__w_char(w, '\n');
+        pm__w_sample(w, &pt->name, &pm__sfx_sum, wk.blk, NULL, pm_snap_series_sum(s));
+        pm__w_sample_u64(w, &pt->name, &pm__sfx_count, wk.blk, NULL, count);
         if (pm__w_failed(w)) break;
     }
     return wk.st;

@@ -276,16 +276,17 @@ void pm__bounds_free(pm__bounds_t *b);
 void pm__w_head_slow(pm__writer_t *w, const pm__pad_t *name, const pm__suffix_t *sfx,
                      const pm__pad_t *blk, const pm__bound_text_t *le);
 
-static inline void pm__w_head(pm__writer_t *w, const pm__pad_t *name, const pm__suffix_t *sfx,
-                              const pm__pad_t *blk, const pm__bound_text_t *le)
+/* Room the unchecked head needs: every block copy may run PM__PAD - 1
+ * bytes over; le adds at most 6 + PM__NUM_MAX + 3. */
+static inline size_t pm__head_room(const pm__pad_t *name, const pm__pad_t *blk)
 {
-    /* Every block copy may run PM__PAD - 1 bytes over; le adds at most
-     * 6 + PM__NUM_MAX + 3. */
-    if ((size_t)(w->end - w->p) < name->len + blk->len + 3 * PM__PAD + PM__NUM_MAX + 16) {
-        pm__w_head_slow(w, name, sfx, blk, le);
-        return;
-    }
-    char *p = w->p;
+    return name->len + blk->len + 3 * PM__PAD + PM__NUM_MAX + 16;
+}
+
+/* The head at p, unchecked (pm__head_room bytes must be writable). */
+static inline char *pm__head_put(char *p, const pm__pad_t *name, const pm__suffix_t *sfx,
+                                 const pm__pad_t *blk, const pm__bound_text_t *le)
+{
     pm__copy16(p, name->p, name->len);
     p += name->len;
     memcpy(p, sfx->text, PM__PAD);
@@ -310,6 +311,51 @@ static inline void pm__w_head(pm__writer_t *w, const pm__pad_t *name, const pm__
     } else {
         *p++ = ' ';
     }
+    return p;
+}
+
+static inline void pm__w_head(pm__writer_t *w, const pm__pad_t *name, const pm__suffix_t *sfx,
+                              const pm__pad_t *blk, const pm__bound_text_t *le)
+{
+    if ((size_t)(w->end - w->p) < pm__head_room(name, blk)) {
+        pm__w_head_slow(w, name, sfx, blk, le);
+        return;
+    }
+    w->p = pm__head_put(w->p, name, sfx, blk, le);
+}
+
+/* pm__fmt_double with the writer's integer-part cache (format.c). */
+size_t pm__fmt_double_c(char *out, double v, pm__numcache_t *cache);
+
+/* A whole sample line, `<head><v>\n`, with one room check. */
+static inline void pm__w_sample(pm__writer_t *w, const pm__pad_t *name, const pm__suffix_t *sfx,
+                                const pm__pad_t *blk, const pm__bound_text_t *le, double v)
+{
+    if ((size_t)(w->end - w->p) < pm__head_room(name, blk) + PM__NUM_MAX + 1) {
+        pm__w_head_slow(w, name, sfx, blk, le);
+        pm__w_double(w, v);
+        pm__w_char(w, '\n');
+        return;
+    }
+    char *p = pm__head_put(w->p, name, sfx, blk, le);
+    p += pm__fmt_double_c(p, v, &w->num);
+    *p++ = '\n';
+    w->p = p;
+}
+
+/* pm__w_sample for an integer value (bucket counts, _count). */
+static inline void pm__w_sample_u64(pm__writer_t *w, const pm__pad_t *name, const pm__suffix_t *sfx,
+                                    const pm__pad_t *blk, const pm__bound_text_t *le, uint64_t v)
+{
+    if ((size_t)(w->end - w->p) < pm__head_room(name, blk) + 21) {
+        pm__w_head_slow(w, name, sfx, blk, le);
+        pm__w_u64(w, v);
+        pm__w_char(w, '\n');
+        return;
+    }
+    char *p = pm__head_put(w->p, name, sfx, blk, le);
+    p += pm__fmt_u64(p, v);
+    *p++ = '\n';
     w->p = p;
 }
 
