@@ -329,6 +329,15 @@ static inline _Atomic uint64_t *cell_shared(pm_series *s, unsigned unit, pm_hgen
     return probe_shared(s, unit, g, key, h);
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
 /* The stripe's table is full: a newer generation, a spare dense one, or the
  * coarse cell of v's export bucket. */
 __attribute__((noinline, cold)) static void record_full(pm_series *s, unsigned unit, pm_hgen *g,
@@ -336,7 +345,7 @@ __attribute__((noinline, cold)) static void record_full(pm_series *s, unsigned u
 {
     pm_hist_ext *x = pm__hist_ext(s);
     const pm_hist_layout *L = s->h.hl;
-    for (int tries = 0; tries < 8; tries++) {
+    for (int tries = 0; tries < 64; tries++) {
         pm_hgen *cur = atomic_load_explicit(&x->units[unit], memory_order_acquire);
         if (cur != g) {
             g = cur;
@@ -348,7 +357,13 @@ __attribute__((noinline, cold)) static void record_full(pm_series *s, unsigned u
             continue;
         }
         pm_hgen *d = L->pool ? pool_take(L->pool) : NULL;
-        if (!d) break;
+        if (!d) {
+            /* Another thread of this stripe may have just taken the last
+             * spare and be about to install it: look again a few times. */
+            if (tries == 63) break;
+            cpu_relax();
+            continue;
+        }
         d->prev = g;
         d->sumw = g->sumw;
         if (atomic_compare_exchange_strong_explicit(&x->units[unit], &cur, d, memory_order_acq_rel,

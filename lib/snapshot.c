@@ -354,8 +354,23 @@ static pm_status_t self_metrics(pm_registry *r, pm_snapshot_t *s, pm_family **fa
         for (size_t i = 0; i < nfam; i++) {
             if (fams[i]->cb) continue;
             const char *v[1] = {fams[i]->name};
-            if (!pm__snap_series_add(s, sf, v, (double)stats[i * 4 + d])) return PM_ENOMEM;
+            if (!pm__snap_series_add(s, sf, v, (double)stats[i * 5 + d])) return PM_ENOMEM;
         }
+    }
+    /* Histogram values kept at export-bucket resolution (lib/histogram.c):
+     * only registries with histograms show it. */
+    pm_snap_family_t *cf = NULL;
+    for (size_t i = 0; i < nfam; i++) {
+        if (fams[i]->type != PM_TYPE_HISTOGRAM || fams[i]->cb) continue;
+        if (!cf && !(cf = pm__snap_family_add(
+                         s, PM_TYPE_COUNTER, "perfmetrics_histogram_coarse",
+                         "Histogram values recorded at export-bucket resolution (a table was full "
+                         "and no spare was left before maintenance); counts, sums and buckets "
+                         "stay exact.",
+                         "", fam_label, 1)))
+            return PM_ENOMEM;
+        const char *v[1] = {fams[i]->name};
+        if (!pm__snap_series_add(s, cf, v, (double)stats[i * 5 + 4])) return PM_ENOMEM;
     }
     pm_snap_family_t *sf = pm__snap_family_add(s, PM_TYPE_COUNTER, "perfmetrics_snapshots",
                                                "Snapshots taken of this registry.", "", NULL, 0);
@@ -396,16 +411,17 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     pm__maintain_locked(r);
     size_t nfam = r->nfam;
     fams = pm__alloc(&r->a, (nfam ? nfam : 1) * sizeof *fams);
-    stats = pm__alloc(&r->a, (nfam ? nfam : 1) * 4 * sizeof *stats);
+    stats = pm__alloc(&r->a, (nfam ? nfam : 1) * 5 * sizeof *stats);
     if (fams && stats) {
         st = PM_OK;
         for (size_t i = 0; i < nfam && st == PM_OK; i++) {
             pm_family *f = fams[i] = r->fams[i];
             st = read_family(s, f, t0, &dense, &dense_cap);
-            stats[i * 4 + 0] = f->nseries + (f->overflow ? 1 : 0);
-            stats[i * 4 + 1] = atomic_load_explicit(&f->refused, memory_order_relaxed);
-            stats[i * 4 + 2] = atomic_load_explicit(&f->removed, memory_order_relaxed);
-            stats[i * 4 + 3] = atomic_load_explicit(&f->rejected, memory_order_relaxed);
+            stats[i * 5 + 0] = f->nseries + (f->overflow ? 1 : 0);
+            stats[i * 5 + 1] = atomic_load_explicit(&f->refused, memory_order_relaxed);
+            stats[i * 5 + 2] = atomic_load_explicit(&f->removed, memory_order_relaxed);
+            stats[i * 5 + 3] = atomic_load_explicit(&f->rejected, memory_order_relaxed);
+            stats[i * 5 + 4] = atomic_load_explicit(&f->coarse, memory_order_relaxed);
         }
     }
     pthread_mutex_unlock(&r->lock);
