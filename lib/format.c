@@ -374,12 +374,12 @@ static size_t pm__fmt_fixed_short(char *out, double v)
 
 /* Lays out sign, digits d[0..nd) (no trailing zeros; d is PM__DIGITS_BUF
  * bytes, '0' from nd on) and decimal exponent x as printf's %.{prec}g does:
- * fixed when -4 <= x < prec, else d.ddde+XX. Composes in a local buffer
- * with constant-size copies (no memcpy calls), then writes PM__NUM_MAX
- * bytes to out. nd <= 17, so every form fits: at most 25 bytes and a NUL. */
+ * fixed when -4 <= x < prec, else d.ddde+XX. Writes out with constant-size
+ * block copies (no memcpy calls), never past its PM__NUM_MAX bytes: nd <= 17,
+ * so the text is at most 25 bytes and a NUL. */
 static size_t pm__layout_g(char *out, int neg, const char *d, int nd, int x, int prec)
 {
-    char t[64];
+    char *t = out;
     size_t n = 0;
     t[0] = '-';
     n += (size_t)(neg != 0);
@@ -403,11 +403,14 @@ static size_t pm__layout_g(char *out, int neg, const char *d, int nd, int x, int
     } else {
         memcpy(t + n, d, 16);
         t[n + (size_t)x + 1] = '.';
-        memcpy(t + n + (size_t)x + 2, d + x + 1, 16);
+        /* At most 16 - x decimals: a shorter block keeps within 32 bytes. */
+        if (x <= 13)
+            memcpy(t + n + (size_t)x + 2, d + x + 1, 16);
+        else
+            memcpy(t + n + (size_t)x + 2, d + x + 1, 4);
         n += (size_t)nd + 1;
     }
     t[n] = '\0';
-    memcpy(out, t, PM__NUM_MAX);
     return n;
 }
 
@@ -500,9 +503,10 @@ typedef struct pm__dec18 {
 static inline int pm__dec18_round(const pm__dec18_t *r, uint64_t pj, uint64_t *c)
 {
     uint64_t q = r->t / pj, rem = r->t - q * pj, half = pj / 2;
-    q += rem > half || (rem == half && (r->sticky || (q & 1)));
+    /* Bitwise, not ||: these tests go either way at random. */
+    q += (uint64_t)(rem > half) | ((uint64_t)(rem == half) & ((uint64_t)r->sticky | q) & 1);
     *c = q;
-    return q * pj >= r->lo && q * pj <= r->hi;
+    return (q * pj >= r->lo) & (q * pj <= r->hi);
 }
 
 /* Non-integers with 2^24 <= |v| < 10^15, wall-clock timestamps above all
@@ -676,16 +680,6 @@ static int pm__dec18(double v, pm__dec18_t *r)
     return 1;
 }
 
-/* Exactly 8 digits of v < 10^8. */
-static void pm__digits8(char *out, uint32_t v)
-{
-    uint32_t a = v / 10000, b = v % 10000;
-    memcpy(out, pm__digit_pairs + 2 * (a / 100), 2);
-    memcpy(out + 2, pm__digit_pairs + 2 * (a % 100), 2);
-    memcpy(out + 4, pm__digit_pairs + 2 * (b / 100), 2);
-    memcpy(out + 6, pm__digit_pairs + 2 * (b % 100), 2);
-}
-
 /* The p significant digits of c (10^(p-1) <= c <= 10^p, p <= 17) into d
  * (PM__DIGITS_BUF bytes, '0'-padded) without trailing zeros; *x is the
  * decimal exponent, bumped when rounding carried into a new digit. Returns
@@ -702,12 +696,13 @@ static int pm__dec18_digits(uint64_t c, int p, char *d, int *x)
     uint64_t hi = c / 100000000u;
     uint32_t top = (uint32_t)(hi / 100000000u);
     memcpy(d, pm__digit_pairs + 2 * top, 2);
-    pm__digits8(d + 2, (uint32_t)(hi - (uint64_t)top * 100000000u));
-    pm__digits8(d + 10, (uint32_t)(c - hi * 100000000u));
+    uint64_t w1 = pm__put_digits8(d + 2, (uint32_t)(hi - (uint64_t)top * 100000000u));
+    uint64_t w2 = pm__put_digits8(d + 10, (uint32_t)(c - hi * 100000000u));
     memcpy(d + 18, "00000000000000", PM__DIGITS_BUF - 18);
-    int nd = p;
-    while (nd > 1 && d[nd - 1] == '0') nd--;
-    return nd;
+    /* Trailing zeros from the digit words (c > 0, top >= 1 digit). */
+    if (w2) return 18 - pm__zero_bytes_high(w2);
+    if (w1) return 10 - pm__zero_bytes_high(w1);
+    return top % 10 ? 2 : 1;
 }
 #endif
 
@@ -726,8 +721,11 @@ static int pm__shortest_digits(double v, int min_digits, char *d, int *nd, int *
         uint64_t c;
         int p = min_digits;
         if (p == 15) {
-            if (!pm__dec18_round(&r, 1000, &c)) p = pm__dec18_round(&r, 100, &c) ? 16 : 17;
-            if (p == 17) pm__dec18_round(&r, 10, &c);
+            uint64_t c15, c16, c17;
+            int ok15 = pm__dec18_round(&r, 1000, &c15), ok16 = pm__dec18_round(&r, 100, &c16);
+            pm__dec18_round(&r, 10, &c17);
+            c = ok15 ? c15 : ok16 ? c16 : c17;
+            p = ok15 ? 15 : ok16 ? 16 : 17;
         } else {
             while (p < 17 && !pm__dec18_round(&r, pm__pow10_u64[18 - p], &c)) p++;
             if (p == 17) pm__dec18_round(&r, 10, &c);
