@@ -229,6 +229,21 @@ static pm_status_t family_validate(pm_registry *r, pm_type_t type, const char *n
     return PM_OK;
 }
 
+typedef struct {
+    pm_registry *r;
+    pm_type_t type;
+    const char *name;
+} clash_ctx;
+
+/* A candidate name from pm__names_clash_probe: a registered family by that
+ * name clashes if the exact rule says so. */
+static bool clash_probe(void *p, const char *n2)
+{
+    const clash_ctx *c = p;
+    pm_family *g = pm__find_family_locked(c->r, n2);
+    return g && pm__names_clash(c->type, c->name, g->type, g->name);
+}
+
 /* Under r->lock: finds the identical family or creates it (*created = true).
  * Nothing is left behind on failure. */
 static pm_status_t family_register_locked(pm_registry *r, pm_type_t type, const char *name,
@@ -243,8 +258,9 @@ static pm_status_t family_register_locked(pm_registry *r, pm_type_t type, const 
         *out = old;
         return PM_OK;
     }
-    for (size_t i = 0; i < r->nfam; i++)
-        if (pm__names_clash(type, name, r->fams[i]->type, r->fams[i]->name)) return PM_EEXIST;
+    /* Only the few names that could clash are looked up, not every family. */
+    clash_ctx cc = {r, type, name};
+    if (pm__names_clash_probe(type, name, clash_probe, &cc)) return PM_EEXIST;
     pm_status_t st = PM_ENOMEM;
     pm_family *f = pm__calloc(&r->a, sizeof *f);
     if (!f) goto fail;
@@ -280,7 +296,9 @@ static pm_status_t family_register_locked(pm_registry *r, pm_type_t type, const 
         r->fams = n;
         r->capfam = nc;
     }
+    if (pm__family_index_reserve(r, r->nfam + 1) != PM_OK) goto fail;
     r->fams[r->nfam++] = f;
+    pm__family_index_add(r, f);
     *out = f;
     *created = true;
     return PM_OK;
@@ -476,30 +494,15 @@ static void *series_base(pm_series *s) { return pm__series_exemplars(s); }
 void pm__series_free_now(pm_registry *r, pm_series *s)
 {
     if (s->type == PM_TYPE_COUNTER) pm__counter_slot_free(r, s->slot);
-    if (s->type == PM_TYPE_HISTOGRAM)
-        for (unsigned i = 0; i <= r->mask; i++)
-            pm__free_aligned(&r->a,
-                             atomic_load_explicit(&pm__hist_ext(s)->copies[i], memory_order_relaxed));
+    if (s->type == PM_TYPE_HISTOGRAM) pm__hist_series_free(r, s);
     pm__free(&r->a, series_base(s));
-}
-
-static uint64_t *hist_copy_new(pm_registry *r, const pm_hist_layout *L)
-{
-    uint64_t *c = pm__alloc_aligned(&r->a, L->copy_words * sizeof(uint64_t));
-    if (c) {
-        c[PM_HC_MIN] = pm__d2u(INFINITY);
-        c[PM_HC_MAX] = pm__d2u(-INFINITY);
-    }
-    return c;
 }
 
 static pm_series *series_new(pm_family *f, const char *const *values, size_t n, uint32_t hash,
                              bool overflow)
 {
     pm_registry *r = f->reg;
-    size_t ext = f->type == PM_TYPE_HISTOGRAM
-                     ? sizeof(pm_hist_ext) + (size_t)r->stripes * sizeof(uint64_t *)
-                     : 0;
+    size_t ext = f->type == PM_TYPE_HISTOGRAM ? pm__hist_ext_bytes(r->stripes, f->hl.nbounds) : 0;
     size_t exb = pm__exemplar_slots(f) * sizeof(pm_exemplar_slot);
     size_t size = exb + sizeof(pm_series) + ext + n * sizeof(char *);
     size_t strbytes = 0;
@@ -510,6 +513,7 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
     s->fam = f;
     s->reg = r;
     s->type = (uint8_t)f->type;
+    if (f->type == PM_TYPE_HISTOGRAM) s->h.hl = &f->hl; /* before pm__series_values */
     s->mask = (uint8_t)r->mask;
     s->hash = hash;
     s->overflow = overflow;
@@ -530,14 +534,9 @@ static pm_series *series_new(pm_family *f, const char *const *values, size_t n, 
             pm__free(&r->a, base);
             return NULL;
         }
-    } else if (f->type == PM_TYPE_HISTOGRAM) {
-        s->h.hl = &f->hl;
-        uint64_t *c0 = hist_copy_new(r, &f->hl);
-        if (!c0) {
-            pm__free(&r->a, base);
-            return NULL;
-        }
-        atomic_init(&pm__hist_ext(s)->copies[0], c0);
+    } else if (f->type == PM_TYPE_HISTOGRAM && pm__hist_series_init(r, s) != PM_OK) {
+        pm__free(&r->a, base);
+        return NULL;
     }
     return s;
 }
@@ -647,6 +646,7 @@ pm_status_t pm__unlabeled_new(pm_registry *r, pm_type_t type, const char *name, 
         (*out)->permanent = 1;
     } else if (created) {
         r->nfam--;
+        pm__family_index_forget(r);
         pm__family_free(r, f);
     }
     pthread_mutex_unlock(&r->lock);
@@ -731,16 +731,7 @@ static void reset_series_values(pm_series *s)
     } else if (s->type == PM_TYPE_GAUGE) {
         atomic_store_explicit(&s->gbits, 0, memory_order_relaxed);
     } else {
-        for (unsigned st = 0; st <= s->mask; st++) {
-            uint64_t *c = atomic_load_explicit(&pm__hist_ext(s)->copies[st], memory_order_relaxed);
-            if (!c) continue;
-            for (size_t i = 0; i < s->h.hl->copy_words; i++)
-                atomic_store_explicit((_Atomic uint64_t *)&c[i], 0, memory_order_relaxed);
-            atomic_store_explicit((_Atomic uint64_t *)&c[PM_HC_MIN], pm__d2u(INFINITY),
-                                  memory_order_relaxed);
-            atomic_store_explicit((_Atomic uint64_t *)&c[PM_HC_MAX], pm__d2u(-INFINITY),
-                                  memory_order_relaxed);
-        }
+        pm__hist_series_reset(s->reg, s);
     }
 }
 
@@ -765,48 +756,4 @@ size_t pm_family_series_count(const pm_family_t *f)
     size_t n = f->nseries + (f->overflow ? 1 : 0);
     pthread_mutex_unlock(&r->lock);
     return n;
-}
-
-/* ------------------------------------------------------------ histogram copies */
-
-void pm__hist_want(pm_series *s, unsigned stripe)
-{
-    pm_hist_ext *x = pm__hist_ext(s);
-    atomic_fetch_or_explicit(&x->want_mask, 1ull << stripe, memory_order_relaxed);
-    if (atomic_load_explicit(&x->want_pending, memory_order_relaxed)) return;
-    if (atomic_exchange_explicit(&x->want_pending, 1, memory_order_acq_rel)) return;
-    pm_registry *r = s->reg;
-    pm_series *head = atomic_load_explicit(&r->want_head, memory_order_relaxed);
-    do {
-        x->want_next = head;
-    } while (!atomic_compare_exchange_weak_explicit(&r->want_head, &head, s, memory_order_release,
-                                                    memory_order_relaxed));
-}
-
-/* Under r->lock, before any retired memory is freed in the same pass, so every
- * series on the stack is still allocated. */
-void pm__hist_grant_wants_locked(pm_registry *r)
-{
-    pm_series *s = atomic_exchange_explicit(&r->want_head, NULL, memory_order_acquire);
-    while (s) {
-        pm_hist_ext *x = pm__hist_ext(s);
-        pm_series *next = x->want_next;
-        uint64_t want = atomic_exchange_explicit(&x->want_mask, 0, memory_order_relaxed);
-        uint64_t failed = 0;
-        for (unsigned st = 0; st <= r->mask; st++) {
-            if (!(want & (1ull << st)) || atomic_load_explicit(&x->copies[st], memory_order_relaxed))
-                continue;
-            uint64_t *c = hist_copy_new(r, s->h.hl);
-            if (!c) {
-                failed |= 1ull << st;
-                continue;
-            }
-            atomic_store_explicit(&x->copies[st], c, memory_order_release);
-        }
-        atomic_store_explicit(&x->want_pending, 0, memory_order_release);
-        /* Out of memory: ask again, to be granted on a later pass. */
-        for (unsigned st = 0; failed && st <= r->mask; st++)
-            if (failed & (1ull << st)) pm__hist_want(s, st);
-        s = next;
-    }
 }

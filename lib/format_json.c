@@ -22,34 +22,14 @@ static const struct {
     const char *key;
 } pm__json_quantiles[] = {{0.5, "0.5"}, {0.9, "0.9"}, {0.99, "0.99"}, {0.999, "0.999"}};
 
+/* The formatter's scratch texts, reused from family to family. */
+typedef struct {
+    pm__pad_t blk[2];
+    pm__labelset_t ls;
+    pm__bounds_t bd; /* JSON number texts of the bounds */
+} pm__json_t;
 
-static void pm__json_series_labels(pm__writer_t *w, const pm_snap_family_t *f,
-                                   const pm_snap_series_t *s, size_t nlabels)
-{
-    PM__W_KEY(w, "labels");
-    pm__w_char(w, '{');
-    /* The overflow series has no meaningful values: its labels are empty and
-     * "overflow" says why. */
-    if (!pm_snap_series_is_overflow(s)) {
-        for (size_t i = 0; i < nlabels; i++) {
-            if (i) pm__w_char(w, ',');
-            pm__w_json_string(w, pm_snap_family_label_name(f, i));
-            pm__w_char(w, ':');
-            pm__w_json_string(w, pm_snap_series_label_value(s, i));
-        }
-    }
-    PM__W_LIT(w, "},");
-    PM__W_KEY(w, "overflow");
-    if (pm_snap_series_is_overflow(s))
-        PM__W_LIT(w, "true");
-    else
-        PM__W_LIT(w, "false");
-    pm__w_char(w, ',');
-    PM__W_KEY(w, "created");
-    pm__w_json_number(w, pm_snap_series_created(s));
-}
-
-static void pm__json_histogram_fields(pm__writer_t *w, const pm_snap_family_t *f,
+static void pm__json_histogram_fields(pm__writer_t *w, const pm__json_t *jt,
                                       const pm_snap_series_t *s)
 {
     uint64_t count = pm_snap_series_count(s);
@@ -77,10 +57,9 @@ static void pm__json_histogram_fields(pm__writer_t *w, const pm_snap_family_t *f
         pm__w_json_number(w, v);
     }
     PM__W_LIT(w, "},\"buckets\":[");
-    size_t nb = pm_snap_family_bucket_count(f);
-    for (size_t b = 0; b < nb; b++) {
+    for (size_t b = 0; b < jt->bd.n; b++) {
         PM__W_LIT(w, "{\"le\":");
-        pm__w_json_number(w, pm_snap_family_bucket_bound(f, b));
+        pm__w_bytes(w, jt->bd.item[b].text, jt->bd.item[b].len);
         PM__W_LIT(w, ",\"count\":");
         pm__w_u64(w, pm_snap_series_bucket_cumulative(s, b));
         PM__W_LIT(w, "},");
@@ -141,8 +120,70 @@ static const char *pm__json_type(pm_type_t t)
     return NULL;
 }
 
-static void pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const char *type)
+/* A JSON number at p, unchecked (PM__NUM_MAX bytes): null when not finite. */
+static inline char *pm__json_number_put(pm__writer_t *w, char *p, double v)
 {
+    if (!isfinite(v)) {
+        memcpy(p, "null", 4);
+        return p + 4;
+    }
+    return p + pm__fmt_double_c(p, v, &w->num);
+}
+
+/* The fixed texts of a series object. */
+#define PM__JSON_HEAD ",\n{\"labels\":"
+#define PM__JSON_NOT_OVER ",\"overflow\":false,\"created\":"
+#define PM__JSON_OVER ",\"overflow\":true,\"created\":"
+
+/* `\n{"labels":{...},"overflow":false,"created":C` with one room check. The
+ * overflow series has no meaningful values: its labels are empty and
+ * "overflow" says why. */
+static void pm__json_series_head(pm__writer_t *w, const pm__pad_t *blk, const pm__snap_row_t *row,
+                                 int first)
+{
+    /* Padded arrays: copied in fixed-size blocks, longer than the texts. */
+    static const char head[32] = PM__JSON_HEAD;
+    static const char over[2][32] = {PM__JSON_NOT_OVER, PM__JSON_OVER};
+    size_t head_len = sizeof PM__JSON_HEAD - 1 - (size_t)(first != 0);
+    size_t over_len = row->overflow ? sizeof PM__JSON_OVER - 1 : sizeof PM__JSON_NOT_OVER - 1;
+    const char *h = head + (first != 0); /* the first series has no comma */
+    if ((size_t)(w->end - w->p) < blk->len + PM__PAD + 16 + 32 + PM__NUM_MAX) {
+        pm__w_bytes(w, h, head_len);
+        pm__w_bytes(w, blk->p, blk->len);
+        pm__w_bytes(w, over[row->overflow != 0], over_len);
+        pm__w_json_number(w, row->created);
+        return;
+    }
+    char *p = w->p;
+    memcpy(p, h, 16);
+    p += head_len;
+    pm__copy16(p, blk->p, blk->len);
+    p += blk->len;
+    memcpy(p, over[row->overflow != 0], 32);
+    p += over_len;
+    w->p = pm__json_number_put(w, p, row->created);
+}
+
+/* `,"value":V` with one room check. */
+static void pm__json_value(pm__writer_t *w, double v)
+{
+    if ((size_t)(w->end - w->p) < 16 + PM__NUM_MAX) {
+        PM__W_LIT(w, ",\"value\":");
+        pm__w_json_number(w, v);
+        return;
+    }
+    static const char key[16] = ",\"value\":";
+    memcpy(w->p, key, 16);
+    w->p = pm__json_number_put(w, w->p + 9, v);
+}
+
+static pm_status_t pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const char *type,
+                                   pm__json_t *jt)
+{
+    int histogram = pm_snap_family_type(f) == PM_TYPE_HISTOGRAM;
+    pm_status_t st = pm__labelset_prepare(&jt->ls, f, 1);
+    if (st == PM_OK && histogram) st = pm__bounds_prepare(&jt->bd, f, 1);
+    if (st != PM_OK) return st;
     PM__W_LIT(w, "{\"name\":");
     pm__w_json_string(w, pm_snap_family_name(f));
     PM__W_LIT(w, ",\"help\":");
@@ -158,27 +199,23 @@ static void pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, const ch
         pm__w_json_string(w, pm_snap_family_label_name(f, i));
     }
     PM__W_LIT(w, "],\"series\":[");
-    int histogram = pm_snap_family_type(f) == PM_TYPE_HISTOGRAM;
-    size_t n = pm_snap_family_series_count(f);
-    int first = 1;
-    for (size_t i = 0; i < n; i++) {
-        const pm_snap_series_t *s = pm_snap_family_series(f, i);
-        if (!s) continue;
-        if (!first) pm__w_char(w, ',');
-        PM__W_LIT(w, "\n{");
-        first = 0;
-        pm__json_series_labels(w, f, s, nl);
+    pm__walk_t wk;
+    pm__walk_start(&wk, f, &jt->ls, jt->blk);
+    while (pm__walk_next(&wk)) {
+        const pm__snap_row_t *row = wk.row;
+        pm__json_series_head(w, wk.blk, row, wk.index == 0);
         if (histogram) {
-            pm__json_histogram_fields(w, f, s);
+            pm__json_histogram_fields(w, jt, row->s);
         } else {
-            PM__W_LIT(w, ",\"value\":");
-            pm__w_json_number(w, pm_snap_series_value(s));
+            pm__json_value(w, row->value);
         }
-        if (pm__snap_series_has_exemplars(s)) pm__json_exemplars(w, f, s, histogram);
+        if (row->exemplars) pm__json_exemplars(w, f, row->s, histogram);
         pm__w_char(w, '}');
-        if ((i & 255) == 255 && pm__w_failed(w)) return;
+        if ((wk.index & 255) == 255 && pm__w_failed(w)) return wk.st;
     }
+    if (wk.st != PM_OK) return wk.st;
     PM__W_LIT(w, "]}");
+    return PM_OK;
 }
 
 pm_status_t pm__format_json(const pm_snapshot_t *s, pm__writer_t *w)
@@ -194,15 +231,21 @@ pm_status_t pm__format_json_filtered(const pm_snapshot_t *s, pm__writer_t *w,
     PM__W_LIT(w, ",\"families\":[");
     size_t nf = pm_snapshot_family_count(s);
     int first = 1;
-    for (size_t i = 0; i < nf && !pm__w_failed(w); i++) {
+    pm__json_t jt = {0};
+    pm_status_t st = PM_OK;
+    for (size_t i = 0; i < nf && st == PM_OK && !pm__w_failed(w); i++) {
         const pm_snap_family_t *f = pm_snapshot_family(s, i);
         const char *type = pm__json_type(pm_snap_family_type(f));
         if (!f || !type || (keep && !keep(pm_snap_family_name(f), user))) continue;
         if (!first) pm__w_char(w, ',');
         pm__w_char(w, '\n');
         first = 0;
-        pm__json_family(w, f, type);
+        st = pm__json_family(w, f, type, &jt);
     }
+    pm__pad_free(&jt.blk[0]);
+    pm__pad_free(&jt.blk[1]);
+    pm__labelset_free(&jt.ls);
+    pm__bounds_free(&jt.bd);
     PM__W_LIT(w, "\n]}\n");
-    return PM_OK;
+    return st;
 }

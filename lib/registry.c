@@ -158,6 +158,10 @@ void pm_registry_free(pm_registry_t *r)
     r->waiting_s = r->pending_s = NULL;
     for (size_t i = 0; i < r->nfam; i++) pm__family_free(r, r->fams[i]);
     pm__free(&r->a, r->fams);
+    pm__hist_pools_free(r);
+    pm__free(&r->a, r->hseries);
+    pm__free(&r->a, r->hfree);
+    pm__free(&r->a, r->fam_index);
     for (size_t i = 0; i < r->nchunks; i++) pm__free_aligned(&r->a, r->chunks[i]);
     pm__free(&r->a, r->chunks);
     pm__free(&r->a, r->free_slots);
@@ -249,7 +253,7 @@ static void grace_poll(pm_registry *r)
 
 void pm__maintain_locked(pm_registry *r)
 {
-    pm__hist_grant_wants_locked(r);
+    pm__hist_maintain_locked(r);
     grace_poll(r);
 }
 
@@ -329,9 +333,100 @@ pm_status_t pm__counter_slot_alloc(pm_registry *r, uint32_t *slot, pm_counter_ce
 
 void pm__counter_slot_free(pm_registry *r, uint32_t slot) { r->free_slots[r->nfree++] = slot; }
 
+/* ------------------------------------------------------------ histogram slots */
+
+/* A histogram series' index into every attached thread's generation
+ * directory; slots come in chunks of PM_CHUNK_SLOTS, and each new chunk is
+ * added to every shard first. The free list can always take a slot back. */
+pm_status_t pm__hslot_alloc(pm_registry *r, pm_series *s, uint32_t *slot)
+{
+    uint32_t h;
+    if (r->nhfree) {
+        h = r->hfree[--r->nhfree];
+    } else {
+        if (r->next_hslot == UINT32_MAX - PM_CHUNK_SLOTS) return PM_ENOMEM;
+        h = r->next_hslot;
+        if (h >= r->hcap) {
+            size_t cap = r->hcap + PM_CHUNK_SLOTS;
+            pm_series **hs = pm__calloc(&r->a, cap * sizeof *hs);
+            uint32_t *hf = pm__alloc(&r->a, cap * sizeof *hf);
+            if (!hs || !hf || pm__shards_add_hchunk(r, r->hcap / PM_CHUNK_SLOTS) != PM_OK) {
+                pm__free(&r->a, hs);
+                pm__free(&r->a, hf);
+                return PM_ENOMEM;
+            }
+            if (r->hcap) memcpy(hs, r->hseries, r->hcap * sizeof *hs);
+            pm__free(&r->a, r->hseries);
+            pm__free(&r->a, r->hfree);
+            r->hseries = hs;
+            r->hfree = hf;
+            r->hcap = cap;
+            r->hnchunks = cap / PM_CHUNK_SLOTS;
+        }
+        r->next_hslot++;
+    }
+    r->hseries[h] = s;
+    *slot = h;
+    return PM_OK;
+}
+
+void pm__hslot_free(pm_registry *r, uint32_t slot)
+{
+    r->hseries[slot] = NULL;
+    r->hfree[r->nhfree++] = slot;
+}
+
+/* ------------------------------------------------------------ family names */
+
+/* Families by name in an open-addressing table (linear probing, at most half
+ * full), so registering F families costs O(F), not O(F^2) string compares.
+ * Registration only: everything runs under r->lock, nothing reads it
+ * without. Families are never removed one by one, except the last one added
+ * when pm_counter_new and friends fail half-way (pm__family_index_forget). */
+static size_t family_slot(const pm_registry *r, const char *name)
+{
+    return pm__hash_values(&name, 1) & (r->fam_index_cap - 1);
+}
+
+static void family_index_put(pm_registry *r, pm_family *f)
+{
+    size_t mask = r->fam_index_cap - 1, i = family_slot(r, f->name);
+    while (r->fam_index[i]) i = (i + 1) & mask;
+    r->fam_index[i] = f;
+}
+
+pm_status_t pm__family_index_reserve(pm_registry *r, size_t nfam)
+{
+    if (nfam <= r->fam_index_cap / 2) return PM_OK;
+    size_t cap = r->fam_index_cap ? r->fam_index_cap : 32;
+    while (cap / 2 < nfam) {
+        if (cap > SIZE_MAX / 2 / sizeof *r->fam_index) return PM_ENOMEM;
+        cap *= 2;
+    }
+    pm_family **t = pm__calloc(&r->a, cap * sizeof *t);
+    if (!t) return PM_ENOMEM;
+    pm__free(&r->a, r->fam_index);
+    r->fam_index = t;
+    r->fam_index_cap = cap;
+    for (size_t i = 0; i < r->nfam; i++) family_index_put(r, r->fams[i]);
+    return PM_OK;
+}
+
+void pm__family_index_add(pm_registry *r, pm_family *f) { family_index_put(r, f); }
+
+void pm__family_index_forget(pm_registry *r)
+{
+    /* Rare (a failed convenience constructor): rebuild from r->fams. */
+    if (!r->fam_index) return;
+    memset(r->fam_index, 0, r->fam_index_cap * sizeof *r->fam_index);
+    for (size_t i = 0; i < r->nfam; i++) family_index_put(r, r->fams[i]);
+}
+
 pm_family *pm__find_family_locked(pm_registry *r, const char *name)
 {
-    for (size_t i = 0; i < r->nfam; i++)
-        if (!strcmp(r->fams[i]->name, name)) return r->fams[i];
+    if (!r->fam_index) return NULL;
+    size_t mask = r->fam_index_cap - 1;
+    for (size_t i = family_slot(r, name); r->fam_index[i]; i = (i + 1) & mask)
+        if (!strcmp(r->fam_index[i]->name, name)) return r->fam_index[i];
     return NULL;
 }

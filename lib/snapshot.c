@@ -111,109 +111,108 @@ static void snapshot_free(pm_snapshot_t *s)
 
 /* ------------------------------------------------------------ reading live state */
 
-/* Sums a histogram's copies into a dense scratch array, then stores the
- * non-zero buckets sparsely and derives count, cumulative bounds, stddev. */
+/* Scratch for one family's histograms: fine[nb + 2], parts[nbounds + 1] and a
+ * bit per fine index touched, all zero between series. */
+static size_t hist_scratch_words(const pm_hist_layout *L)
+{
+    return (size_t)L->nb + 2 + L->nbounds + 1 + ((size_t)L->nb + 2 + 63) / 64;
+}
+
+/* Adds every cell of the series (lib/histogram.c) into the scratch, then
+ * stores the non-zero fine buckets sparsely and derives count, cumulative
+ * bounds and stddev; leaves the scratch zeroed. */
 static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_snap_series_t *x,
-                                  uint64_t *dense)
+                                  uint64_t *scratch)
 {
     const pm_hist_layout *L = s->h.hl;
-    pm_snap_hist *hx = pm__arena_alloc(snap, sizeof *hx);
-    if (!hx) return PM_ENOMEM;
-    memset(hx, 0, sizeof *hx);
-    x->h = hx;
-    size_t nfine = (size_t)L->nb + 2;
-    memset(dense, 0, nfine * sizeof *dense);
-    uint64_t *extra = pm__arena_alloc(snap, (L->nbounds + 1) * sizeof *extra);
-    if (!extra) return PM_ENOMEM;
-    memset(extra, 0, (L->nbounds + 1) * sizeof *extra);
-    double sum = 0, min = INFINITY, max = -INFINITY;
-    for (unsigned st = 0; st <= s->mask; st++) {
-        _Atomic uint64_t *c =
-            (_Atomic uint64_t *)atomic_load_explicit(&pm__hist_ext(s)->copies[st], memory_order_acquire);
-        if (!c) continue;
-        sum += pm__u2d(atomic_load_explicit(&c[PM_HC_SUM], memory_order_relaxed));
-        double mn = pm__u2d(atomic_load_explicit(&c[PM_HC_MIN], memory_order_relaxed));
-        double mx = pm__u2d(atomic_load_explicit(&c[PM_HC_MAX], memory_order_relaxed));
-        if (mn < min) min = mn;
-        if (mx > max) max = mx;
-        for (uint32_t k = 0; k < L->nbounds; k++)
-            extra[k] += atomic_load_explicit(&c[PM_HC_EXTRA + k], memory_order_relaxed);
-        _Atomic uint64_t *b = c + PM_HC_EXTRA + L->nbounds;
-        for (size_t i = 0; i < nfine; i++) dense[i] += atomic_load_explicit(&b[i], memory_order_relaxed);
-    }
+    size_t nfine = (size_t)L->nb + 2, nwords = (nfine + 63) / 64;
+    uint64_t *fine = scratch, *parts = fine + nfine, *touched = parts + L->nbounds + 1;
+    double sum = pm__hist_collect(s, fine, parts, touched);
+    const pm_hist_ext *ext = pm__hist_ext(s);
+    double min = pm__u2d(atomic_load_explicit(&ext->min, memory_order_relaxed));
+    double max = pm__u2d(atomic_load_explicit(&ext->max, memory_order_relaxed));
     uint32_t nz = 0;
     uint64_t count = 0;
-    for (size_t i = 0; i < nfine; i++)
-        if (dense[i]) nz++, count += dense[i];
-    hx->hd.idx = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *hx->hd.idx);
-    hx->hd.cnt = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *hx->hd.cnt);
-    if (!hx->hd.idx || !hx->hd.cnt) return PM_ENOMEM;
-    /* Recorders bump the bucket before the extremes: a snapshot racing the
-     * first observations can see a count with min/max not yet set. */
-    if (count && !(min <= max)) {
-        for (size_t i = 0; i < nfine; i++)
-            if (dense[i]) {
-                min = pm__hist_bucket_value(L, (uint32_t)i, -INFINITY, INFINITY);
-                break;
-            }
-        max = min;
-        for (size_t i = nfine; i-- > 0;)
-            if (dense[i]) {
-                max = pm__hist_bucket_value(L, (uint32_t)i, -INFINITY, INFINITY);
-                break;
-            }
-        if (!isfinite(min)) min = 0;
-        if (!isfinite(max) || max < min) max = min;
-    }
-    uint32_t j = 0;
-    double wsum = 0;
-    for (size_t i = 0; i < nfine; i++) {
-        if (!dense[i]) continue;
-        hx->hd.idx[j] = (uint32_t)i;
-        hx->hd.cnt[j++] = dense[i];
-        wsum += (double)dense[i] * pm__hist_bucket_value(L, (uint32_t)i, min, max);
-    }
-    double var = 0;
-    if (count) {
-        double mean_hat = wsum / (double)count;
-        for (uint32_t i = 0; i < nz; i++) {
-            double d = pm__hist_bucket_value(L, hx->hd.idx[i], min, max) - mean_hat;
-            var += (double)hx->hd.cnt[i] * d * d;
+    for (size_t w = 0; w < nwords; w++)
+        for (uint64_t m = touched[w]; m; m &= m - 1) {
+            uint64_t c = fine[w * 64 + (size_t)__builtin_ctzll(m)];
+            if (c) nz++, count += c;
         }
-        var /= (double)count;
+    pm_snap_hist *hx = pm__arena_alloc(snap, sizeof *hx);
+    uint64_t *cum = pm__arena_alloc(snap, (L->nbounds + 1) * sizeof *cum);
+    uint32_t *idx = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *idx);
+    uint64_t *cnt = pm__arena_alloc(snap, (nz ? nz : 1) * sizeof *cnt);
+    pm_status_t st = hx && cum && idx && cnt ? PM_OK : PM_ENOMEM;
+    if (st == PM_OK) {
+        memset(hx, 0, sizeof *hx);
+        x->h = hx;
+        uint32_t j = 0;
+        for (size_t w = 0; w < nwords; w++)
+            for (uint64_t m = touched[w]; m; m &= m - 1) {
+                size_t i = w * 64 + (size_t)__builtin_ctzll(m);
+                if (fine[i]) idx[j] = (uint32_t)i, cnt[j++] = fine[i];
+            }
+        /* Recorders bump the cell before the extremes: a snapshot racing the
+         * first observations can see a count with min/max not yet set. */
+        if (count && !(min <= max)) {
+            min = pm__hist_bucket_value(L, idx[0], -INFINITY, INFINITY);
+            max = pm__hist_bucket_value(L, idx[nz - 1], -INFINITY, INFINITY);
+            if (!isfinite(min)) min = 0;
+            if (!isfinite(max) || max < min) max = min;
+        }
+        double wsum = 0;
+        for (uint32_t i = 0; i < nz; i++)
+            wsum += (double)cnt[i] * pm__hist_bucket_value(L, idx[i], min, max);
+        double var = 0;
+        if (count) {
+            double mean_hat = wsum / (double)count;
+            for (uint32_t i = 0; i < nz; i++) {
+                double d = pm__hist_bucket_value(L, idx[i], min, max) - mean_hat;
+                var += (double)cnt[i] * d * d;
+            }
+            var /= (double)count;
+        }
+        /* Cumulative counts per bound: every fine bucket below the bound's
+         * bucket, plus the parts of that bucket at or below the bound (values
+         * <= bounds[k'] for bounds k' <= k in it, coarse cells included). */
+        uint64_t below = 0, inb = 0, prev = 0;
+        uint32_t fi = 0;
+        for (uint32_t k = 0; k < L->nbounds; k++) {
+            for (; fi < nz && idx[fi] < L->bidx[k]; fi++) below += cnt[fi];
+            if (k == 0 || L->bidx[k] != L->bidx[k - 1]) inb = 0;
+            inb += parts[k];
+            uint64_t v = below + inb;
+            if (v < prev) v = prev;
+            if (v > count) v = count;
+            cum[k] = prev = v;
+        }
+        cum[L->nbounds] = count;
+        hx->cum = cum;
+        hx->count = count;
+        hx->sum = sum;
+        x->value = sum;
+        hx->min = count ? min : NAN;
+        hx->max = count ? max : NAN;
+        hx->stddev = count ? sqrt(var) : NAN;
+        hx->hd.a = snap->a;
+        hx->hd.borrowed = 1;
+        hx->hd.lowest = L->lowest;
+        hx->hd.highest = L->highest;
+        hx->hd.lo_key = L->lo_key;
+        hx->hd.nb = L->nb;
+        hx->hd.count = count;
+        hx->hd.sum = sum;
+        hx->hd.min = count ? min : INFINITY;
+        hx->hd.max = count ? max : -INFINITY;
+        hx->hd.idx = idx;
+        hx->hd.cnt = cnt;
+        hx->hd.n = nz;
+        hx->hd.cap = nz;
     }
-    /* Cumulative counts per bound: whole fine buckets below the bound's
-     * bucket plus the exact count inside it, kept monotonic and <= count. */
-    uint64_t below = 0, prev = 0;
-    size_t fi = 0;
-    for (uint32_t k = 0; k < L->nbounds; k++) {
-        for (; fi < L->bidx[k]; fi++) below += dense[fi];
-        uint64_t v = below + (extra[k] < dense[L->bidx[k]] ? extra[k] : dense[L->bidx[k]]);
-        if (v < prev) v = prev;
-        if (v > count) v = count;
-        extra[k] = prev = v;
-    }
-    extra[L->nbounds] = count;
-    hx->cum = extra;
-    hx->count = count;
-    hx->sum = sum;
-    x->value = sum;
-    hx->min = count ? min : NAN;
-    hx->max = count ? max : NAN;
-    hx->stddev = count ? sqrt(var) : NAN;
-    hx->hd.a = snap->a;
-    hx->hd.borrowed = 1;
-    hx->hd.lowest = L->lowest;
-    hx->hd.highest = L->highest;
-    hx->hd.lo_key = L->lo_key;
-    hx->hd.nb = L->nb;
-    hx->hd.count = count;
-    hx->hd.sum = sum;
-    hx->hd.min = count ? min : INFINITY;
-    hx->hd.max = count ? max : -INFINITY;
-    hx->hd.n = nz;
-    hx->hd.cap = nz;
-    return PM_OK;
+    for (size_t w = 0; w < nwords; w++)
+        for (uint64_t m = touched[w]; m; m &= m - 1) fine[w * 64 + (size_t)__builtin_ctzll(m)] = 0;
+    memset(parts, 0, ((size_t)L->nbounds + 1 + nwords) * sizeof *parts);
+    return st;
 }
 
 /* Copies the exemplar slots of s, the snapshot family's series number idx
@@ -279,10 +278,10 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
         if (!b) return PM_ENOMEM;
         memcpy(b, f->hl.bounds, f->hl.nbounds * sizeof *b);
         sf->bounds = b;
-        size_t need = (size_t)f->hl.nb + 2;
+        size_t need = hist_scratch_words(&f->hl);
         if (*dense_cap < need) {
             pm__free(&snap->a, *dense);
-            if (!(*dense = pm__alloc(&snap->a, need * sizeof **dense))) {
+            if (!(*dense = pm__calloc(&snap->a, need * sizeof **dense))) {
                 *dense_cap = 0;
                 return PM_ENOMEM;
             }
@@ -355,8 +354,23 @@ static pm_status_t self_metrics(pm_registry *r, pm_snapshot_t *s, pm_family **fa
         for (size_t i = 0; i < nfam; i++) {
             if (fams[i]->cb) continue;
             const char *v[1] = {fams[i]->name};
-            if (!pm__snap_series_add(s, sf, v, (double)stats[i * 4 + d])) return PM_ENOMEM;
+            if (!pm__snap_series_add(s, sf, v, (double)stats[i * 5 + d])) return PM_ENOMEM;
         }
+    }
+    /* Histogram values kept at export-bucket resolution (lib/histogram.c):
+     * only registries with histograms show it. */
+    pm_snap_family_t *cf = NULL;
+    for (size_t i = 0; i < nfam; i++) {
+        if (fams[i]->type != PM_TYPE_HISTOGRAM || fams[i]->cb) continue;
+        if (!cf && !(cf = pm__snap_family_add(
+                         s, PM_TYPE_COUNTER, "perfmetrics_histogram_coarse",
+                         "Histogram values recorded at export-bucket resolution (a table was full "
+                         "and no spare was left before maintenance); counts, sums and buckets "
+                         "stay exact.",
+                         "", fam_label, 1)))
+            return PM_ENOMEM;
+        const char *v[1] = {fams[i]->name};
+        if (!pm__snap_series_add(s, cf, v, (double)stats[i * 5 + 4])) return PM_ENOMEM;
     }
     pm_snap_family_t *sf = pm__snap_family_add(s, PM_TYPE_COUNTER, "perfmetrics_snapshots",
                                                "Snapshots taken of this registry.", "", NULL, 0);
@@ -397,16 +411,17 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     pm__maintain_locked(r);
     size_t nfam = r->nfam;
     fams = pm__alloc(&r->a, (nfam ? nfam : 1) * sizeof *fams);
-    stats = pm__alloc(&r->a, (nfam ? nfam : 1) * 4 * sizeof *stats);
+    stats = pm__alloc(&r->a, (nfam ? nfam : 1) * 5 * sizeof *stats);
     if (fams && stats) {
         st = PM_OK;
         for (size_t i = 0; i < nfam && st == PM_OK; i++) {
             pm_family *f = fams[i] = r->fams[i];
             st = read_family(s, f, t0, &dense, &dense_cap);
-            stats[i * 4 + 0] = f->nseries + (f->overflow ? 1 : 0);
-            stats[i * 4 + 1] = atomic_load_explicit(&f->refused, memory_order_relaxed);
-            stats[i * 4 + 2] = atomic_load_explicit(&f->removed, memory_order_relaxed);
-            stats[i * 4 + 3] = atomic_load_explicit(&f->rejected, memory_order_relaxed);
+            stats[i * 5 + 0] = f->nseries + (f->overflow ? 1 : 0);
+            stats[i * 5 + 1] = atomic_load_explicit(&f->refused, memory_order_relaxed);
+            stats[i * 5 + 2] = atomic_load_explicit(&f->removed, memory_order_relaxed);
+            stats[i * 5 + 3] = atomic_load_explicit(&f->rejected, memory_order_relaxed);
+            stats[i * 5 + 4] = atomic_load_explicit(&f->coarse, memory_order_relaxed);
         }
     }
     pthread_mutex_unlock(&r->lock);

@@ -5,7 +5,12 @@
  * the metrics hot path, the ring chosen by the ending thread's stripe), each a
  * Vyukov bounded MPMC queue: threads on different stripes never share a cache
  * line, and a full ring drops and counts instead of blocking. Span objects come
- * from per-thread caches, so neither kind of span calls malloc in steady state. */
+ * from per-thread caches, so neither kind of span calls malloc in steady state,
+ * and each is whole cache lines of its own.
+ *
+ * The unsampled path writes only the span object and the thread's own state:
+ * nothing another thread reads or writes (no counter, no tracer field), which
+ * is why pm_tracer_stat does not count unsampled spans. */
 #include "internal/span_internal.h"
 
 #include <errno.h>
@@ -16,6 +21,8 @@
 #include <unistd.h>
 
 #define CACHE_MAX 256
+
+_Static_assert(sizeof(struct pm_span) == PM_SPAN_ALIGN, "an unsampled span is one cache line");
 
 /* ------------------------------------------------------------ tracer types */
 
@@ -38,6 +45,7 @@ typedef struct stripe {
     ring full;  /* ended sampled spans */
     ring empty; /* flushed records for reuse */
     _Alignas(64) _Atomic uint64_t sampled, dropped;
+    _Atomic uint64_t attrs_dropped, events_dropped; /* by limits, counted where they happen */
 } stripe;
 
 struct pm_tracer_opts {
@@ -51,16 +59,22 @@ struct pm_tracer_opts {
     pm_registry_t *reg;
 };
 
+/* The first line holds what recording threads read on every span and nobody
+ * writes after pm_tracer_new; what flushes write (counters, locks, lists)
+ * starts on a line of its own, so a flush never takes the recorders' line
+ * away from them. The tracer is allocated on a line boundary. */
 struct pm_tracer {
-    pm_sampler_t sampler;
+    _Alignas(64) pm_sampler_t sampler;
+    unsigned nrings;
     uint64_t threshold; /* sample when (trace id low 63 bits) < threshold */
-    size_t max_attrs, max_events, batch;
+    stripe *rings;
+    int64_t wall_offset; /* wall ns = mono ns + offset */
+    uint32_t max_attrs, max_events;
+    /* read by flushes only */
+    size_t batch;
     double interval;
     char *service;
-    int64_t wall_offset; /* wall ns = mono ns + offset */
-    unsigned nrings;
-    stripe *rings;
-    _Atomic uint64_t stat[9]; /* flusher-side counters (exported, failures, drops by limits) */
+    _Alignas(64) _Atomic uint64_t stat[9]; /* flusher-side: exported, export failures */
     pthread_mutex_t flush_lock; /* serialises flushes, exporter list, analytics feed */
     pm_cb_entry *exporters; /* fn is a pm_span_export_fn; under flush_lock */
     pm_trace_analytics *analytics;
@@ -78,13 +92,15 @@ static PM_TLS int in_exporter;
 
 /* ------------------------------------------------------------ per-thread state */
 
+/* Written on every span start and end; on a line of its own, so it cannot
+ * share one with another thread's state (dynamic TLS blocks of a dlopen'ed
+ * library come from malloc). */
 typedef struct thread_state {
-    uint64_t rng[4];
-    int seeded;
+    _Alignas(64) uint64_t rng[4];
+    int seeded; /* rng seeded and the exit destructor registered */
+    unsigned nlight, nrecs;
     pm_span_t *light;
-    unsigned nlight;
     pm_span_rec *recs;
-    unsigned nrecs;
 } thread_state;
 
 static PM_TLS thread_state ts;
@@ -115,45 +131,61 @@ static void make_key(void) { key_ok = pthread_key_create(&cache_key, thread_exit
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-/* xoshiro256**, seeded once per thread from getrandom. */
-static uint64_t rng_next(void)
+/* A thread's first span: seeds its generator from getrandom and registers the
+ * destructor that frees its caches at exit. */
+__attribute__((cold, noinline)) static void thread_init(void)
 {
     uint64_t *s = ts.rng;
-    if (PM_UNLIKELY(!ts.seeded)) {
-        if (getrandom(s, sizeof ts.rng, GRND_NONBLOCK) != (ssize_t)sizeof ts.rng) {
-            /* No entropy yet (early boot): mix clock, address and thread id. */
-            uint64_t z = pm__mono_ns() ^ (uint64_t)(uintptr_t)&ts ^ ((uint64_t)gettid() << 32);
-            for (int i = 0; i < 4; i++) { /* splitmix64 */
-                z += 0x9E3779B97F4A7C15ull;
-                uint64_t x = z;
-                x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-                x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-                s[i] = x ^ (x >> 31);
-            }
+    if (getrandom(s, sizeof ts.rng, GRND_NONBLOCK) != (ssize_t)sizeof ts.rng) {
+        /* No entropy yet (early boot): mix clock, address and thread id. */
+        uint64_t z = pm__mono_ns() ^ (uint64_t)(uintptr_t)&ts ^ ((uint64_t)gettid() << 32);
+        for (int i = 0; i < 4; i++) { /* splitmix64 */
+            z += 0x9E3779B97F4A7C15ull;
+            uint64_t x = z;
+            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+            x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+            s[i] = x ^ (x >> 31);
         }
-        if (!(s[0] | s[1] | s[2] | s[3])) s[0] = 1;
-        ts.seeded = 1;
-        pthread_once(&key_once, make_key);
-        if (key_ok) pthread_setspecific(cache_key, &ts);
     }
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    if (!(s[0] | s[1] | s[2] | s[3])) s[0] = 1;
+    ts.seeded = 1;
+    pthread_once(&key_once, make_key);
+    if (key_ok) pthread_setspecific(cache_key, &ts);
 }
 
-static void fill_nonzero(uint8_t *out, size_t n)
+/* xoshiro256** on a copy of the thread's state held in registers. */
+typedef struct rng {
+    uint64_t s0, s1, s2, s3;
+} rng;
+
+static inline uint64_t rng_step(rng *g)
 {
-    for (;;) {
-        uint64_t a = rng_next(), b = n > 8 ? rng_next() : 0;
-        memcpy(out, &a, 8);
-        if (n > 8) memcpy(out + 8, &b, 8);
-        if (a | b) return;
-    }
+    uint64_t r = rotl(g->s1 * 5, 7) * 9, x = g->s1 << 17;
+    g->s2 ^= g->s0;
+    g->s3 ^= g->s1;
+    g->s1 ^= g->s2;
+    g->s0 ^= g->s3;
+    g->s2 ^= x;
+    g->s3 = rotl(g->s3, 45);
+    return r;
+}
+
+static inline rng rng_load(void) { return (rng){ts.rng[0], ts.rng[1], ts.rng[2], ts.rng[3]}; }
+
+static inline void rng_store(const rng *g)
+{
+    ts.rng[0] = g->s0;
+    ts.rng[1] = g->s1;
+    ts.rng[2] = g->s2;
+    ts.rng[3] = g->s3;
+}
+
+/* Span memory: whole cache lines (see PM_SPAN_ALIGN); released with free(). */
+static void *span_mem(size_t size)
+{
+    void *p;
+    size = (size + PM_SPAN_ALIGN - 1) & ~(size_t)(PM_SPAN_ALIGN - 1);
+    return posix_memalign(&p, PM_SPAN_ALIGN, size) ? NULL : p;
 }
 
 static pm_span_t *light_get(void)
@@ -164,7 +196,7 @@ static pm_span_t *light_get(void)
         ts.nlight--;
         return s;
     }
-    return malloc(sizeof(pm_span_t));
+    return span_mem(sizeof(pm_span_t));
 }
 
 static void light_put(pm_span_t *s)
@@ -202,7 +234,7 @@ static pm_span_rec *rec_get(stripe *sp)
     if (PM_LIKELY(r != NULL)) {
         ts.recs = (pm_span_rec *)r->base.next_free;
         ts.nrecs--;
-    } else if (!(r = ring_pop(&sp->empty)) && !(r = malloc(sizeof *r))) {
+    } else if (!(r = ring_pop(&sp->empty)) && !(r = span_mem(sizeof *r))) {
         return NULL;
     }
     r->attrs = r->attrs_inline;
@@ -364,13 +396,14 @@ pm_status_t pm_tracer_new(const pm_tracer_opts_t *opts, pm_tracer_t **out)
         opts = defaults;
     }
     pm_status_t st = PM_ENOMEM;
-    pm_tracer_t *t = calloc(1, sizeof *t);
-    if (!t) goto done;
+    pm_tracer_t *t = NULL;
+    if (posix_memalign((void **)&t, 64, sizeof *t)) goto done;
+    memset(t, 0, sizeof *t);
     t->sampler = opts->sampler;
     /* ratio 1 samples everything: threshold above every 63-bit value. */
     t->threshold = opts->ratio >= 1 ? UINT64_MAX : (uint64_t)(opts->ratio * 9223372036854775808.0);
-    t->max_attrs = opts->max_attrs;
-    t->max_events = opts->max_events;
+    t->max_attrs = (uint32_t)opts->max_attrs; /* <= 1024 (opts setter) */
+    t->max_events = (uint32_t)opts->max_events;
     t->batch = opts->batch;
     t->interval = opts->interval;
     if (!(t->service = strdup(opts->service ? opts->service : "unknown_service"))) goto fail;
@@ -461,11 +494,13 @@ uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which)
         uint64_t v = pm__analytics_counter(m->analytics, names[which - PM_TRACER_TRACES_COMPLETED]);
         return v == UINT64_MAX ? 0 : v;
     }
-    uint64_t sampled = 0, dropped = 0, pushed = 0;
+    uint64_t sampled = 0, dropped = 0, pushed = 0, attrs = 0, events = 0;
     for (unsigned i = 0; i < m->nrings; i++) {
         sampled += atomic_load_explicit(&m->rings[i].sampled, memory_order_relaxed);
         dropped += atomic_load_explicit(&m->rings[i].dropped, memory_order_relaxed);
         pushed += atomic_load_explicit(&m->rings[i].full.enq, memory_order_relaxed);
+        attrs += atomic_load_explicit(&m->rings[i].attrs_dropped, memory_order_relaxed);
+        events += atomic_load_explicit(&m->rings[i].events_dropped, memory_order_relaxed);
     }
     switch (which) {
     case PM_TRACER_STARTED: /* unsampled spans are not counted: no shared write */
@@ -475,6 +510,10 @@ uint64_t pm_tracer_stat(const pm_tracer_t *t, pm_tracer_stat_t which)
         return pushed + dropped;
     case PM_TRACER_DROPPED:
         return dropped;
+    case PM_TRACER_ATTRS_DROPPED: /* recording threads count these on their stripe */
+        return attrs;
+    case PM_TRACER_EVENTS_DROPPED:
+        return events;
     default:
         return atomic_load_explicit(&m->stat[which], memory_order_relaxed);
     }
@@ -557,7 +596,18 @@ static pm_span_rec *ring_pop(ring *q)
 
 /* ------------------------------------------------------------ spans */
 
-static bool sample_root(const pm_tracer_t *t, const uint8_t *trace_id)
+/* 8 bytes in memory order (the compiler makes it one load or store). */
+static inline uint64_t load8(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline void store8(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+/* lo: bytes 8..15 of the trace id, as stored in memory. */
+static bool sample_root(const pm_tracer_t *t, uint64_t lo)
 {
     switch (t->sampler) {
     case PM_SAMPLER_ALWAYS:
@@ -567,8 +617,14 @@ static bool sample_root(const pm_tracer_t *t, const uint8_t *trace_id)
     default: {
         /* The last 8 bytes of the trace id, big-endian, top bit dropped:
          * the same decision in every process that sees the trace. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        uint64_t x = __builtin_bswap64(lo);
+#else
+        uint8_t b[8];
+        memcpy(b, &lo, 8);
         uint64_t x = 0;
-        for (int i = 8; i < 16; i++) x = (x << 8) | trace_id[i];
+        for (int i = 0; i < 8; i++) x = (x << 8) | b[i];
+#endif
         return t->threshold == UINT64_MAX || (x >> 1) < t->threshold;
     }
     }
@@ -576,10 +632,61 @@ static bool sample_root(const pm_tracer_t *t, const uint8_t *trace_id)
 
 static bool ctx_has_trace(const pm_trace_context_t *c)
 {
-    uint64_t a, b;
-    memcpy(&a, c->trace_id, 8);
-    memcpy(&b, c->trace_id + 8, 8);
-    return (a | b) != 0;
+    return (load8(c->trace_id) | load8(c->trace_id + 8)) != 0;
+}
+
+/* A span's ids: the trace id's two halves in memory order, the span id. */
+typedef struct span_ids {
+    uint64_t trace0, trace1, span;
+} span_ids;
+
+/* The fields every span has. */
+static inline void span_init(pm_span_t *s, pm_tracer_t *t, span_ids id,
+                             const pm_trace_context_t *pc, pm_span_kind_t kind, bool sampled)
+{
+    s->t = t;
+    /* 8-byte stores of values held in registers: a 16-byte copy from the
+     * stack would stall on store forwarding. */
+    store8(s->ctx.trace_id, id.trace0);
+    store8(s->ctx.trace_id + 8, id.trace1);
+    store8(s->ctx.span_id, id.span);
+    s->ctx.flags = sampled ? PM_TRACE_FLAG_SAMPLED : 0;
+    s->ctx.remote = 0;
+    memset(s->ctx.reserved, 0, sizeof s->ctx.reserved);
+    store8(s->parent_id, pc ? load8(pc->span_id) : 0);
+    s->parent_remote = pc ? pc->remote : 0;
+    s->kind = (uint8_t)kind;
+    s->sampled = sampled;
+    s->entered = 0;
+    s->prev_current = NULL;
+}
+
+/* The sampled part of pm_span_start: a record, its name and start time. Out
+ * of line, so the unsampled path stays a short leaf. */
+__attribute__((noinline)) static pm_status_t start_sampled(pm_tracer_t *t, const char *name,
+                                                           pm_span_kind_t kind,
+                                                           const span_ids *id,
+                                                           const pm_trace_context_t *pc,
+                                                           pm_span_t **out)
+{
+    stripe *sp = &t->rings[pm__stripe(t->nrings - 1)];
+    pm_span_rec *r = rec_get(sp);
+    if (!r) return PM_ENOMEM;
+    atomic_fetch_add_explicit(&sp->sampled, 1, memory_order_relaxed);
+    span_init(&r->base, t, *id, pc, kind, true);
+    /* The name, cut at 256 bytes on a character boundary. */
+    size_t n = strnlen(name, PM_SPAN_NAME_MAX + 1);
+    if (n > PM_SPAN_NAME_MAX) {
+        n = PM_SPAN_NAME_MAX;
+        while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
+    }
+    memcpy(r->name, name, n);
+    r->name[n] = 0;
+    if (!pm__valid_utf8(r->name, n)) r->name[0] = 0;
+    r->start_mono = pm_now_ns();
+    r->start_ns = (uint64_t)((int64_t)r->start_mono + t->wall_offset);
+    *out = &r->base;
+    return PM_OK;
 }
 
 pm_status_t pm_span_start(pm_tracer_t *t, const char *name, pm_span_kind_t kind,
@@ -588,74 +695,43 @@ pm_status_t pm_span_start(pm_tracer_t *t, const char *name, pm_span_kind_t kind,
     if (out) *out = NULL;
     if (!t || !name || !out || kind < PM_SPAN_INTERNAL || kind > PM_SPAN_CONSUMER)
         return PM_EINVAL;
+    if (PM_UNLIKELY(!ts.seeded)) thread_init();
     const pm_trace_context_t *pc = parent;
     if (!pc && pm__tls_span) pc = &pm__tls_span->ctx;
-    bool has_parent = pc && ctx_has_trace(pc);
-    uint8_t trace_id[16];
-    if (has_parent)
-        memcpy(trace_id, pc->trace_id, 16);
-    else
-        fill_nonzero(trace_id, 16);
+    if (pc && !ctx_has_trace(pc)) pc = NULL; /* all-zero trace id: a root */
+    /* Random ids, never all zero (W3C: zero means none). */
+    span_ids id;
+    rng g = rng_load();
+    if (pc) {
+        id.trace0 = load8(pc->trace_id);
+        id.trace1 = load8(pc->trace_id + 8);
+    } else {
+        do {
+            id.trace0 = rng_step(&g);
+            id.trace1 = rng_step(&g);
+        } while (PM_UNLIKELY(!(id.trace0 | id.trace1)));
+    }
+    do id.span = rng_step(&g);
+    while (PM_UNLIKELY(!id.span));
+    rng_store(&g);
     bool sampled;
-    if (has_parent && t->sampler == PM_SAMPLER_PARENT_RATIO)
+    if (pc && t->sampler == PM_SAMPLER_PARENT_RATIO)
         sampled = pc->flags & PM_TRACE_FLAG_SAMPLED;
     else
-        sampled = sample_root(t, trace_id);
-
-    pm_span_t *s;
-    pm_span_rec *r = NULL;
-    if (sampled) {
-        stripe *sp = &t->rings[pm__stripe(t->nrings - 1)];
-        if (!(r = rec_get(sp))) return PM_ENOMEM;
-        atomic_fetch_add_explicit(&sp->sampled, 1, memory_order_relaxed);
-        s = &r->base;
-    } else if (!(s = light_get())) {
-        return PM_ENOMEM;
-    }
-    s->t = t;
-    memcpy(s->ctx.trace_id, trace_id, 16);
-    fill_nonzero(s->ctx.span_id, 8);
-    s->ctx.flags = sampled ? PM_TRACE_FLAG_SAMPLED : 0;
-    s->ctx.remote = 0;
-    memset(s->ctx.reserved, 0, sizeof s->ctx.reserved);
-    if (has_parent) {
-        memcpy(s->parent_id, pc->span_id, 8);
-        s->parent_remote = pc->remote;
-    } else {
-        memset(s->parent_id, 0, 8);
-        s->parent_remote = 0;
-    }
-    s->kind = (uint8_t)kind;
-    s->sampled = sampled;
-    s->entered = 0;
-    s->prev_current = NULL;
-    if (r) {
-        /* The name, cut at 256 bytes on a character boundary. */
-        size_t n = strnlen(name, PM_SPAN_NAME_MAX + 1);
-        if (n > PM_SPAN_NAME_MAX) {
-            n = PM_SPAN_NAME_MAX;
-            while (n > 0 && ((unsigned char)name[n] & 0xC0) == 0x80) n--;
-        }
-        memcpy(r->name, name, n);
-        r->name[n] = 0;
-        if (!pm__valid_utf8(r->name, n)) r->name[0] = 0;
-        r->start_mono = pm_now_ns();
-        r->start_ns = (uint64_t)((int64_t)r->start_mono + t->wall_offset);
-    }
+        sampled = sample_root(t, id.trace1);
+    if (PM_UNLIKELY(sampled)) return start_sampled(t, name, kind, &id, pc, out);
+    pm_span_t *s = light_get();
+    if (PM_UNLIKELY(!s)) return PM_ENOMEM;
+    span_init(s, t, id, pc, kind, false);
     *out = s;
     return PM_OK;
 }
 
-void pm_span_end(pm_span_t *s)
+/* The sampled part of pm_span_end: end time, then the stripe's ring (or the
+ * drop count when it is full). */
+__attribute__((noinline)) static void end_sampled(pm_span_rec *r)
 {
-    if (!s) return;
-    if (pm__tls_span == s) pm__tls_span = s->entered ? s->prev_current : NULL;
-    pm_tracer_t *t = s->t;
-    if (!s->sampled) {
-        light_put(s);
-        return;
-    }
-    pm_span_rec *r = (pm_span_rec *)s;
+    pm_tracer_t *t = r->base.t;
     r->end_mono = pm_now_ns();
     if (r->end_mono < r->start_mono) r->end_mono = r->start_mono;
     r->end_ns = r->start_ns + (r->end_mono - r->start_mono);
@@ -664,6 +740,17 @@ void pm_span_end(pm_span_t *s)
         atomic_fetch_add_explicit(&sp->dropped, 1, memory_order_relaxed);
         rec_put(r);
     }
+}
+
+void pm_span_end(pm_span_t *s)
+{
+    if (!s) return;
+    if (pm__tls_span == s) pm__tls_span = s->entered ? s->prev_current : NULL;
+    if (PM_UNLIKELY(s->sampled)) {
+        end_sampled((pm_span_rec *)s);
+        return;
+    }
+    light_put(s);
 }
 
 pm_span_t *pm_span_enter(pm_span_t *s)
@@ -734,7 +821,8 @@ static pm_status_t attr_slot(pm_span_t *s, const char *key, pm_span_attr **out)
     pm_tracer_t *t = s->t;
     if (r->nattrs >= t->max_attrs) {
         r->dropped_attrs++;
-        stat_add(t, PM_TRACER_ATTRS_DROPPED, 1);
+        atomic_fetch_add_explicit(&t->rings[pm__stripe(t->nrings - 1)].attrs_dropped, 1,
+                                  memory_order_relaxed);
         return PM_ERANGE;
     }
     if (r->nattrs == r->capattrs) {
@@ -820,7 +908,8 @@ pm_status_t pm_span_add_event(pm_span_t *s, const char *name, const char *attr_k
     pm_tracer_t *t = s->t;
     if (r->nevents >= t->max_events) {
         r->dropped_events++;
-        stat_add(t, PM_TRACER_EVENTS_DROPPED, 1);
+        atomic_fetch_add_explicit(&t->rings[pm__stripe(t->nrings - 1)].events_dropped, 1,
+                                  memory_order_relaxed);
         return PM_ERANGE;
     }
     if (r->nevents == r->capevents) {

@@ -1,7 +1,9 @@
 /* Writer-owned counter shards (the Linux percpu-counter idea, per thread):
  * an attached thread records with a plain load and store into cells nobody
  * else writes; snapshots add the shards to the striped cells; detaching (or
- * thread exit) folds the shard into stripe 0 atomically, so nothing is lost. */
+ * thread exit) folds the shard into stripe 0 atomically, so nothing is lost.
+ * A shard also holds the thread's histogram generations by histogram slot
+ * (lib/histogram.c), which detaching relinks into their series. */
 #include "internal/pm_internal.h"
 
 #include <stdlib.h>
@@ -15,19 +17,38 @@ static pthread_mutex_t shard_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t shard_key;
 static int key_ok;
 
-static void shard_free(pm_shard *sh)
+static void free_retired_dirs(void *old)
 {
-    pm_counter_cell **dir = atomic_load_explicit(&sh->dir, memory_order_relaxed);
-    for (size_t i = 0; i < sh->nchunks; i++) free(dir[i]);
-    free(dir);
-    void *old = sh->old_dirs;
     while (old) {
         void *next;
         memcpy(&next, old, sizeof next);
         free(old);
         old = next;
     }
+}
+
+/* The shard's histogram generations are gone already (folded or dropped
+ * under the registry lock); its acks array came from the registry's
+ * allocator, which may be gone too, so it is freed there (shard_unhook). */
+static void shard_free(pm_shard *sh)
+{
+    pm_counter_cell **dir = atomic_load_explicit(&sh->dir, memory_order_relaxed);
+    for (size_t i = 0; i < sh->nchunks; i++) free(dir[i]);
+    free(dir);
+    free_retired_dirs(sh->old_dirs);
+    _Atomic(pm_hgen *) **hdir = atomic_load_explicit(&sh->hdir, memory_order_relaxed);
+    for (size_t i = 0; i < sh->hnchunks; i++) free(hdir[i]);
+    free(hdir);
+    free_retired_dirs(sh->old_hdirs);
     free(sh);
+}
+
+/* Under r->lock: what the shard took from the registry's allocator. */
+static void shard_unhook(pm_registry *r, pm_shard *sh)
+{
+    pm__free(&r->a, sh->acks);
+    sh->acks = NULL;
+    sh->nacks = sh->capacks = 0;
 }
 
 /* Under r->lock: adds every shard cell into stripe 0, then unlinks and frees. */
@@ -51,6 +72,8 @@ static void shard_fold_locked(pm_registry *r, pm_shard *sh)
             }
         }
     }
+    pm__hist_shard_fold(r, sh);
+    shard_unhook(r, sh);
     for (pm_shard **p = &r->shards; *p; p = &(*p)->next)
         if (*p == sh) {
             *p = sh->next;
@@ -78,21 +101,48 @@ static void on_thread_exit(void *arg)
 
 static void make_key(void) { key_ok = pthread_key_create(&shard_key, on_thread_exit) == 0; }
 
+/* A copy of a directory of chunk pointers (`used` of them) with room for
+ * `need`, or NULL; *cap becomes its capacity. The caller publishes it and
+ * retires the old one with dir_retire. */
+static void *dir_grown(const void *old, size_t used, size_t *cap, size_t need)
+{
+    size_t c = *cap ? *cap : 16;
+    while (c < need) c *= 2;
+    void *n = calloc(c, sizeof(void *));
+    if (!n) return NULL;
+    if (used) memcpy(n, old, used * sizeof(void *));
+    *cap = c;
+    return n;
+}
+
+/* The owner may still be reading a replaced directory: keep it until the
+ * shard goes (linked through its first word). */
+static void dir_retire(void *old, void **list)
+{
+    if (!old) return;
+    memcpy(old, list, sizeof(void *));
+    *list = old;
+}
+
 static pm_status_t grow_dir(pm_shard *sh, size_t need)
 {
     if (need <= sh->dircap) return PM_OK;
-    size_t cap = sh->dircap ? sh->dircap : 16;
-    while (cap < need) cap *= 2;
-    pm_counter_cell **n = calloc(cap, sizeof *n);
-    if (!n) return PM_ENOMEM;
     pm_counter_cell **old = atomic_load_explicit(&sh->dir, memory_order_relaxed);
-    if (sh->nchunks) memcpy(n, old, sh->nchunks * sizeof *n);
+    pm_counter_cell **n = dir_grown(old, sh->nchunks, &sh->dircap, need);
+    if (!n) return PM_ENOMEM;
     atomic_store_explicit(&sh->dir, n, memory_order_release);
-    if (old) { /* the owner may still be reading it: keep it until the shard goes */
-        memcpy(old, &sh->old_dirs, sizeof(void *));
-        sh->old_dirs = old;
-    }
-    sh->dircap = cap;
+    dir_retire(old, &sh->old_dirs);
+    return PM_OK;
+}
+
+static pm_status_t grow_hdir(pm_shard *sh, size_t need)
+{
+    if (need <= sh->hdircap) return PM_OK;
+    _Atomic(pm_hgen *) **old = atomic_load_explicit(&sh->hdir, memory_order_relaxed);
+    _Atomic(pm_hgen *) **n = dir_grown(old, sh->hnchunks, &sh->hdircap, need);
+    if (!n) return PM_ENOMEM;
+    atomic_store_explicit(&sh->hdir, n, memory_order_release);
+    dir_retire(old, &sh->old_hdirs);
     return PM_OK;
 }
 
@@ -129,6 +179,33 @@ fail:
     return PM_ENOMEM;
 }
 
+/* Under r->lock, before the registry commits histogram slot chunk ci: every
+ * shard gets its (empty) part of it. Nothing changes on failure. */
+pm_status_t pm__shards_add_hchunk(pm_registry *r, size_t ci)
+{
+    size_t n = 0;
+    for (pm_shard *sh = r->shards; sh; sh = sh->next) n++;
+    if (!n) return PM_OK;
+    _Atomic(pm_hgen *) **fresh = calloc(n, sizeof *fresh);
+    if (!fresh) return PM_ENOMEM;
+    size_t i = 0;
+    for (pm_shard *sh = r->shards; sh; sh = sh->next, i++)
+        if (grow_hdir(sh, ci + 1) != PM_OK ||
+            !(fresh[i] = calloc(PM_CHUNK_SLOTS, sizeof *fresh[i])))
+            goto fail;
+    i = 0;
+    for (pm_shard *sh = r->shards; sh; sh = sh->next, i++) {
+        atomic_load_explicit(&sh->hdir, memory_order_relaxed)[ci] = fresh[i];
+        sh->hnchunks = ci + 1;
+    }
+    free(fresh);
+    return PM_OK;
+fail:
+    for (size_t j = 0; j < n; j++) free(fresh[j]);
+    free(fresh);
+    return PM_ENOMEM;
+}
+
 void pm__shards_zero_slot(pm_registry *r, uint32_t slot)
 {
     for (pm_shard *sh = r->shards; sh; sh = sh->next) {
@@ -155,6 +232,12 @@ void pm__shards_read(const pm_registry *r, uint32_t slot, uint64_t *n, double *d
 void pm__shards_orphan(pm_registry *r)
 {
     pthread_mutex_lock(&shard_mu); /* waits for exit handlers folding into r */
+    pthread_mutex_lock(&r->lock);
+    for (pm_shard *s = r->shards; s; s = s->next) {
+        pm__hist_shard_drop(r, s); /* their series go with the registry */
+        shard_unhook(r, s);
+    }
+    pthread_mutex_unlock(&r->lock);
     pm_shard *sh = r->shards;
     r->shards = NULL;
     while (sh) {
@@ -195,6 +278,16 @@ pm_status_t pm_thread_attach(pm_registry_t *r)
         }
         atomic_load_explicit(&sh->dir, memory_order_relaxed)[ci] = c;
         sh->nchunks = ci + 1;
+    }
+    if (st == PM_OK) st = grow_hdir(sh, r->hnchunks ? r->hnchunks : 1);
+    for (size_t ci = 0; st == PM_OK && ci < r->hnchunks; ci++) {
+        _Atomic(pm_hgen *) *c = calloc(PM_CHUNK_SLOTS, sizeof *c);
+        if (!c) {
+            st = PM_ENOMEM;
+            break;
+        }
+        atomic_load_explicit(&sh->hdir, memory_order_relaxed)[ci] = c;
+        sh->hnchunks = ci + 1;
     }
     if (st == PM_OK && pthread_setspecific(shard_key, sh) != 0) st = PM_ENOMEM;
     if (st == PM_OK) {

@@ -62,6 +62,32 @@ bool pm__names_clash(pm_type_t t1, const char *n1, pm_type_t t2, const char *n2)
     return false;
 }
 
+bool pm__names_clash_probe(pm_type_t type, const char *name,
+                           bool (*probe)(void *ctx, const char *n2), void *ctx)
+{
+    static const pm_type_t types[] = {PM_TYPE_COUNTER, PM_TYPE_GAUGE, PM_TYPE_HISTOGRAM};
+    size_t len = strlen(name);
+    char s[PM_MAX_NAME + 16];
+    for (const char *const *a = sample_suffixes(type); *a; a++) {
+        size_t la = strlen(*a), ls = len + la;
+        if (ls >= sizeof s) continue; /* names are < PM_MAX_NAME by validation */
+        memcpy(s, name, len);
+        memcpy(s + len, *a, la + 1);
+        /* b: every suffix of every type (a few names are probed twice). */
+        for (size_t t = 0; t < sizeof types / sizeof *types; t++)
+            for (const char *const *b = sample_suffixes(types[t]); *b; b++) {
+                size_t lb = strlen(*b);
+                if (lb >= ls || memcmp(s + ls - lb, *b, lb)) continue;
+                char saved = s[ls - lb];
+                s[ls - lb] = '\0'; /* n2 = name + a without b */
+                bool hit = probe(ctx, s);
+                s[ls - lb] = saved;
+                if (hit) return true;
+            }
+    }
+    return false;
+}
+
 bool pm__valid_unit(const char *s)
 {
     if (!s || !*s) return false;

@@ -4,6 +4,7 @@
 #include "harness.h"
 
 #include <perfmetrics/perfmetrics.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -276,5 +277,93 @@ TEST(test_lookup_races_removal)
     pm_registry_free(r);
 }
 
+/* Histogram tables filled by racing inserters: six threads on one stripe
+ * (one shared table chain) insert new keys with CAS, race to install the
+ * spare dense table when it fills, and (second run) race maintenance
+ * growing it. Every bucket ends exact. */
+struct ins {
+    pm_registry_t *r;
+    pm_histogram_t *h;
+    long n;
+    int t;
+    _Atomic int *stop;
+};
+
+static double ival(int t, long i)
+{
+    uint64_t x = (uint64_t)(i * 6 + t) * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 29;
+    return 1e-8 * pow(1e11, (double)(x >> 11) / 9007199254740992.0); /* 10 ns .. 1000 s */
+}
+
+static void *inserter(void *arg)
+{
+    struct ins *x = arg;
+    for (long i = 0; i < x->n; i++) pm_histogram_observe(x->h, ival(x->t, i));
+    return NULL;
+}
+
+static void *maintainer(void *arg)
+{
+    struct ins *x = arg;
+    while (!atomic_load(x->stop)) pm_registry_maintain(x->r);
+    return NULL;
+}
+
+static void insert_race(int with_maintenance)
+{
+    pm_registry_opts_t *ro;
+    REQUIRE(pm_registry_opts_new(&ro) == PM_OK);
+    CHECK_OK(pm_registry_opts_set_stripes(ro, 1));
+    pm_registry_t *r;
+    REQUIRE(pm_registry_new(ro, &r) == PM_OK);
+    pm_registry_opts_free(ro);
+    pm_histogram_t *h;
+    CHECK_OK(pm_histogram_new(r, "race_seconds", "R.", &h));
+    enum { T = 6 };
+    long n = iters(40000);
+    _Atomic int stop = 0;
+    struct ins x[T + 1];
+    pthread_t th[T + 1];
+    for (int t = 0; t <= T; t++) {
+        x[t] = (struct ins){r, h, n, t, &stop};
+        REQUIRE(pthread_create(&th[t], NULL, t < T ? inserter : maintainer, &x[t]) == 0);
+        if (t == T - 1 && !with_maintenance) break;
+    }
+    for (int t = 0; t < T; t++) pthread_join(th[t], NULL);
+    atomic_store(&stop, 1);
+    if (with_maintenance) pthread_join(th[T], NULL);
+    pm_hdata_t *ref;
+    REQUIRE(pm_hdata_new(1e-9, 1e4, &ref) == PM_OK);
+    for (int t = 0; t < T; t++)
+        for (long i = 0; i < n; i++) CHECK_OK(pm_hdata_record(ref, ival(t, i)));
+    pm_snapshot_t *s;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    const pm_snap_series_t *se = NULL;
+    for (size_t i = 0; i < pm_snapshot_family_count(s); i++)
+        if (!strcmp(pm_snap_family_name(pm_snapshot_family(s, i)), "race_seconds"))
+            se = pm_snap_family_series(pm_snapshot_family(s, i), 0);
+    REQUIRE(se);
+    CHECK_EQ_U64(pm_snap_series_count(se), (uint64_t)T * n);
+    const pm_hdata_t *live = pm_snap_series_hdata(se);
+    for (unsigned q = 0; q <= 1000; q++) {
+        double a, b;
+        CHECK_OK(pm_hdata_quantile(live, q / 1000.0, &a));
+        CHECK_OK(pm_hdata_quantile(ref, q / 1000.0, &b));
+        if (a != b) {
+            TH_FAIL_("maintenance %d, q=%u/1000: %.17g vs %.17g", with_maintenance, q, a, b);
+            break;
+        }
+    }
+    CHECK(pm_snap_series_min(se) == pm_hdata_min(ref) && pm_snap_series_max(se) == pm_hdata_max(ref));
+    pm_snapshot_release(s);
+    pm_hdata_free(ref);
+    pm_registry_free(r);
+}
+
+TEST(test_histogram_insert_races) { insert_race(0); }
+TEST(test_histogram_insert_races_maintenance) { insert_race(1); }
+
 TEST_MAIN(TH_CASE(test_exact_totals_under_churn), TH_CASE(test_hammer_one_series),
-          TH_CASE(test_lookup_races_removal))
+          TH_CASE(test_lookup_races_removal), TH_CASE(test_histogram_insert_races),
+          TH_CASE(test_histogram_insert_races_maintenance))

@@ -298,8 +298,100 @@ TEST(test_many_series_grow_tables)
     pm_registry_free(r);
 }
 
+/* The name-clash rule, written out plainly: two families clash when one
+ * would write a sample name the other writes (name + suffix), e.g. a gauge
+ * "x_total" beside a counter "x" (doc/metrics.md). */
+static const char *const *ref_suffixes(pm_type_t t)
+{
+    static const char *const counter[] = {"", "_total", "_created", NULL};
+    static const char *const gauge[] = {"", NULL};
+    static const char *const histogram[] = {"", "_bucket", "_count", "_sum", "_created", NULL};
+    return t == PM_TYPE_COUNTER ? counter : t == PM_TYPE_HISTOGRAM ? histogram : gauge;
+}
+
+static int ref_clash(pm_type_t t1, const char *n1, pm_type_t t2, const char *n2)
+{
+    for (const char *const *a = ref_suffixes(t1); *a; a++)
+        for (const char *const *b = ref_suffixes(t2); *b; b++) {
+            char x[64], y[64]; /* names here are under 40 characters */
+            snprintf(x, sizeof x, "%.40s%s", n1, *a);
+            snprintf(y, sizeof y, "%.40s%s", n2, *b);
+            if (!strcmp(x, y)) return 1;
+        }
+    return 0;
+}
+
+/* Registration against the plain rule over every family registered before,
+ * with enough families that the registry's name index grows many times:
+ * same verdict for every attempt, and the snapshot lists exactly the
+ * families the rule accepted. */
+TEST(test_name_clashes_many_families)
+{
+    pm_registry_opts_t *ro;
+    REQUIRE(pm_registry_opts_new(&ro) == PM_OK);
+    CHECK_OK(pm_registry_opts_set_self_metrics(ro, 0));
+    pm_registry_t *r;
+    REQUIRE(pm_registry_new(ro, &r) == PM_OK);
+    pm_registry_opts_free(ro);
+    pm_family_t *f;
+    enum { PAD = 3000, STEMS = 40, TRIES = 4000 };
+    char name[64];
+    for (int i = 0; i < PAD; i++) {
+        snprintf(name, sizeof name, "pad_%d", i);
+        CHECK_OK(pm_family_new(r, PM_TYPE_GAUGE, name, "h", NULL, &f));
+    }
+    static const char *const suf[] = {"", "_total", "_created", "_bucket", "_count", "_sum", "_x"};
+    static const pm_type_t types[] = {PM_TYPE_COUNTER, PM_TYPE_GAUGE, PM_TYPE_HISTOGRAM};
+    static char names[TRIES][40];
+    static pm_type_t ntype[TRIES];
+    size_t nreg = 0, accepted = 0, refused = 0;
+    uint64_t x = 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < TRIES; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        pm_type_t t = types[x % 3];
+        snprintf(name, sizeof name, "m%u%s%s", (unsigned)(x >> 8) % STEMS, suf[(x >> 16) % 7],
+                 suf[(x >> 24) % 7]);
+        pm_status_t want = PM_OK;
+        size_t same = SIZE_MAX;
+        for (size_t j = 0; j < nreg; j++)
+            if (!strcmp(names[j], name)) same = j;
+        size_t n = strlen(name);
+        if (t == PM_TYPE_COUNTER && n >= 6 && !strcmp(name + n - 6, "_total"))
+            want = PM_EBADNAME;
+        else if (same != SIZE_MAX)
+            want = ntype[same] == t ? PM_OK : PM_EEXIST;
+        else
+            for (size_t j = 0; j < nreg && want == PM_OK; j++)
+                if (ref_clash(t, name, ntype[j], names[j])) want = PM_EEXIST;
+        pm_status_t got = pm_family_new(r, t, name, "h", NULL, &f);
+        if (got != want)
+            TH_FAIL_("attempt %d: %s of type %d: got %s, want %s", i, name, (int)t,
+                     pm_status_name(got), pm_status_name(want));
+        if (got == PM_OK && same == SIZE_MAX) {
+            snprintf(names[nreg], sizeof names[nreg], "%s", name);
+            ntype[nreg++] = t;
+            accepted++;
+        } else if (got == PM_EEXIST) {
+            refused++;
+        }
+    }
+    CHECK(accepted > 50 && refused > 50); /* both verdicts were exercised */
+    pm_snapshot_t *s;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    CHECK_EQ_INT(pm_snapshot_family_count(s), PAD + nreg);
+    for (size_t j = 0; j < nreg; j++) {
+        const pm_snap_family_t *sf = find(s, names[j]);
+        CHECK(sf != NULL && pm_snap_family_type(sf) == ntype[j]);
+    }
+    pm_snapshot_release(s);
+    pm_registry_free(r);
+}
+
 TEST_MAIN(TH_CASE(test_opts_bad_inputs), TH_CASE(test_new_bad_inputs),
           TH_CASE(test_reregistration), TH_CASE(test_callback_gauge),
           TH_CASE(test_cardinality_limit_and_overflow), TH_CASE(test_remove_and_handles),
           TH_CASE(test_unreleased_detached_handle_freed_with_registry), TH_CASE(test_clear),
-          TH_CASE(test_ttl_drops_idle_series), TH_CASE(test_many_series_grow_tables))
+          TH_CASE(test_ttl_drops_idle_series), TH_CASE(test_many_series_grow_tables),
+          TH_CASE(test_name_clashes_many_families))

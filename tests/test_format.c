@@ -523,6 +523,105 @@ TEST(stream_equals_buffer)
     pm_registry_free(r);
 }
 
+/* Label blocks of every length up to several stage sizes, so the sample
+ * heads and label copies take both their fast paths and their piecewise
+ * ones at every offset of the stream's window; each format must stream
+ * exactly what it buffers, and a buffer's existing content is kept. */
+TEST(stream_equals_buffer_long_labels)
+{
+    pm_registry_t *r = tf_registry();
+    REQUIRE(r);
+    /* Label values are at most 4096 bytes: six of them make blocks of up to
+     * 1.5 stages, more after escaping. */
+    static const char *const names[] = {"k", "a", "b", "c", "d", "e", "f"};
+    static const double bounds[] = {0.5, 1};
+    pm_family_t *c = tf_family(r, PM_TYPE_COUNTER, "long_c", "C.", NULL, names, 7, NULL, 0, 0);
+    pm_family_t *h = tf_family(r, PM_TYPE_HISTOGRAM, "long_h", "H.", NULL, names, 7, bounds, 2, 0);
+    REQUIRE(c && h);
+    static char val[6][4097];
+    for (int i = 0; i < 60; i++) {
+        const char *v[7];
+        char k[16];
+        snprintf(k, sizeof k, "%d", i);
+        v[0] = k;
+        for (int j = 0; j < 6; j++) {
+            size_t len = ((size_t)i * i * 13 + (size_t)j * 977) % 4097;
+            for (size_t q = 0; q < len; q++) val[j][q] = "ab\"c\\d\nefgh"[(q + (size_t)i) % 11];
+            val[j][len] = '\0';
+            v[j + 1] = val[j];
+        }
+        REQUIRE(pm_counter_add_labeled(c, v, 7, i * 1.5) == PM_OK);
+        REQUIRE(pm_histogram_observe_labeled(h, v, 7, i * 0.03) == PM_OK);
+    }
+    pm_snapshot_t *s = NULL;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    pm_format_t fmts[] = {PM_FORMAT_PROMETHEUS, PM_FORMAT_OPENMETRICS, PM_FORMAT_JSON};
+    for (size_t f = 0; f < 3; f++) {
+        pm_buf_t *buffered = NULL, *streamed = NULL;
+        REQUIRE(pm_buf_new(&buffered) == PM_OK && pm_buf_new(&streamed) == PM_OK);
+        CHECK_OK(pm_buf_append(buffered, "prefix", 6));
+        /* Room for all of it: the buffered text takes only the fast paths,
+         * the streamed one the piecewise ones at every stage boundary. */
+        CHECK_OK(pm__buf_reserve(buffered, 6, 8u << 20));
+        CHECK_OK(pm_format(s, fmts[f], buffered));
+        struct tf_chunks ch = {streamed, 0, 0, 0};
+        CHECK_OK(pm_format_write(s, fmts[f], tf_chunk_sink, &ch));
+        CHECK(memcmp(pm_buf_data(buffered), "prefix", 6) == 0);
+        CHECK_EQ_U64(pm_buf_len(streamed) + 6, pm_buf_len(buffered));
+        CHECK(memcmp(pm_buf_data(streamed), pm_buf_data(buffered) + 6, pm_buf_len(streamed)) == 0);
+        CHECK(ch.max_chunk <= PM__STAGE_SIZE);
+        CHECK(ch.short_chunks <= 1);
+        pm_buf_free(buffered);
+        pm_buf_free(streamed);
+    }
+    pm_snapshot_release(s);
+    pm_registry_free(r);
+}
+
+/* The writer keeps the integer part of the last timestamp-like number: a
+ * run of values sharing it, changing it, negative ones and others in
+ * between must print exactly what pm__fmt_double prints for each. */
+TEST(number_cache_matches_plain)
+{
+    pm_buf_t *b = NULL;
+    REQUIRE(pm_buf_new(&b) == PM_OK);
+    pm__writer_t w;
+    REQUIRE(pm__writer_init_buf(&w, b) == PM_OK);
+    char want[1 << 16];
+    size_t wn = 0;
+    uint64_t x = 0x2545F4914F6CDD1Du;
+    for (int i = 0; i < 1500; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        switch (i % 6) {
+        case 0:
+        case 1:
+        case 2: /* the same second, then the next one now and then */
+            d = 1796597450.0 + (double)(i / 40) + (double)(x % 1000000000) * 1e-9;
+            break;
+        case 3:
+            d = -(1796597450.0 + (double)(x % 1000000000) * 1e-9);
+            break;
+        case 4:
+            d = (double)(x % 100000); /* an integer between them */
+            break;
+        default:
+            d = (double)(x >> 11) * 0x1p-53 * pow(10, (double)(x % 20)); /* 1 .. 1e19 */
+            break;
+        }
+        pm__w_double(&w, d);
+        pm__w_char(&w, ' ');
+        wn += pm__fmt_double(want + wn, d);
+        want[wn++] = ' ';
+    }
+    REQUIRE(pm__writer_finish(&w) == PM_OK);
+    CHECK_EQ_U64(pm_buf_len(b), wn);
+    CHECK(memcmp(pm_buf_data(b), want, wn) == 0);
+    pm_buf_free(b);
+}
+
 TEST(format_enomem_restores_buffer)
 {
     if (TF_SANITIZED) {
@@ -1135,6 +1234,81 @@ TEST(canonical_matches_reference)
     CHECK_EQ_INT(differ, 0);
 }
 
+/* Values where the digit choice is delicate, for the exact integer path
+ * (2^-46 <= |v| < 1e15): random exponents, dyadic fractions (exact decimals,
+ * so exact ties at the 15th-17th digit), parsed 15-17 digit decimals and
+ * their neighbours (two candidates may read back), powers of two (the
+ * interval is lopsided there), wall-clock timestamps (ns / 1e9). */
+static double tf_delicate(uint64_t *x, int i)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    uint64_t r = *x;
+    double d;
+    switch (i % 8) {
+    case 0: { /* any mantissa, exponent in [-48, 51] */
+        uint64_t bits = (r & ((1ull << 52) - 1)) | ((uint64_t)(1023 - 48 + (r >> 52) % 100) << 52);
+        memcpy(&d, &bits, sizeof d);
+        break;
+    }
+    case 1: /* a / 2^j: exact decimals with up to j fractional digits */
+        d = ldexp((double)(r >> (11 + (r % 40))), -(int)(1 + (r >> 5) % 60));
+        break;
+    case 2:
+    case 3: { /* a 15, 16 or 17 digit decimal, then a neighbour */
+        char t[48];
+        int nd = 15 + (int)(r % 3);
+        snprintf(t, sizeof t, "%.*fe%d", nd - 1, (double)(r >> 11) * 0x1p-53 * 9 + 1,
+                 (int)((r >> 3) % 60) - 45);
+        d = strtod(t, NULL);
+        int step = (int)((r >> 7) % 5) - 2;
+        for (; step > 0; step--) d = nextafter(d, INFINITY);
+        for (; step < 0; step++) d = nextafter(d, 0);
+        break;
+    }
+    case 4: /* powers of two and their neighbours */
+        d = ldexp(1.0, (int)(r % 96) - 47);
+        if (r & 0x100) d = nextafter(d, (r & 0x200) ? INFINITY : 0);
+        break;
+    case 5: /* wall-clock seconds with nanoseconds */
+        d = (double)(1700000000000000000ull + r % 200000000000000000ull) / 1e9;
+        break;
+    case 6:
+        d = (double)(1700000000000000000ull + r % 200000000000000000ull) * 1e-9;
+        break;
+    default: /* micro- to kilo-second latencies */
+        d = (double)(r >> 11) * 0x1p-53 * pow(10, (double)(r % 14) - 9);
+        break;
+    }
+    return (r & 0x400) ? -d : d;
+}
+
+TEST(number_exact_path_matches_reference)
+{
+    uint64_t x = 0xD1B54A32D192ED03u;
+    int differ = 0, cdiffer = 0, n = 0;
+    for (int i = 0; i < 320000; i++) {
+        double d = tf_delicate(&x, i);
+        if (!isfinite(d) || d == 0 || (d == floor(d) && fabs(d) >= 1e15)) continue;
+        char got[PM__NUM_MAX], want[PM__NUM_MAX];
+        pm__fmt_double(got, d);
+        tf_reference(want, d);
+        n++;
+        if (strcmp(got, want) != 0 && differ++ < 5)
+            fprintf(stderr, "  %a (%.17g): got %s, reference %s\n", d, d, got, want);
+        if (i % 4 == 0) {
+            pm__fmt_canonical(got, d);
+            tf_canon_reference(want, d);
+            if (strcmp(got, want) != 0 && cdiffer++ < 5)
+                fprintf(stderr, "  canonical %a (%.17g): got %s, reference %s\n", d, d, got, want);
+        }
+    }
+    printf("  %d delicate values compared with the printf loop\n", n);
+    CHECK_EQ_INT(differ, 0);
+    CHECK_EQ_INT(cdiffer, 0);
+}
+
 TEST(canonical_le)
 {
     /* The examples of the OpenMetrics "Canonical Numbers" section. */
@@ -1245,11 +1419,13 @@ TEST_MAIN(TH_CASE(buf_bad_inputs), TH_CASE(buf_basics), TH_CASE(buf_growth),
           TH_CASE(buf_self_append), TH_CASE(buf_enomem_keeps_content), TH_CASE(gzip_round_trip),
           TH_CASE(content_types), TH_CASE(format_bad_inputs),
           TH_CASE(format_write_callback_failure), TH_CASE(stream_equals_buffer),
+          TH_CASE(stream_equals_buffer_long_labels), TH_CASE(number_cache_matches_plain),
           TH_CASE(format_enomem_restores_buffer), TH_CASE(prometheus_exact),
           TH_CASE(openmetrics_exact), TH_CASE(openmetrics_created_matches_snapshot),
           TH_CASE(json_exact), TH_CASE(empty_snapshot), TH_CASE(hostile_label_values),
           TH_CASE(overflow_series), TH_CASE(nonfinite_values),
           TH_CASE(openmetrics_histogram_sum_rules), TH_CASE(number_formatting),
           TH_CASE(number_round_trip), TH_CASE(number_matches_reference),
-          TH_CASE(canonical_matches_reference), TH_CASE(canonical_le),
-          TH_CASE(numbers_ignore_locale), TH_CASE(prometheus_10k_counters_speed))
+          TH_CASE(canonical_matches_reference), TH_CASE(number_exact_path_matches_reference),
+          TH_CASE(canonical_le), TH_CASE(numbers_ignore_locale),
+          TH_CASE(prometheus_10k_counters_speed))

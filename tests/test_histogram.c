@@ -12,6 +12,7 @@
 #include "internal/pm_internal.h" /* white-box: per-stripe copy pointers */
 
 #include <float.h>
+#include <math.h>
 #include <pthread.h>
 
 /* Exact equality that also holds for equal infinities (CHECK_EQ_DBL subtracts). */
@@ -674,20 +675,19 @@ static void *stripe_worker(void *p)
     return NULL;
 }
 
-/* Sum of a copy's fine-bucket counts (white-box: see pm_hist_layout). */
+/* Sum of the counts of stripe st's generations (white-box: see pm_hgen). */
 static uint64_t copy_total(const pm_series *s, unsigned st)
 {
-    const uint64_t *c = atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[st], memory_order_acquire);
-    if (!c) return 0;
-    const pm_hist_layout *L = s->h.hl;
     uint64_t n = 0;
-    for (size_t i = 0; i < (size_t)L->nb + 2; i++) n += c[PM_HC_EXTRA + L->nbounds + i];
+    for (const pm_hgen *g = atomic_load_explicit(&pm__hist_ext(s)->units[st], memory_order_acquire);
+         g; g = g->prev)
+        for (uint32_t i = 0; i < g->cap; i++) n += atomic_load_explicit(&g->cnt[i], memory_order_relaxed);
     return n;
 }
 
-/* Threads on stripes without a copy share stripe 0's (exactly) and ask for
- * their own; pm_registry_maintain grants it; later records go there. The
- * totals are exact throughout. */
+/* Threads on stripes without a generation share stripe 0's (exactly) and
+ * ask for their own; pm_registry_maintain grants it; later records go there.
+ * The totals are exact throughout. */
 TEST(test_stripes_three_threads)
 {
     pm_registry_t *r = new_registry(8);
@@ -725,16 +725,15 @@ TEST(test_stripes_three_threads)
     uint64_t all = 0;
     for (unsigned st = 0; st < 8; st++) {
         if (st != 0 && st != main_stripe)
-            CHECK(atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[st], memory_order_relaxed) ==
-                  NULL);
+            CHECK(atomic_load_explicit(&pm__hist_ext(s)->units[st], memory_order_relaxed) == NULL);
         all += copy_total(s, st);
     }
     CHECK_EQ_U64(all, 1 + (uint64_t)STRIPE_THREADS * PER_PHASE);
 
     CHECK_OK(pm_registry_maintain(r));
     for (int i = 0; i < STRIPE_THREADS; i++)
-        CHECK(atomic_load_explicit(&pm__hist_ext((pm_series *)s)->copies[args[i].stripe],
-                                   memory_order_relaxed) != NULL);
+        CHECK(atomic_load_explicit(&pm__hist_ext(s)->units[args[i].stripe], memory_order_relaxed) !=
+              NULL);
     pthread_barrier_wait(&bar); /* let them record phase 2 */
     for (int i = 0; i < STRIPE_THREADS; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&bar);
@@ -881,6 +880,350 @@ TEST(test_opts_set_range_bad_inputs)
     pm_family_opts_free(o);
 }
 
+/* ------------------------------------------------------------ sparse storage */
+
+/* Log-uniform values over [lo, hi), fixed seed, plus the values around each
+ * default bound: many distinct fine buckets and every straddle case. */
+static size_t wide_values(double lo, double hi, uint64_t seed, size_t n, double *out)
+{
+    uint64_t x = seed | 1;
+    size_t k = around_bounds(default_bounds, NDEFAULT, NULL, 0, out);
+    for (; k < n; k++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double u = (double)(x >> 11) / 9007199254740992.0;
+        out[k] = lo * pow(hi / lo, u);
+    }
+    return n;
+}
+
+/* The snapshot's data of `se` holds exactly the buckets of `ref` (built with
+ * pm_hdata_record from the same values): same fine buckets, same counts. */
+static void check_same_buckets(const pm_snap_series_t *se, const pm_hdata_t *ref, int line)
+{
+    const pm_hdata_t *h = pm_snap_series_hdata(se);
+    if (!h) {
+        TH_FAIL_("(line %d) no hdata", line);
+        return;
+    }
+    if (h->n != ref->n || h->count != ref->count) {
+        TH_FAIL_("(line %d) %u buckets, count %llu; want %u, %llu", line, h->n,
+                 (unsigned long long)h->count, ref->n, (unsigned long long)ref->count);
+        return;
+    }
+    for (uint32_t i = 0; i < h->n; i++)
+        if (h->idx[i] != ref->idx[i] || h->cnt[i] != ref->cnt[i]) {
+            TH_FAIL_("(line %d) bucket %u: index %u count %llu, want %u %llu", line, i, h->idx[i],
+                     (unsigned long long)h->cnt[i], ref->idx[i], (unsigned long long)ref->cnt[i]);
+            return;
+        }
+    CHECK_SAME_DBL(pm_snap_series_min(se), pm_hdata_min(ref));
+    CHECK_SAME_DBL(pm_snap_series_max(se), pm_hdata_max(ref));
+    CHECK_NEAR(pm_snap_series_sum(se), pm_hdata_sum(ref), 1e-12 * fabs(pm_hdata_sum(ref)));
+}
+
+/* Snapshot, find series v0 of `name`, run both checks, release. */
+static void check_live(pm_registry_t *r, const char *name, const char *v0, const pm_hdata_t *ref,
+                       const double *vals, size_t nv, int line)
+{
+    pm_snapshot_t *snap = NULL;
+    if (pm_snapshot_new(r, &snap) != PM_OK) {
+        TH_FAIL_("(line %d) pm_snapshot_new", line);
+        return;
+    }
+    const pm_snap_family_t *sf = find_family(snap, name);
+    const pm_snap_series_t *se = sf ? find_series(sf, v0) : NULL;
+    if (!se) {
+        TH_FAIL_("(line %d) series %s{%s} missing", line, name, v0 ? v0 : "");
+    } else {
+        check_same_buckets(se, ref, line);
+        check_cumulative(sf, se, default_bounds, NDEFAULT, vals, nv, line);
+    }
+    pm_snapshot_release(snap);
+}
+
+/* perfmetrics_histogram_coarse{family=name} (0 when absent). */
+static double coarse_of(pm_registry_t *r, const char *family)
+{
+    pm_snapshot_t *snap = NULL;
+    if (pm_snapshot_new(r, &snap) != PM_OK) return -1;
+    const pm_snap_family_t *f = find_family(snap, "perfmetrics_histogram_coarse");
+    const pm_snap_series_t *se = f ? find_series(f, family) : NULL;
+    double v = se ? pm_snap_series_value(se) : 0;
+    pm_snapshot_release(snap);
+    return v;
+}
+
+/* The head of stripe st's generation chain (white-box). */
+static const pm_hgen *unit_head(const pm_histogram_t *h, unsigned st)
+{
+    return atomic_load_explicit(&pm__hist_ext((const pm_series *)h)->units[st],
+                                memory_order_acquire);
+}
+
+#define NWIDE 60000
+
+/* One thread, no maintenance: the first table fills, a spare dense table
+ * from the pool takes over; every bucket, bound, extreme and the sum are
+ * those of pm_hdata_record. */
+TEST(test_sparse_burst_without_maintenance)
+{
+    static double vals[NWIDE];
+    pm_registry_t *r = new_registry(1);
+    REQUIRE(r);
+    pm_histogram_t *h = NULL;
+    CHECK_OK(pm_histogram_new(r, "burst_seconds", "", &h));
+    REQUIRE(h);
+    size_t n = wide_values(1e-9, 1e4, 7, NWIDE, vals);
+    pm_hdata_t *ref = NULL;
+    REQUIRE(pm_hdata_new(1e-9, 1e4, &ref) == PM_OK);
+    for (size_t i = 0; i < n; i++) {
+        pm_histogram_observe(h, vals[i]);
+        CHECK_OK(pm_hdata_record(ref, vals[i]));
+    }
+    REQUIRE(ref->n > 2000); /* nearly every fine bucket of the range */
+    const pm_hgen *g = unit_head(h, 0);
+    CHECK(g && g->keys == NULL && g->prev && g->prev->cap == 32); /* dense, over the first table */
+    check_live(r, "burst_seconds", NULL, ref, vals, n, __LINE__);
+    CHECK_EQ_DBL(coarse_of(r, "burst_seconds"), 0);
+    /* The sum is one running naive sum, as pm_hdata_record's. */
+    pm_snapshot_t *snap = NULL;
+    CHECK_OK(pm_snapshot_new(r, &snap));
+    CHECK(pm_snap_series_sum(find_series(find_family(snap, "burst_seconds"), NULL)) ==
+          pm_hdata_sum(ref));
+    pm_snapshot_release(snap);
+    pm_hdata_free(ref);
+    pm_registry_free(r);
+}
+
+/* Keys arriving a few at a time with maintenance in between: the table grows
+ * (32 -> 128 -> 512 cells) and stays sparse; nothing is coarse, nothing lost. */
+TEST(test_sparse_growth_by_maintenance)
+{
+    static double vals[4000];
+    pm_registry_t *r = new_registry(1);
+    REQUIRE(r);
+    pm_histogram_t *h = NULL;
+    CHECK_OK(pm_histogram_new(r, "grow_seconds", "", &h));
+    REQUIRE(h);
+    /* 0.1 ms .. 1 ms: about 210 fine buckets. */
+    size_t n = wide_values(1e-4, 1e-3, 11, 4000, vals);
+    pm_hdata_t *ref = NULL;
+    REQUIRE(pm_hdata_new(1e-9, 1e4, &ref) == PM_OK);
+    uint32_t caps[8] = {0};
+    unsigned ncaps = 0;
+    for (size_t i = 0; i < n; i++) {
+        pm_histogram_observe(h, vals[i]);
+        CHECK_OK(pm_hdata_record(ref, vals[i]));
+        if (i % 8 == 7) {
+            CHECK_OK(pm_registry_maintain(r));
+            const pm_hgen *g = unit_head(h, 0);
+            if (g->keys && (ncaps == 0 || caps[ncaps - 1] != g->cap) && ncaps < 8)
+                caps[ncaps++] = g->cap;
+        }
+        if (i == 999) check_live(r, "grow_seconds", NULL, ref, vals, i + 1, __LINE__);
+    }
+    CHECK(ncaps >= 3);
+    CHECK_EQ_INT(caps[0], 32);
+    for (unsigned k = 1; k < ncaps; k++) CHECK_EQ_INT(caps[k], caps[k - 1] * 4);
+    const pm_hgen *g = unit_head(h, 0);
+    CHECK(g->keys != NULL); /* ~230 keys: sparse is still smaller than dense */
+    CHECK(atomic_load(&g->used) >= ref->n - NDEFAULT - 1);
+    check_live(r, "grow_seconds", NULL, ref, vals, n, __LINE__);
+    CHECK_EQ_DBL(coarse_of(r, "grow_seconds"), 0);
+    pm_hdata_free(ref);
+    pm_registry_free(r);
+}
+
+/* More series bursting before maintenance than the pool has spares
+ * (min(8, series)): the last ones keep their overflow at export-bucket
+ * resolution; count, sum, min, max and every exported bucket stay exact, the
+ * coarse values are counted, and after maintenance the series is fine again. */
+#define NCOARSE 10
+TEST(test_coarse_when_no_spare_left)
+{
+    static double vals[8000];
+    pm_registry_t *r = new_registry(1);
+    REQUIRE(r);
+    static const char *const lab[] = {"id"};
+    pm_family_t *f = hist_family(r, "spill_seconds", NULL, 0, 0, 0, lab, 1);
+    REQUIRE(f);
+    pm_histogram_t *h[NCOARSE];
+    char names[NCOARSE][8];
+    for (int i = 0; i < NCOARSE; i++) {
+        snprintf(names[i], sizeof names[i], "s%d", i);
+        const char *v[1] = {names[i]};
+        CHECK_OK(pm_histogram_get(f, v, 1, &h[i]));
+    }
+    size_t n = wide_values(1e-9, 1e4, 13, 8000, vals);
+    pm_hdata_t *ref = NULL;
+    REQUIRE(pm_hdata_new(1e-9, 1e4, &ref) == PM_OK);
+    for (size_t k = 0; k < n; k++) CHECK_OK(pm_hdata_record(ref, vals[k]));
+    for (int i = 0; i < NCOARSE; i++)
+        for (size_t k = 0; k < n; k++) pm_histogram_observe(h[i], vals[k]);
+    double coarse = coarse_of(r, "spill_seconds"); /* maintenance runs after the read */
+    CHECK(coarse > 0);
+    pm_snapshot_t *snap = NULL;
+    CHECK_OK(pm_snapshot_new(r, &snap));
+    const pm_snap_family_t *sf = find_family(snap, "spill_seconds");
+    int exact_buckets = 0;
+    for (int i = 0; i < NCOARSE; i++) {
+        const pm_snap_series_t *se = find_series(sf, names[i]);
+        REQUIRE(se);
+        check_cumulative(sf, se, default_bounds, NDEFAULT, vals, n, __LINE__);
+        CHECK_SAME_DBL(pm_snap_series_min(se), pm_hdata_min(ref));
+        CHECK_SAME_DBL(pm_snap_series_max(se), pm_hdata_max(ref));
+        CHECK_NEAR(pm_snap_series_sum(se), pm_hdata_sum(ref), 1e-12 * pm_hdata_sum(ref));
+        const pm_hdata_t *hd = pm_snap_series_hdata(se);
+        if (hd->n == ref->n && !memcmp(hd->cnt, ref->cnt, ref->n * sizeof *ref->cnt)) exact_buckets++;
+    }
+    CHECK_EQ_INT(exact_buckets, 8); /* the pool's spares */
+    pm_snapshot_release(snap);
+    /* Maintenance gave the coarse series bigger tables: no more coarse values. */
+    CHECK_OK(pm_registry_maintain(r));
+    for (int i = 0; i < NCOARSE; i++)
+        for (size_t k = 0; k < 500; k++) pm_histogram_observe(h[i], vals[k]);
+    CHECK_EQ_DBL(coarse_of(r, "spill_seconds"), coarse);
+    for (int i = 0; i < NCOARSE; i++) pm_histogram_release(h[i]);
+    pm_hdata_free(ref);
+    pm_registry_free(r);
+}
+
+/* An attached thread records into its own table (plain stores), grown by
+ * maintenance with the owner's acknowledgement; snapshots in between, then
+ * detach, are exact. */
+TEST(test_attached_exact_through_growth_and_detach)
+{
+    static double vals[NWIDE];
+    pm_registry_t *r = new_registry(2);
+    REQUIRE(r);
+    pm_histogram_t *h = NULL;
+    CHECK_OK(pm_histogram_new(r, "own_seconds", "", &h));
+    REQUIRE(h);
+    CHECK_OK(pm_thread_attach(r));
+    size_t n = wide_values(1e-7, 10, 17, NWIDE, vals);
+    pm_hdata_t *ref = NULL;
+    REQUIRE(pm_hdata_new(1e-9, 1e4, &ref) == PM_OK);
+    const pm_series *s = (const pm_series *)h;
+    int owned = 0;
+    for (size_t i = 0; i < n; i++) {
+        pm_histogram_observe(h, vals[i]);
+        CHECK_OK(pm_hdata_record(ref, vals[i]));
+        if (i % 500 == 499) {
+            CHECK_OK(pm_registry_maintain(r));
+            const pm_hgen *g = atomic_load(pm__shard_hentry(pm__tls_shard, pm__hist_ext(s)->hslot));
+            if ((uintptr_t)g > (uintptr_t)PM_HGEN_WANTED && g->single) owned = 1;
+        }
+        if (i % 15000 == 14999) check_live(r, "own_seconds", NULL, ref, vals, i + 1, __LINE__);
+    }
+    CHECK(owned);
+    check_live(r, "own_seconds", NULL, ref, vals, n, __LINE__);
+    CHECK_OK(pm_thread_detach(r)); /* the thread's tables move into the series */
+    check_live(r, "own_seconds", NULL, ref, vals, n, __LINE__);
+    for (size_t i = 0; i < 1000; i++) {
+        pm_histogram_observe(h, vals[i]); /* unattached now */
+        CHECK_OK(pm_hdata_record(ref, vals[i]));
+    }
+    size_t m = 0;
+    static double all[NWIDE + 1000];
+    memcpy(all, vals, n * sizeof *vals);
+    memcpy(all + n, vals, 1000 * sizeof *vals);
+    m = n + 1000;
+    check_live(r, "own_seconds", NULL, ref, all, m, __LINE__);
+    pm_hdata_free(ref);
+    pm_registry_free(r);
+}
+
+struct exit_arg {
+    pm_registry_t *r;
+    pm_histogram_t *h;
+    const double *vals;
+    size_t n;
+};
+
+static void *record_and_exit(void *p)
+{
+    struct exit_arg *a = p;
+    if (pm_thread_attach(a->r) != PM_OK) return (void *)1;
+    for (size_t i = 0; i < a->n; i++) {
+        pm_histogram_observe(a->h, a->vals[i]);
+        if (i == a->n / 2) pm_registry_maintain(a->r); /* the thread gets its own table */
+    }
+    return NULL; /* no detach: the exit handler folds the tables */
+}
+
+/* Attached threads that exit without detaching leave every value behind. */
+TEST(test_attached_thread_exit_folds)
+{
+    static double vals[20000];
+    pm_registry_t *r = new_registry(2);
+    REQUIRE(r);
+    pm_histogram_t *h = NULL;
+    CHECK_OK(pm_histogram_new(r, "exit_seconds", "", &h));
+    size_t n = wide_values(1e-6, 1, 19, 20000, vals);
+    pm_hdata_t *ref = NULL;
+    REQUIRE(pm_hdata_new(1e-9, 1e4, &ref) == PM_OK);
+    static double all[3 * 20000];
+    for (int t = 0; t < 3; t++) {
+        struct exit_arg a = {r, h, vals, n};
+        pthread_t th;
+        REQUIRE(pthread_create(&th, NULL, record_and_exit, &a) == 0);
+        void *ret = NULL;
+        pthread_join(th, &ret);
+        CHECK(ret == NULL);
+        for (size_t i = 0; i < n; i++) CHECK_OK(pm_hdata_record(ref, vals[i]));
+        memcpy(all + (size_t)t * n, vals, n * sizeof *vals);
+        check_live(r, "exit_seconds", NULL, ref, all, (size_t)(t + 1) * n, __LINE__);
+    }
+    pm_hdata_free(ref);
+    pm_registry_free(r);
+}
+
+/* pm_family_clear resets the overflow series even while an attached owner's
+ * table holds counts: they are cancelled, not raced. */
+TEST(test_clear_overflow_series_with_attached_counts)
+{
+    pm_registry_t *r = new_registry(2);
+    REQUIRE(r);
+    static const char *const lab[] = {"id"};
+    pm_family_opts_t *o = NULL;
+    REQUIRE(pm_family_opts_new(&o) == PM_OK);
+    CHECK_OK(pm_family_opts_set_labels(o, lab, 1));
+    CHECK_OK(pm_family_opts_set_max_series(o, 1));
+    pm_family_t *f = NULL;
+    CHECK_OK(pm_family_new(r, PM_TYPE_HISTOGRAM, "clr_seconds", "", o, &f));
+    pm_family_opts_free(o);
+    const char *a[1] = {"a"}, *b[1] = {"b"};
+    pm_histogram_t *ha = NULL, *hb = NULL;
+    CHECK_OK(pm_histogram_get(f, a, 1, &ha));
+    CHECK_OK(pm_histogram_get(f, b, 1, &hb)); /* past the limit: the overflow series */
+    CHECK_OK(pm_thread_attach(r));
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3000; i++) pm_histogram_observe(hb, 1e-3 * (1 + i % 700));
+        CHECK_OK(pm_registry_maintain(r)); /* the owner's table comes in the first round */
+    }
+    CHECK_OK(pm_family_clear(f));
+    for (int i = 0; i < 50; i++) pm_histogram_observe(hb, 0.02);
+    pm_snapshot_t *snap = NULL;
+    CHECK_OK(pm_snapshot_new(r, &snap));
+    const pm_snap_family_t *sf = find_family(snap, "clr_seconds");
+    REQUIRE(sf && pm_snap_family_series_count(sf) == 1);
+    const pm_snap_series_t *se = pm_snap_family_series(sf, 0);
+    CHECK(pm_snap_series_is_overflow(se));
+    CHECK_EQ_U64(pm_snap_series_count(se), 50);
+    CHECK_EQ_U64(pm_snap_series_bucket_cumulative(se, 1), 0);  /* le=0.01 */
+    CHECK_EQ_U64(pm_snap_series_bucket_cumulative(se, 2), 50); /* le=0.025 */
+    CHECK_NEAR(pm_snap_series_sum(se), 1.0, 1e-9);
+    CHECK_SAME_DBL(pm_snap_series_min(se), 0.02);
+    CHECK_SAME_DBL(pm_snap_series_max(se), 0.02);
+    pm_snapshot_release(snap);
+    CHECK_OK(pm_thread_detach(r));
+    pm_histogram_release(ha);
+    pm_histogram_release(hb);
+    pm_registry_free(r);
+}
+
 TEST_MAIN(TH_CASE(test_new_bad_inputs), TH_CASE(test_get_bad_inputs),
           TH_CASE(test_observe_null_ignored), TH_CASE(test_nan_rejected_and_counted),
           TH_CASE(test_observe_labeled_bad_inputs), TH_CASE(test_bounds_exact_default),
@@ -888,4 +1231,8 @@ TEST_MAIN(TH_CASE(test_new_bad_inputs), TH_CASE(test_get_bad_inputs),
           TH_CASE(test_stats), TH_CASE(test_outside_range), TH_CASE(test_infinities),
           TH_CASE(test_observe_ns_conversion), TH_CASE(test_observe_ns_correctly_rounded),
           TH_CASE(test_stripes_three_threads), TH_CASE(test_opts_set_buckets_bad_inputs),
-          TH_CASE(test_opts_set_range_bad_inputs))
+          TH_CASE(test_opts_set_range_bad_inputs), TH_CASE(test_sparse_burst_without_maintenance),
+          TH_CASE(test_sparse_growth_by_maintenance), TH_CASE(test_coarse_when_no_spare_left),
+          TH_CASE(test_attached_exact_through_growth_and_detach),
+          TH_CASE(test_attached_thread_exit_folds),
+          TH_CASE(test_clear_overflow_series_with_attached_counts))

@@ -28,6 +28,8 @@
 
 #include <perfmetrics/perfmetrics.h>
 
+#include "internal/pm_internal.h" /* white-box: pm_hdata's buckets */
+
 #include <time.h>
 
 #define LOWEST 1e-9
@@ -438,6 +440,75 @@ TEST(test_bucket_edges)
            "edges", worst, buckets, BOUND);
 }
 
+/* The same adversarial data through live histograms, which keep only the
+ * buckets hit (lib/histogram.c): both edges of every bucket, twice, into one
+ * series, (0) from one thread with no maintenance (the first table fills, a
+ * spare dense one takes over), (1) with maintenance every 1000 records (the
+ * table grows), (2) from an attached thread with maintenance (its own table,
+ * swapped under it). The buckets equal pm_hdata_record's and every rank's
+ * value errs by at most 1/129. */
+static void edges_live(int mode)
+{
+    uint64_t lo_key, hi_key;
+    double x = LOWEST, y = HIGHEST;
+    memcpy(&lo_key, &x, sizeof x);
+    memcpy(&hi_key, &y, sizeof y);
+    lo_key = (lo_key >> 46) + 1;
+    hi_key >>= 46;
+    size_t nb = (size_t)(hi_key - lo_key), n = 4 * nb;
+    double *data = malloc(n * sizeof *data);
+    REQUIRE(data);
+    struct live l;
+    REQUIRE(live_open(&l, LOWEST, HIGHEST));
+    if (mode == 2) CHECK_OK(pm_thread_attach(l.r));
+    pm_hdata_t *ref = NULL;
+    REQUIRE(pm_hdata_new(LOWEST, HIGHEST, &ref) == PM_OK);
+    size_t m = 0;
+    for (uint64_t k = lo_key; k < hi_key; k++) {
+        uint64_t blo = k << 46, bhi = ((k + 1) << 46) - 1;
+        double lo, hi;
+        memcpy(&lo, &blo, sizeof lo);
+        memcpy(&hi, &bhi, sizeof hi);
+        double four[4] = {lo, lo, hi, hi};
+        for (int j = 0; j < 4; j++) {
+            pm_histogram_observe(l.h, four[j]);
+            CHECK_OK(pm_hdata_record(ref, four[j]));
+            data[m++] = four[j];
+            if (mode && m % 1000 == 0) CHECK_OK(pm_registry_maintain(l.r));
+        }
+    }
+    REQUIRE(live_read(&l));
+    const pm_hdata_t *h = pm_snap_series_hdata(l.se);
+    REQUIRE(h);
+    CHECK_EQ_U64(pm_hdata_count(h), n);
+    CHECK(h->n == ref->n && !memcmp(h->idx, ref->idx, h->n * sizeof *h->idx) &&
+          !memcmp(h->cnt, ref->cnt, h->n * sizeof *h->cnt));
+    double worst = 0;
+    for (size_t r = 1; r <= n; r++) {
+        double est = NAN;
+        CHECK_OK(pm_hdata_quantile(h, ((double)r - 0.5) / (double)n, &est)); /* rank r */
+        double e = rel_err(est, data[r - 1]);                                /* data is sorted */
+        if (!(e <= REL_BOUND)) {
+            TH_FAIL_("mode %d rank %zu: %.17g vs %.17g, error %.3g", mode, r, est, data[r - 1], e);
+            break;
+        }
+        worst = fmax(worst, e);
+    }
+    CHECK(worst > BOUND * (1 - 1e-6));
+    printf("accuracy %-12s max relative error %.9f over %zu ranks, live (%s)\n", "edges", worst, n,
+           mode == 0 ? "one thread, no maintenance"
+           : mode == 1 ? "maintenance every 1000"
+                       : "attached thread, maintenance every 1000");
+    if (mode == 2) CHECK_OK(pm_thread_detach(l.r));
+    pm_hdata_free(ref);
+    live_close(&l);
+    free(data);
+}
+
+TEST(test_bucket_edges_live) { edges_live(0); }
+TEST(test_bucket_edges_live_maintained) { edges_live(1); }
+TEST(test_bucket_edges_live_attached) { edges_live(2); }
+
 /* The default family range [1e-9, 1e4] covers 1 ns .. 1 h as well. */
 TEST(test_default_range)
 {
@@ -513,5 +584,6 @@ TEST(test_rank_of_decimal_q)
 
 TEST_MAIN(TH_CASE(test_uniform), TH_CASE(test_lognormal), TH_CASE(test_bimodal),
           TH_CASE(test_constant), TH_CASE(test_pareto), TH_CASE(test_exponential),
-          TH_CASE(test_loguniform), TH_CASE(test_bucket_edges), TH_CASE(test_default_range),
+          TH_CASE(test_loguniform), TH_CASE(test_bucket_edges), TH_CASE(test_bucket_edges_live), TH_CASE(test_bucket_edges_live_maintained),
+          TH_CASE(test_bucket_edges_live_attached), TH_CASE(test_default_range),
           TH_CASE(test_rank_of_decimal_q))

@@ -315,6 +315,122 @@ TEST(test_unsampled_spans_allocate_nothing_when_warm)
     pm_tracer_free(t);
 }
 
+/* A span's memory is whole cache lines of its own, whichever thread made it
+ * and whichever ended it: two threads' spans never share a line. */
+struct line_job {
+    pm_tracer_t *t;
+    pthread_barrier_t *bar;
+    pm_span_t *given[8]; /* started by the main thread, ended here */
+    uintptr_t seen[64];
+    size_t nseen;
+};
+
+static void *line_worker(void *arg)
+{
+    struct line_job *j = arg;
+    for (int i = 0; i < 8; i++) pm_span_end(j->given[i]); /* into this thread's cache */
+    pm_span_t *s[16];
+    for (int i = 0; i < 16; i++) {
+        if (pm_span_start(j->t, "w", PM_SPAN_INTERNAL, NULL, &s[i]) != PM_OK) return (void *)1;
+        j->seen[j->nseen++] = (uintptr_t)s[i];
+    }
+    pthread_barrier_wait(j->bar); /* both workers' spans are live together */
+    for (int i = 0; i < 16; i++) pm_span_end(s[i]);
+    return NULL;
+}
+
+TEST(test_spans_never_share_a_cache_line)
+{
+    pm_tracer_t *never = tracer(PM_SAMPLER_NEVER, 0, 0, 0),
+                *always = tracer(PM_SAMPLER_ALWAYS, 1, 0, 0);
+    REQUIRE(never && always);
+    pm_tracer_t *ts[2] = {never, always};
+    for (int k = 0; k < 2; k++) {
+        struct line_job j[2];
+        pthread_barrier_t bar;
+        REQUIRE(pthread_barrier_init(&bar, NULL, 2) == 0);
+        memset(j, 0, sizeof j);
+        for (int w = 0; w < 2; w++) {
+            j[w].t = ts[k];
+            j[w].bar = &bar;
+        }
+        /* Started back to back, alternately for each worker: neighbours in
+         * memory, if anything is, go to different threads. */
+        for (int i = 0; i < 8; i++)
+            for (int w = 0; w < 2; w++)
+                REQUIRE(pm_span_start(ts[k], "d", PM_SPAN_SERVER, NULL, &j[w].given[i]) == PM_OK);
+        pthread_t th[2];
+        for (int w = 0; w < 2; w++) REQUIRE(pthread_create(&th[w], NULL, line_worker, &j[w]) == 0);
+        for (int w = 0; w < 2; w++) {
+            void *rv;
+            pthread_join(th[w], &rv);
+            CHECK(rv == NULL);
+        }
+        pthread_barrier_destroy(&bar);
+        /* Unsampled: the workers reused the handed-over objects (their caches
+         * are LIFO); sampled: the records went to the buffer and the workers
+         * took fresh ones. Either way every object starts a line, and an
+         * object of one worker and one of the other are at least a span's
+         * rounded-up size apart. */
+        uint64_t size = k ? 1024 : 64; /* an unsampled span is one line; a record is many */
+        uint64_t misaligned = 0, closest = UINT64_MAX;
+        for (size_t a = 0; a < j[0].nseen; a++) {
+            misaligned += j[0].seen[a] % 64 != 0;
+            for (size_t b = 0; b < j[1].nseen; b++) {
+                uintptr_t x = j[0].seen[a], y = j[1].seen[b];
+                if (a == 0) misaligned += y % 64 != 0;
+                if ((x > y ? x - y : y - x) < closest) closest = x > y ? x - y : y - x;
+            }
+        }
+        CHECK_EQ_U64(misaligned, 0);
+        if (closest < size)
+            TH_FAIL_("%s spans of two threads %llu bytes apart", k ? "sampled" : "unsampled",
+                     (unsigned long long)closest);
+    }
+    CHECK_OK(pm_tracer_flush(always, NULL));
+    pm_tracer_free(never);
+    pm_tracer_free(always);
+}
+
+/* Unsampled spans leave every tracer counter alone (pm_tracer_stat: they
+ * are not counted), also when their attributes and events would exceed the
+ * limits and when another thread ends them. */
+static void *end_it(void *arg)
+{
+    pm_span_end(arg);
+    return NULL;
+}
+
+TEST(test_unsampled_spans_count_nothing)
+{
+    pm_tracer_opts_t *o;
+    REQUIRE(pm_tracer_opts_new(&o) == PM_OK);
+    CHECK_OK(pm_tracer_opts_set_sampler(o, PM_SAMPLER_NEVER, 0));
+    CHECK_OK(pm_tracer_opts_set_limits(o, 0, 0));
+    pm_tracer_t *t;
+    REQUIRE(pm_tracer_new(o, &t) == PM_OK);
+    pm_tracer_opts_free(o);
+    for (int i = 0; i < 1000; i++) {
+        pm_span_t *s;
+        REQUIRE(pm_span_start(t, "u", PM_SPAN_INTERNAL, NULL, &s) == PM_OK);
+        CHECK_OK(pm_span_set_int(s, "over", i));
+        CHECK_OK(pm_span_add_event(s, "over", NULL, NULL));
+        if (i % 100 == 0) {
+            pthread_t th;
+            REQUIRE(pthread_create(&th, NULL, end_it, s) == 0);
+            pthread_join(th, NULL);
+        } else {
+            pm_span_end(s);
+        }
+    }
+    size_t n = 1;
+    CHECK_OK(pm_tracer_flush(t, &n));
+    CHECK_EQ_U64(n, 0);
+    for (int w = PM_TRACER_STARTED; w <= PM_TRACER_SPANS_OTHER; w++)
+        CHECK_EQ_U64(pm_tracer_stat(t, (pm_tracer_stat_t)w), 0);
+    pm_tracer_free(t);
+}
+
 TEST(test_buffer_overflow_counts_exactly)
 {
     pm_tracer_t *t = tracer(PM_SAMPLER_ALWAYS, 1, 16, 4);
@@ -481,5 +597,6 @@ TEST_MAIN(TH_CASE(test_analytics_bounds_are_counted), TH_CASE(test_opts_bad_inpu
           TH_CASE(test_parent_child_one_thread_and_scope),
           TH_CASE(test_explicit_parent_across_threads), TH_CASE(test_sampling),
           TH_CASE(test_unsampled_spans_allocate_nothing_when_warm),
+          TH_CASE(test_spans_never_share_a_cache_line), TH_CASE(test_unsampled_spans_count_nothing),
           TH_CASE(test_buffer_overflow_counts_exactly), TH_CASE(test_limits_attributes_events_status),
           TH_CASE(test_exporter_batches_flushed_on_shutdown), TH_CASE(test_red_metrics))

@@ -101,4 +101,76 @@ TEST(test_many_threads_exact_accounting)
     pm_tracer_free(t);
 }
 
-TEST_MAIN(TH_CASE(test_many_threads_exact_accounting))
+/* Attributes and events dropped by the limits are counted by the recording
+ * threads (each on its stripe's line): exact totals from many threads while
+ * a flusher runs, and an unsampled tracer used at the same time counts
+ * nothing. */
+struct limits_job {
+    pm_tracer_t *t, *never;
+    long n;
+};
+
+static void *limited(void *arg)
+{
+    struct limits_job *j = arg;
+    for (long i = 0; i < j->n; i++) {
+        pm_span_t *s, *u;
+        if (pm_span_start(j->t, "limited", PM_SPAN_INTERNAL, NULL, &s) != PM_OK) return (void *)1;
+        if (pm_span_start(j->never, "free", PM_SPAN_INTERNAL, NULL, &u) != PM_OK) return (void *)1;
+        pm_span_set_int(s, "a", i);
+        pm_span_set_int(s, "b", i); /* dropped */
+        pm_span_set_int(s, "c", i); /* dropped */
+        pm_span_set_int(u, "b", i); /* unsampled: a no-op */
+        pm_span_add_event(s, "e1", NULL, NULL);
+        pm_span_add_event(s, "e2", NULL, NULL); /* dropped */
+        pm_span_add_event(u, "e2", NULL, NULL);
+        pm_span_end(u);
+        pm_span_end(s);
+    }
+    return NULL;
+}
+
+TEST(test_limit_drops_counted_exactly_across_threads)
+{
+    const char *sc = getenv("PM_STRESS_SCALE");
+    long n = (long)(20000 * (sc ? atof(sc) : 1.0));
+    if (n < 500) n = 500;
+    pm_tracer_opts_t *o;
+    REQUIRE(pm_tracer_opts_new(&o) == PM_OK);
+    CHECK_OK(pm_tracer_opts_set_sampler(o, PM_SAMPLER_ALWAYS, 1));
+    CHECK_OK(pm_tracer_opts_set_limits(o, 1, 1));
+    CHECK_OK(pm_tracer_opts_set_buffer(o, 256));
+    pm_tracer_t *t, *never;
+    REQUIRE(pm_tracer_new(o, &t) == PM_OK);
+    CHECK_OK(pm_tracer_opts_set_sampler(o, PM_SAMPLER_NEVER, 0));
+    REQUIRE(pm_tracer_new(o, &never) == PM_OK);
+    pm_tracer_opts_free(o);
+    atomic_store(&stop, 0);
+    enum { T = 4 };
+    struct limits_job j = {t, never, n};
+    pthread_t th[T], fl;
+    REQUIRE(pthread_create(&fl, NULL, flusher, t) == 0);
+    for (int i = 0; i < T; i++) REQUIRE(pthread_create(&th[i], NULL, limited, &j) == 0);
+    for (int i = 0; i < T; i++) {
+        void *rv;
+        pthread_join(th[i], &rv);
+        CHECK(rv == NULL);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(fl, NULL);
+    CHECK_OK(pm_tracer_flush(t, NULL));
+    uint64_t spans = (uint64_t)T * (uint64_t)n;
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_SAMPLED), spans);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_ENDED), spans);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_EXPORTED) + pm_tracer_stat(t, PM_TRACER_DROPPED),
+                 spans);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_ATTRS_DROPPED), 2 * spans);
+    CHECK_EQ_U64(pm_tracer_stat(t, PM_TRACER_EVENTS_DROPPED), spans);
+    for (int w = PM_TRACER_STARTED; w <= PM_TRACER_SPANS_OTHER; w++)
+        CHECK_EQ_U64(pm_tracer_stat(never, (pm_tracer_stat_t)w), 0);
+    pm_tracer_free(t);
+    pm_tracer_free(never);
+}
+
+TEST_MAIN(TH_CASE(test_many_threads_exact_accounting),
+          TH_CASE(test_limit_drops_counted_exactly_across_threads))

@@ -207,6 +207,27 @@ TEST(test_timer_scope_per_iteration)
     pm_registry_free(r);
 }
 
+/* On an attached thread the scope records into the thread's own table
+ * (after maintenance granted it): every iteration counted, before and after. */
+TEST(test_timer_scope_attached)
+{
+    pm_registry_t *r = new_registry();
+    REQUIRE(r != NULL);
+    pm_histogram_t *h = new_hist(r, "own_loop_seconds");
+    REQUIRE(h != NULL);
+    CHECK_OK(pm_thread_attach(r));
+    for (int i = 0; i < 20000; i++) {
+        PM_TIMER_SCOPE(h);
+        if (i == 1000) CHECK_OK(pm_registry_maintain(r));
+    }
+    hstats st = hist_stats(r, "own_loop_seconds");
+    CHECK_EQ_U64(st.count, 20000);
+    CHECK(st.min >= 0 && st.max >= st.min && st.sum >= 0);
+    CHECK_OK(pm_thread_detach(r));
+    CHECK_EQ_U64(hist_stats(r, "own_loop_seconds").count, 20000);
+    pm_registry_free(r);
+}
+
 TEST(test_timer_scope_nested)
 {
     pm_registry_t *r = new_registry();
@@ -378,6 +399,7 @@ TEST(test_version_at_least)
 TEST_MAIN(TH_CASE(test_now_monotonic_1e6_calls), TH_CASE(test_now_monotonic_per_thread),
           TH_CASE(test_now_agrees_with_clock_monotonic), TH_CASE(test_clock_source),
           TH_CASE(test_timer_scope_one_observation), TH_CASE(test_timer_scope_per_iteration),
+          TH_CASE(test_timer_scope_attached),
           TH_CASE(test_timer_scope_nested), TH_CASE(test_timer_start_stop),
           TH_CASE(test_timer_scope_any_expression), TH_CASE(test_wall_seconds),
           TH_CASE(test_version_macros_agree), TH_CASE(test_version_at_least))

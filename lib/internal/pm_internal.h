@@ -6,9 +6,9 @@
  *    different stripes never share a cache line, and a series costs K*16 B.
  *  - gauges: one 8-byte cell in the series (a set has last-writer semantics,
  *    which stripes cannot give).
- *  - histograms: per-stripe copies of sum/min/max/le-extra/buckets, allocated
- *    for stripe 0 at creation and for other stripes when first recorded from
- *    them (the hot path only flags the need; maintenance allocates).
+ *  - histograms: sparse generations of (bucket key -> count) cells, one per
+ *    recording stripe and one per attached thread, grown by maintenance
+ *    (design in lib/histogram.c).
  *  - series tables: open addressing, read without locks (RCU-style: writers
  *    under the registry lock copy-and-publish, readers load one pointer);
  *    memory retired by writers is freed after a grace period (readers counted
@@ -60,6 +60,11 @@ bool pm__valid_label_name(const char *s);
 bool pm__valid_unit(const char *s);
 bool pm__valid_utf8(const char *s, size_t len);
 bool pm__names_clash(pm_type_t t1, const char *n1, pm_type_t t2, const char *n2);
+/* Calls probe(ctx, n2) for every name n2 a family clashing with a `type`
+ * family called `name` could have (name + a == n2 + b for sample suffixes a
+ * of type and b of any type), until probe returns true; returns that. */
+bool pm__names_clash_probe(pm_type_t type, const char *name,
+                           bool (*probe)(void *ctx, const char *n2), void *ctx);
 
 /* ------------------------------------------------------------ bit casts */
 static inline uint64_t pm__d2u(double d)
@@ -102,12 +107,30 @@ typedef struct pm_counter_cell pm_counter_cell;
  * Only the owner writes the cells; snapshots read them under the registry
  * lock. Directories replaced on growth are kept until the shard is freed,
  * because the owner reads the directory without any lock. */
+typedef struct pm_hgen pm_hgen;
+#define PM_SHARD_REQS 64 /* histogram requests an owner can queue between maintenance passes */
 typedef struct pm_shard {
     struct pm_registry *reg; /* NULL once the registry is gone (orphan) */
     _Atomic(pm_counter_cell **) dir;
     size_t dircap, nchunks;
     struct pm_shard *next;  /* registry list */
     void *old_dirs;         /* retired directories (singly linked through word 0) */
+    /* Histograms: the owner's generation for each histogram slot,
+     * hdir[slot / PM_CHUNK_SLOTS][slot % PM_CHUNK_SLOTS]: NULL, PM_HGEN_WANTED
+     * or a generation only the owner writes (lib/histogram.c). Grown like dir. */
+    _Atomic(_Atomic(pm_hgen *) **) hdir;
+    size_t hdircap, hnchunks;
+    void *old_hdirs;
+    /* Slots whose generation needs maintenance (a first one, or a bigger
+     * one): a ring the owner appends to and maintenance drains; when it is
+     * full the owner sets req_lost and maintenance scans every slot. */
+    _Atomic uint32_t req[PM_SHARD_REQS];
+    _Atomic uint32_t req_head, req_tail;
+    _Atomic uint32_t req_lost;
+    /* Generations maintenance swapped in that still hold an older one, until
+     * the owner has seen them (r->lock). */
+    struct pm_hack *acks;
+    size_t nacks, capacks;
 } pm_shard;
 extern PM_TLS pm_shard *pm__tls_shard;
 
@@ -124,22 +147,65 @@ typedef struct pm_reader_cell {
 } pm_reader_cell;
 
 /* ------------------------------------------------------------ histograms */
+/* The design, its byte formula and its invariants: lib/histogram.c. */
+typedef struct pm_hpool pm_hpool;
 typedef struct pm_hist_layout {
     double lowest, highest;
     uint64_t lo_key;  /* bits(lowest) >> PM_HIST_SHIFT */
     uint32_t nb;      /* fine buckets in range; index 0 underflow, nb+1 overflow */
     uint32_t nbounds; /* exported bounds */
+    uint32_t nkeys;   /* cell keys: nb + 2 fine buckets, then one per bound */
     double *bounds;
     uint32_t *bidx;    /* fine index holding each bound */
     uint16_t *straddle; /* per fine index: first bound index + 1 that lies in it, or 0 */
-    size_t copy_words;  /* words per copy: 3 + nbounds + nb + 2 */
+    pm_hpool *pool;     /* spare dense generations of nkeys cells (registry-owned) */
 } pm_hist_layout;
-/* Copy words: [0] sum bits, [1] min bits, [2] max bits, [3..3+nbounds) values
- * <= bound k inside its straddled fine bucket, then nb+2 fine buckets. */
-#define PM_HC_SUM 0
-#define PM_HC_MIN 1
-#define PM_HC_MAX 2
-#define PM_HC_EXTRA 3
+
+/* A generation: a table of cells, key -> count. Sparse (open addressing on
+ * keys + 1, 0 = empty, cap a power of two) or dense (keys == NULL, cell i is
+ * key i, cap = nkeys). Written lock-free by recorders: with atomic
+ * read-modify-writes when shared by a stripe's threads, with plain
+ * load+store when single (one attached thread). `prev` chains older
+ * generations of the same owner whose counts still count. */
+#define PM_HG_SUMS 8 /* single writers rotate over 8 sum words: no FP add chain per record */
+struct pm_hgen {
+    _Atomic uint64_t *cnt;   /* cap counts */
+    _Atomic uint16_t *keys;  /* sparse: cap keys + 1; NULL when dense */
+    _Atomic uint64_t *sumw;  /* shared: the sum word of the chain's first generation, so a
+                              * stripe keeps one running sum whatever its tables */
+    pm_hgen *prev;
+    uint32_t cap;
+    uint32_t limit;          /* sparse: inserts stop at used == limit (7/8 full) */
+    uint32_t want_at;        /* sparse: the insert reaching it asks for growth (3/4) */
+    _Atomic uint32_t used;   /* sparse: keys inserted */
+    _Atomic uint32_t rotor;  /* single: the sum word of the next record */
+    _Atomic uint8_t fresh;   /* single: swapped in by maintenance, unseen by the owner */
+    _Atomic uint8_t want;    /* growth asked for */
+    uint8_t shift;           /* sparse: 32 - log2(cap) */
+    uint8_t single;          /* one writer */
+    uint8_t nsum;            /* sum words: PM_HG_SUMS when single, else 1 */
+    _Atomic uint64_t sum[];  /* bits of doubles */
+};
+#define PM_HGEN_WANTED ((pm_hgen *)(uintptr_t)1) /* attached: a first generation is asked for */
+
+/* A generation of a shard that maintenance replaced while its owner was
+ * recording into it: `gen` holds it in prev until the owner's next record
+ * (r->lock). */
+typedef struct pm_hack {
+    uint32_t slot;
+    pm_hgen *gen;
+} pm_hack;
+
+/* Spare dense generations for one key count, which recorders whose table is
+ * full take without allocating (lib/histogram.c). Registry-owned, r->lock
+ * except the slots. */
+#define PM_HPOOL_SLOTS 8
+struct pm_hpool {
+    pm_hpool *next;
+    uint32_t nkeys;
+    size_t series; /* live series with this key count */
+    _Atomic(pm_hgen *) slot[PM_HPOOL_SLOTS];
+};
 
 static inline uint32_t pm__hist_index(const pm_hist_layout *L, double v)
 {
@@ -148,6 +214,18 @@ static inline uint32_t pm__hist_index(const pm_hist_layout *L, double v)
     return k >= L->nb ? L->nb + 1 : (uint32_t)k + 1;
 }
 double pm__hist_bucket_value(const pm_hist_layout *L, uint32_t idx, double min, double max);
+/* The cell key of v: its fine index, or nb + 2 + k when v <= bounds[k] lies
+ * in bound k's straddled fine bucket (the first such k). */
+static inline uint32_t pm__hist_key(const pm_hist_layout *L, double v)
+{
+    uint32_t idx = pm__hist_index(L, v);
+    uint32_t k1 = L->straddle[idx];
+    if (PM_UNLIKELY(k1 != 0)) {
+        for (uint32_t k = k1 - 1; k < L->nbounds && L->bidx[k] == idx; k++)
+            if (v <= L->bounds[k]) return L->nb + 2 + k;
+    }
+    return idx;
+}
 
 struct pm_hdata {
     pm_alloc_t a;
@@ -178,8 +256,9 @@ struct pm_counter_cell {
 };
 
 /* A series is one allocation: this struct, then (histograms only) a
- * pm_hist_ext with one copy pointer per stripe, then the label-value pointers
- * and their strings. Kept to 96 bytes: every field here is paid per series. */
+ * pm_hist_ext with one generation pointer per stripe and nbounds + 1 coarse
+ * cells, then the label-value pointers and their strings. Kept to 96 bytes:
+ * every field here is paid per series. */
 struct pm_series {
     /* hot, read-only after creation */
     union {
@@ -204,10 +283,13 @@ struct pm_series {
 };
 
 typedef struct pm_hist_ext {
-    _Atomic uint64_t want_mask; /* stripes asking for their own copy */
+    _Atomic uint64_t min, max;  /* bits of doubles, shared: written only by new extremes */
+    _Atomic uint64_t want_mask; /* stripes asking for a first or a bigger generation */
     _Atomic uint32_t want_pending;
+    uint32_t hslot;             /* index into the attached threads' generation directories */
     pm_series *want_next;
-    _Atomic(uint64_t *) copies[]; /* one per stripe */
+    pm_hgen *acc;               /* folded generations (exited threads, replaced ones): r->lock */
+    _Atomic(pm_hgen *) units[]; /* per stripe; stripe 0's from creation. Then coarse[] */
 } pm_hist_ext;
 
 static inline pm_hist_ext *pm__hist_ext(const pm_series *s)
@@ -215,11 +297,25 @@ static inline pm_hist_ext *pm__hist_ext(const pm_series *s)
     return (pm_hist_ext *)(void *)((char *)(uintptr_t)s + sizeof(pm_series));
 }
 
+/* Bytes of a histogram series' extension: units, then nbounds + 1 coarse cells. */
+static inline size_t pm__hist_ext_bytes(unsigned stripes, uint32_t nbounds)
+{
+    return sizeof(pm_hist_ext) + (size_t)stripes * sizeof(pm_hgen *) +
+           ((size_t)nbounds + 1) * sizeof(uint64_t);
+}
+
+/* Values recorded while every table of their stripe was full and no spare
+ * generation was left, counted per export bucket (k: v <= bounds[k] and
+ * > bounds[k-1]; nbounds: above the last bound), so counts stay exact. */
+static inline _Atomic uint64_t *pm__hist_coarse(const pm_series *s)
+{
+    return (_Atomic uint64_t *)(void *)&pm__hist_ext(s)->units[(size_t)s->mask + 1];
+}
+
 static inline const char *const *pm__series_values(const pm_series *s)
 {
     size_t off = sizeof(pm_series);
-    if (s->type == PM_TYPE_HISTOGRAM)
-        off += sizeof(pm_hist_ext) + ((size_t)s->mask + 1) * sizeof(uint64_t *);
+    if (s->type == PM_TYPE_HISTOGRAM) off += pm__hist_ext_bytes(s->mask + 1u, s->h.hl->nbounds);
     return (const char *const *)(const void *)((const char *)s + off);
 }
 
@@ -250,6 +346,7 @@ struct pm_family {
     pm_series *detached; /* unlinked, still referenced by handles (singly linked via next) */
     pm_series *overflow;
     _Atomic uint64_t refused, removed, rejected;
+    _Atomic uint64_t coarse; /* histogram values kept at export-bucket resolution */
 };
 
 /* ------------------------------------------------------------ registry */
@@ -297,6 +394,8 @@ struct pm_registry {
     pthread_mutex_t lock; /* registration, removal, table writes, maintenance */
     pm_family **fams;
     size_t nfam, capfam;
+    pm_family **fam_index; /* by name, open addressing (registry.c); under lock */
+    size_t fam_index_cap;
     /* counter arena */
     pm_shard *shards; /* attached threads */
     unsigned char **chunks;
@@ -310,8 +409,15 @@ struct pm_registry {
     pm_retired *pending, *waiting;     /* tables */
     pm_series *pending_s, *waiting_s;  /* series, linked through next */
     unsigned drained;
-    /* histogram copy requests */
+    /* histograms: generation requests of stripes, histogram slots (index
+     * into the shards' directories), spare dense generations */
     _Atomic(pm_series *) want_head;
+    pm_series **hseries; /* by histogram slot */
+    uint32_t *hfree;
+    size_t nhfree, hcap, hnchunks;
+    uint32_t next_hslot;
+    pm_hpool *hpools;
+    _Atomic(pm_hgen *) hspare; /* taken from a pool but not installed: freed by maintenance */
     /* snapshots and collectors */
     pthread_mutex_t snap_lock;
     uint64_t snapshots;
@@ -359,6 +465,12 @@ void pm__shards_zero_slot(pm_registry *r, uint32_t slot);
 void pm__shards_read(const pm_registry *r, uint32_t slot, uint64_t *n, double *d);
 void pm__shards_orphan(pm_registry *r);
 pm_family *pm__find_family_locked(pm_registry *r, const char *name);
+/* The family name index (registry.c), under r->lock: reserve room for nfam
+ * families first (the only step that can fail), then add; after removing a
+ * family from r->fams, drop it with pm__family_index_forget. */
+pm_status_t pm__family_index_reserve(pm_registry *r, size_t nfam);
+void pm__family_index_add(pm_registry *r, pm_family *f);
+void pm__family_index_forget(pm_registry *r);
 
 /* family.c */
 uint32_t pm__hash_values(const char *const *values, size_t n);
@@ -374,8 +486,31 @@ pm_status_t pm__check_values(const pm_family *f, pm_type_t type, const char *con
                              size_t n);
 void pm__family_free(pm_registry *r, pm_family *f);
 void pm__series_free_now(pm_registry *r, pm_series *s);
-void pm__hist_want(pm_series *s, unsigned stripe);
-void pm__hist_grant_wants_locked(pm_registry *r);
+/* histogram.c: live state. Under r->lock unless said otherwise. */
+void pm__hist_want(pm_series *s, unsigned stripe); /* any thread, lock-free */
+void pm__hist_grant_wants_locked(pm_registry *r);  /* stripes' requests only */
+void pm__hist_maintain_locked(pm_registry *r);     /* everything, pools included */
+pm_status_t pm__hist_series_init(pm_registry *r, pm_series *s);
+void pm__hist_series_free(pm_registry *r, pm_series *s);
+void pm__hist_series_reset(pm_registry *r, pm_series *s);
+void pm__hist_pools_free(pm_registry *r);
+/* A shard's generations: folded into their series (detach, thread exit) or
+ * freed with the registry. */
+void pm__hist_shard_fold(pm_registry *r, pm_shard *sh);
+void pm__hist_shard_drop(pm_registry *r, pm_shard *sh);
+/* Snapshot side: adds every cell of s into fine[nb + 2] and parts[nbounds + 1]
+ * (bound parts and coarse cells; fine[] includes them), marking the fine
+ * indexes touched in `touched` (a bit per index); returns the sum. */
+double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uint64_t *touched);
+/* registry.c: histogram slots; thread.c: the shards' directories. */
+pm_status_t pm__hslot_alloc(pm_registry *r, pm_series *s, uint32_t *slot);
+void pm__hslot_free(pm_registry *r, uint32_t slot);
+pm_status_t pm__shards_add_hchunk(pm_registry *r, size_t ci);
+static inline _Atomic(pm_hgen *) *pm__shard_hentry(const pm_shard *sh, uint32_t slot)
+{
+    return &atomic_load_explicit(&sh->hdir, memory_order_acquire)[slot / PM_CHUNK_SLOTS]
+                                                               [slot % PM_CHUNK_SLOTS];
+}
 /* Removes a series from its family (under lock). */
 void pm__series_unlink_locked(pm_registry *r, pm_series *s);
 

@@ -17,16 +17,25 @@
 #define PM_SPAN_INLINE_EVENTS 4
 #define PM_SPAN_STRBUF 512
 
+/* Span objects are allocated on their own cache lines (PM_SPAN_ALIGN, sizes
+ * rounded up to it): a thread writes its span on every start and end, and a
+ * span object moves to whichever thread ends it, so two objects that shared a
+ * line would make two threads' unsampled spans fight over it (false sharing).
+ * An unsampled span is exactly one line. */
+#define PM_SPAN_ALIGN 64
+
 struct pm_span {
-    pm_tracer_t *t;
+    _Alignas(PM_SPAN_ALIGN) pm_tracer_t *t;
     pm_trace_context_t ctx; /* this span: trace id, span id, flags (sampled bit) */
     uint8_t parent_id[8];   /* zero for a root */
     uint8_t parent_remote;
     uint8_t kind;
     uint8_t sampled;
-    uint8_t entered;        /* has been made current at least once */
-    struct pm_span *prev_current; /* current span when this one was entered */
-    struct pm_span *next_free;    /* per-thread cache link */
+    uint8_t entered; /* has been made current at least once */
+    union {
+        struct pm_span *prev_current; /* live: current span when this one was entered */
+        struct pm_span *next_free;    /* ended: per-thread cache link, or flusher's tag */
+    };
 };
 
 typedef struct pm_span_attr {
