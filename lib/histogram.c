@@ -48,7 +48,7 @@
  * Only when the pool is empty too does a value go to the series' coarse
  * cell for its export bucket: count, sum, min, max and every exported
  * bucket stay exact; its quantile is reported at that bucket's last fine
- * bucket; family->coarse counts such values (perfmetrics_histogram_coarse).
+ * bucket; family->coarse counts such values (perfmetrics_coarse_observations).
  *
  * Reclaiming. A stripe's older generations can still be written by a
  * recorder that loaded the pointer before the swap, so they stay until the

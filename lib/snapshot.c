@@ -363,7 +363,7 @@ static pm_status_t self_metrics(pm_registry *r, pm_snapshot_t *s, pm_family **fa
     for (size_t i = 0; i < nfam; i++) {
         if (fams[i]->type != PM_TYPE_HISTOGRAM || fams[i]->cb) continue;
         if (!cf && !(cf = pm__snap_family_add(
-                         s, PM_TYPE_COUNTER, "perfmetrics_histogram_coarse",
+                         s, PM_TYPE_COUNTER, "perfmetrics_coarse_observations",
                          "Histogram values recorded at export-bucket resolution (a table was full "
                          "and no spare was left before maintenance); counts, sums and buckets "
                          "stay exact.",

@@ -943,12 +943,12 @@ static void check_live(pm_registry_t *r, const char *name, const char *v0, const
     pm_snapshot_release(snap);
 }
 
-/* perfmetrics_histogram_coarse{family=name} (0 when absent). */
+/* perfmetrics_coarse_observations{family=name} (0 when absent). */
 static double coarse_of(pm_registry_t *r, const char *family)
 {
     pm_snapshot_t *snap = NULL;
     if (pm_snapshot_new(r, &snap) != PM_OK) return -1;
-    const pm_snap_family_t *f = find_family(snap, "perfmetrics_histogram_coarse");
+    const pm_snap_family_t *f = find_family(snap, "perfmetrics_coarse_observations");
     const pm_snap_series_t *se = f ? find_series(f, family) : NULL;
     double v = se ? pm_snap_series_value(se) : 0;
     pm_snapshot_release(snap);
