@@ -3,9 +3,14 @@
  *   counters:   100,000 series of one family with one label, created, then
  *               recorded into once each from one thread (pinned to CPU 0);
  *   histograms: 1,000 series with the default range [1e-9, 1e4] s, created,
- *               then 16 log-uniform values (1 us .. 10 s) recorded into each
- *               from the main thread (CPU 0), then also from a second thread
- *               (CPU 1), which lives for the whole program.
+ *               then 20 log-uniform values (1 us .. 10 s, 20 distinct fine
+ *               buckets) recorded into each from the main thread (CPU 0),
+ *               then also from a second thread (CPU 1), which lives for the
+ *               whole program; once with both threads unattached (each
+ *               records through its stripe) and once attached
+ *               (pm_thread_attach: each records into its own tables, which
+ *               maintenance grants after a thread's first records, so each
+ *               thread records twice with maintenance in between).
  * Each set-up runs twice in this process:
  *   1. default allocator: glibc mallinfo2() in-use bytes, uordblks (heap
  *      chunks) + hblkhd (large blocks malloc mmaps, e.g. big cell arenas),
@@ -30,9 +35,20 @@
 
 #define N_COUNTERS 100000
 #define N_HISTS 1000
-#define N_OBS 16
+#define N_OBS 20
+/* Targets (issue 10): a histogram series with ~20 distinct buckets hit. */
+#define HIST_TARGET_1T 2048.0 /* 2 KB */
+#define HIST_TARGET_2T 2252.8 /* 2.2 KB */
 /* PEERS.md: HdrHistogram_c for 1 ns..1 h at 2 significant digits is 37 KB. */
 #define HDR_BYTES 37000.0
+
+static void check(pm_status_t st, const char *what)
+{
+    if (st != PM_OK) {
+        fprintf(stderr, "bench_memory: %s: %s (%s)\n", what, pm_status_name(st), pm_strerror(st));
+        exit(1);
+    }
+}
 
 /* ------------------------------------------------------------ probes */
 
@@ -94,11 +110,11 @@ static pm_registry_t *new_registry(int counting)
 {
     pm_registry_opts_t *o = NULL;
     pm_registry_t *r = NULL;
-    bench_check(pm_registry_opts_new(&o), "pm_registry_opts_new");
+    check(pm_registry_opts_new(&o), "pm_registry_opts_new");
     if (counting)
-        bench_check(pm_registry_opts_set_allocator(o, count_alloc, count_free, NULL),
-                    "pm_registry_opts_set_allocator");
-    bench_check(pm_registry_new(o, &r), "pm_registry_new");
+        check(pm_registry_opts_set_allocator(o, count_alloc, count_free, NULL),
+              "pm_registry_opts_set_allocator");
+    check(pm_registry_new(o, &r), "pm_registry_new");
     pm_registry_opts_free(o);
     return r;
 }
@@ -115,11 +131,11 @@ static pm_family_t *counter_family(pm_registry_t *r)
     pm_family_opts_t *o = NULL;
     pm_family_t *f = NULL;
     const char *names[1] = {"id"};
-    bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
-    bench_check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
-    bench_check(pm_family_opts_set_max_series(o, N_COUNTERS + 16), "pm_family_opts_set_max_series");
-    bench_check(pm_family_new(r, PM_TYPE_COUNTER, "bench_mem_counter", "memory", o, &f),
-                "pm_family_new");
+    check(pm_family_opts_new(&o), "pm_family_opts_new");
+    check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
+    check(pm_family_opts_set_max_series(o, N_COUNTERS + 16), "pm_family_opts_set_max_series");
+    check(pm_family_new(r, PM_TYPE_COUNTER, "bench_mem_counter", "memory", o, &f),
+          "pm_family_new");
     pm_family_opts_free(o);
     return f;
 }
@@ -136,17 +152,17 @@ static void counters_run(int counting, reading_t out[2])
     for (size_t i = 0; i < N_COUNTERS; i++) {
         snprintf(lv, sizeof lv, "series_%06zu", i);
         pm_counter_t *c = NULL;
-        bench_check(pm_counter_get(f, vals, 1, &c), "pm_counter_get");
+        check(pm_counter_get(f, vals, 1, &c), "pm_counter_get");
         pm_counter_release(c);
     }
-    bench_check(pm_registry_maintain(r), "pm_registry_maintain");
+    check(pm_registry_maintain(r), "pm_registry_maintain");
     for (int stage = 0; stage < 2; stage++) {
         if (stage == 1) {
             for (size_t i = 0; i < N_COUNTERS; i++) {
                 snprintf(lv, sizeof lv, "series_%06zu", i);
-                bench_check(pm_counter_add_labeled(f, vals, 1, 1.0), "pm_counter_add_labeled");
+                check(pm_counter_add_labeled(f, vals, 1, 1.0), "pm_counter_add_labeled");
             }
-            bench_check(pm_registry_maintain(r), "pm_registry_maintain");
+            check(pm_registry_maintain(r), "pm_registry_maintain");
         }
         probe_t p = probe();
         if (counting) {
@@ -181,6 +197,8 @@ static struct {
     pthread_t th;
     pthread_barrier_t go, done;
     pm_histogram_t **h; /* NULL: quit */
+    pm_registry_t *attach; /* attach to it first (NULL: record unattached) */
+    int detach;            /* detach instead of recording */
 } g_helper;
 
 static void *helper_main(void *p)
@@ -189,23 +207,35 @@ static void *helper_main(void *p)
     bench_pin_self(1);
     for (;;) {
         pthread_barrier_wait(&g_helper.go);
-        if (g_helper.h == NULL)
+        if (g_helper.h == NULL && !g_helper.detach)
             return NULL;
-        record_all(g_helper.h);
+        if (g_helper.detach) {
+            pm_thread_detach(g_helper.attach);
+        } else {
+            if (g_helper.attach)
+                check(pm_thread_attach(g_helper.attach), "pm_thread_attach");
+            record_all(g_helper.h);
+        }
         pthread_barrier_wait(&g_helper.done);
     }
 }
 
-static void helper_record(pm_histogram_t **h)
+static void helper_call(pm_histogram_t **h, pm_registry_t *attach, int detach)
 {
     g_helper.h = h;
+    g_helper.attach = attach;
+    g_helper.detach = detach;
     pthread_barrier_wait(&g_helper.go);
-    if (h != NULL)
+    if (h != NULL || detach)
         pthread_barrier_wait(&g_helper.done);
 }
 
-/* stage 0: created; 1: recorded from one thread; 2: from two threads. */
-static void hists_run(int counting, reading_t out[3])
+static void helper_record(pm_histogram_t **h) { helper_call(h, NULL, 0); }
+
+/* stage 0: created; 1: recorded from one thread; 2: from two threads.
+ * attached: both threads attached, each recording twice with maintenance
+ * in between (its own tables are granted after its first records). */
+static void hists_run(int counting, int attached, reading_t out[3])
 {
     static pm_histogram_t *h[N_HISTS];
     probe_t p0 = probe();
@@ -214,25 +244,29 @@ static void hists_run(int counting, reading_t out[3])
     pm_family_opts_t *o = NULL;
     pm_family_t *f = NULL;
     const char *names[1] = {"id"};
-    bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
-    bench_check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
-    bench_check(pm_family_new(r, PM_TYPE_HISTOGRAM, "bench_mem_hist_seconds", "memory", o, &f),
-                "pm_family_new");
+    check(pm_family_opts_new(&o), "pm_family_opts_new");
+    check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
+    check(pm_family_new(r, PM_TYPE_HISTOGRAM, "bench_mem_hist_seconds", "memory", o, &f),
+          "pm_family_new");
     pm_family_opts_free(o);
     for (size_t i = 0; i < N_HISTS; i++) {
         char lv[32];
         const char *vals[1] = {lv};
         snprintf(lv, sizeof lv, "series_%04zu", i);
-        bench_check(pm_histogram_get(f, vals, 1, &h[i]), "pm_histogram_get");
+        check(pm_histogram_get(f, vals, 1, &h[i]), "pm_histogram_get");
     }
-    bench_check(pm_registry_maintain(r), "pm_registry_maintain");
+    check(pm_registry_maintain(r), "pm_registry_maintain");
 
+    if (attached)
+        check(pm_thread_attach(r), "pm_thread_attach");
     for (int stage = 0; stage < 3; stage++) {
-        if (stage == 1)
-            record_all(h); /* the main thread, pinned to CPU 0 */
-        else if (stage == 2)
-            helper_record(h); /* the helper, pinned to CPU 1 */
-        if (stage > 0) bench_check(pm_registry_maintain(r), "pm_registry_maintain");
+        for (int round = 0; stage > 0 && round < (attached ? 2 : 1); round++) {
+            if (stage == 1)
+                record_all(h); /* the main thread, pinned to CPU 0 */
+            else
+                helper_call(h, attached ? r : NULL, 0); /* the helper, pinned to CPU 1 */
+            check(pm_registry_maintain(r), "pm_registry_maintain");
+        }
         probe_t p = probe();
         if (counting) {
             out[stage].alloc = (double)(atomic_load(&g_live) - a0) / N_HISTS;
@@ -241,9 +275,31 @@ static void hists_run(int counting, reading_t out[3])
             out[stage].rss = (p.rss - p0.rss) / N_HISTS;
         }
     }
+    if (attached) {
+        helper_call(NULL, r, 1);
+        check(pm_thread_detach(r), "pm_thread_detach");
+    }
     for (size_t i = 0; i < N_HISTS; i++)
         pm_histogram_release(h[i]);
     pm_registry_free(r);
+}
+
+/* Distinct fine buckets (bits >> 46, lib/histogram.c) among the values. */
+static unsigned distinct_buckets(const double *v, size_t n)
+{
+    unsigned d = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ki, kj;
+        memcpy(&ki, &v[i], sizeof ki);
+        size_t j = 0;
+        for (; j < i; j++) {
+            memcpy(&kj, &v[j], sizeof kj);
+            if (ki >> 46 == kj >> 46)
+                break;
+        }
+        d += j == i;
+    }
+    return d;
 }
 
 /* ------------------------------------------------------------ output */
@@ -280,12 +336,15 @@ int main(void)
     c[0].alloc = cc[0].alloc;
     c[1].alloc = cc[1].alloc;
 
-    reading_t h[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
-    reading_t hc[3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
-    hists_run(0, h);
-    hists_run(1, hc);
-    for (int i = 0; i < 3; i++)
-        h[i].alloc = hc[i].alloc;
+    reading_t h[2][3], hc[2][3];
+    memset(h, 0, sizeof h);
+    memset(hc, 0, sizeof hc);
+    for (int at = 0; at < 2; at++) {
+        hists_run(0, at, h[at]);
+        hists_run(1, at, hc[at]);
+        for (int i = 0; i < 3; i++)
+            h[at][i].alloc = hc[at][i].alloc;
+    }
     helper_record(NULL);
     pthread_join(g_helper.th, NULL);
 
@@ -297,13 +356,56 @@ int main(void)
               "PEERS.md (not this run): prometheus-cpp 238 B, prometheus-client-c 455 B",
               c[1].heap, c[1].alloc, c[1].rss, rss_note(&c[1]),
               bench_verdict(c[1].heap <= 200.0 && c[1].alloc <= 200.0));
+    /* What lib/histogram.c's byte formula gives for these series (2 stripes
+     * here unless the machine has more CPUs; 11 default bounds; exemplars on;
+     * 20 keys in a 32-cell table; aligned blocks counted with their 72 B of
+     * slack): series block and one stripe's table, then one more table. */
+    unsigned keys = distinct_buckets(g_obs, N_OBS);
+    long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+    unsigned stripes = 2;
+    while (stripes < (unsigned)ncpu && stripes < 64)
+        stripes *= 2;
+    double block = 48.0 * 12 + 88 + 48 + 8.0 * stripes + 8.0 * 12 + 8 + 12; /* + "series_0000" */
+    double table = 64 + 10.0 * 32 + 72, own = 120 + 10.0 * 32 + 72 + 8;
     static const char *hname[3] = {"memory/histogram series, created",
                                    "memory/histogram series, recorded",
                                    "memory/histogram series, recorded"};
-    for (unsigned i = 0; i < 3; i++)
+    for (unsigned i = 0; i < 3; i++) {
+        char tgt[200] = "";
+        if (i > 0) {
+            double lim = i == 1 ? HIST_TARGET_1T : HIST_TARGET_2T;
+            snprintf(tgt, sizeof tgt, "; %u values in %u distinct fine buckets; target <= %s: %s",
+                     N_OBS, keys, i == 1 ? "2 KB" : "2.2 KB (2 recording threads)",
+                     bench_verdict(h[0][i].heap <= lim && h[0][i].alloc <= lim));
+        }
         bench_row(hname[i], i, -1, NULL, 0,
-                  "%.0f B/series (malloc) = %.2fx HdrHistogram_c 37 KB (PEERS.md); allocator "
-                  "hook %.0f B; RSS %.0f B%s",
-                  h[i].heap, h[i].heap / HDR_BYTES, h[i].alloc, h[i].rss, rss_note(&h[i]));
+                  "%.0f B/series (malloc) = %.3fx HdrHistogram_c 37 KB (PEERS.md); allocator "
+                  "hook %.0f B; RSS %.0f B%s%s",
+                  h[0][i].heap, h[0][i].heap / HDR_BYTES, h[0][i].alloc, h[0][i].rss,
+                  rss_note(&h[0][i]), tgt);
+    }
+    for (unsigned i = 1; i < 3; i++)
+        bench_row("memory/histogram series, attached", i, -1, NULL, 0,
+                  "%.0f B/series (malloc); allocator hook %.0f B; %s: stripe 0's table stays "
+                  "(records of threads without a table of their own go there) and each attached "
+                  "thread adds its own (+%.0f B measured for the %s); the %s target holds for "
+                  "unattached threads (rows above), attached: %s",
+                  h[1][i].heap, h[1][i].alloc,
+                  i == 1 ? "one attached thread" : "two attached threads",
+                  i == 1 ? h[1][1].heap - h[0][1].heap : h[1][2].heap - h[1][1].heap,
+                  i == 1 ? "first" : "second", i == 1 ? "2 KB" : "2.2 KB",
+                  bench_verdict(h[1][i].heap <= (i == 1 ? HIST_TARGET_1T : HIST_TARGET_2T) &&
+                                h[1][i].alloc <= (i == 1 ? HIST_TARGET_1T : HIST_TARGET_2T)));
+    bench_row("memory/histogram formula", 0, -1, NULL, 0,
+              "per series = 48 x (nbounds + 1) exemplar slots + 88 series + 48 + 8 x stripes + 8 "
+              "x (nbounds + 1) extension + label values + per recording stripe 64 + 10 x cap "
+              "(sparse; cap = pow2 >= 4/3 keys, >= 32) or 64 + 8 x (nb + 2 + nbounds) (dense), "
+              "+ 120 + 10 x cap + 8 per attached thread, blocks aligned (+72 B); here (%u "
+              "stripes, 11 bounds, %u keys, cap 32): %.0f B block + %.0f B table = %.0f B, +%.0f "
+              "B per further stripe, +%.0f B per attached thread; plus the registry's spare "
+              "dense tables, min(8, series) x (64 + 8 x 2776) B = %.0f B/series at %d series, "
+              "and malloc's own headers",
+              stripes, keys, block, table, block + table, table, own,
+              8.0 * (64 + 72 + 8.0 * 2776) / N_HISTS, N_HISTS);
     return 0;
 }

@@ -991,6 +991,11 @@ static pm_status_t pm__pad_escaped(pm__pad_t *d, const char *s, const unsigned c
     }
 }
 
+/* JSON: the fixed texts around a series' label object (see pm__block_render). */
+#define PM__JSON_OPEN "\n{\"labels\":{"
+#define PM__JSON_CLOSE "},\"overflow\":false,\"created\":"
+#define PM__JSON_CLOSE_OVERFLOW "},\"overflow\":true,\"created\":"
+
 pm_status_t pm__labelset_prepare(pm__labelset_t *ls, const pm_snap_family_t *f, int json)
 {
     size_t n = pm_snap_family_label_count(f);
@@ -1002,7 +1007,7 @@ pm_status_t pm__labelset_prepare(pm__labelset_t *ls, const pm_snap_family_t *f, 
     pm_status_t st = PM_OK;
     for (size_t i = 0; i < n && st == PM_OK; i++) {
         ls->off[i] = ls->text.len;
-        const char *open = json ? (i ? "\",\"" : "{\"") : (i ? "\"," : "{");
+        const char *open = json ? (i ? "\",\"" : PM__JSON_OPEN "\"") : (i ? "\"," : "{");
         st = pm__pad_append(&ls->text, open, strlen(open));
         if (st == PM_OK)
             st = pm__pad_escaped(&ls->text, pm_snap_family_label_name(f, i),
@@ -1028,7 +1033,9 @@ pm_status_t pm__block_render(pm__pad_t *blk, const pm__labelset_t *ls, const pm_
     pm_status_t st = PM_OK;
     if (row->overflow || ls->n == 0) {
         if (ls->json)
-            st = pm__pad_append(blk, "{}", 2);
+            st = row->overflow
+                     ? pm__pad_append(blk, PM__LIT_ARG(PM__JSON_OPEN PM__JSON_CLOSE_OVERFLOW))
+                     : pm__pad_append(blk, PM__LIT_ARG(PM__JSON_OPEN PM__JSON_CLOSE));
         else if (row->overflow)
             st = pm__pad_append(blk, PM__LIT_ARG("{pm_overflow=\"true"));
         else
@@ -1040,7 +1047,7 @@ pm_status_t pm__block_render(pm__pad_t *blk, const pm__labelset_t *ls, const pm_
         st = pm__pad_append(blk, ls->text.p + ls->off[i], ls->off[i + 1] - ls->off[i]);
         if (st == PM_OK) st = pm__pad_escaped(blk, pm_snap_series_label_value(row->s, i), tab);
     }
-    if (st == PM_OK && ls->json) st = pm__pad_append(blk, "\"}", 2);
+    if (st == PM_OK && ls->json) st = pm__pad_append(blk, PM__LIT_ARG("\"" PM__JSON_CLOSE));
     return st;
 }
 

@@ -130,38 +130,22 @@ static inline char *pm__json_number_put(pm__writer_t *w, char *p, double v)
     return p + pm__fmt_double_c(p, v, &w->num);
 }
 
-/* The fixed texts of a series object. */
-#define PM__JSON_HEAD ",\n{\"labels\":"
-#define PM__JSON_NOT_OVER ",\"overflow\":false,\"created\":"
-#define PM__JSON_OVER ",\"overflow\":true,\"created\":"
-
-/* `\n{"labels":{...},"overflow":false,"created":C` with one room check. The
- * overflow series has no meaningful values: its labels are empty and
- * "overflow" says why. */
-static void pm__json_series_head(pm__writer_t *w, const pm__pad_t *blk, const pm__snap_row_t *row,
-                                 int first)
+/* `,` (but before the first series), then the series' block (its label
+ * object between `\n{"labels":` and `,"created":`, see pm__block_render) and
+ * the creation time, with one room check. */
+static void pm__json_series_head(pm__writer_t *w, const pm__pad_t *blk, double created, int first)
 {
-    /* Padded arrays: copied in fixed-size blocks, longer than the texts. */
-    static const char head[32] = PM__JSON_HEAD;
-    static const char over[2][32] = {PM__JSON_NOT_OVER, PM__JSON_OVER};
-    size_t head_len = sizeof PM__JSON_HEAD - 1 - (size_t)(first != 0);
-    size_t over_len = row->overflow ? sizeof PM__JSON_OVER - 1 : sizeof PM__JSON_NOT_OVER - 1;
-    const char *h = head + (first != 0); /* the first series has no comma */
-    if ((size_t)(w->end - w->p) < blk->len + PM__PAD + 16 + 32 + PM__NUM_MAX) {
-        pm__w_bytes(w, h, head_len);
+    if ((size_t)(w->end - w->p) < blk->len + PM__PAD + PM__NUM_MAX + 1) {
+        if (!first) pm__w_char(w, ',');
         pm__w_bytes(w, blk->p, blk->len);
-        pm__w_bytes(w, over[row->overflow != 0], over_len);
-        pm__w_json_number(w, row->created);
+        pm__w_json_number(w, created);
         return;
     }
     char *p = w->p;
-    memcpy(p, h, 16);
-    p += head_len;
+    *p = ',';
+    p += first == 0;
     pm__copy16(p, blk->p, blk->len);
-    p += blk->len;
-    memcpy(p, over[row->overflow != 0], 32);
-    p += over_len;
-    w->p = pm__json_number_put(w, p, row->created);
+    w->p = pm__json_number_put(w, p + blk->len, created);
 }
 
 /* `,"value":V` with one room check. */
@@ -203,7 +187,7 @@ static pm_status_t pm__json_family(pm__writer_t *w, const pm_snap_family_t *f, c
     pm__walk_start(&wk, f, &jt->ls, jt->blk);
     while (pm__walk_next(&wk)) {
         const pm__snap_row_t *row = wk.row;
-        pm__json_series_head(w, wk.blk, row, wk.index == 0);
+        pm__json_series_head(w, wk.blk, row->created, wk.index == 0);
         if (histogram) {
             pm__json_histogram_fields(w, jt, row->s);
         } else {

@@ -279,19 +279,26 @@ static inline void atomic_max_d(_Atomic uint64_t *cell, double v)
     }
 }
 
-static inline void sum_shared(pm_hgen *g, double v)
+static inline void sum_into(_Atomic uint64_t *w, double v)
 {
-    _Atomic uint64_t *w = g->sumw;
     uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(w, &old, pm__d2u(pm__u2d(old) + v),
                                                   memory_order_relaxed, memory_order_relaxed)) {
     }
 }
 
+static inline void sum_shared(pm_hgen *g, double v) { sum_into(g->sumw, v); }
+
 static inline void add_shared(pm_hgen *g, _Atomic uint64_t *c, double v)
 {
+    /* The sum word and its value are loaded before the locked add: loads
+     * after it wait for it to complete. A stale value only fails the CAS. */
+    _Atomic uint64_t *w = g->sumw;
+    uint64_t old = atomic_load_explicit(w, memory_order_relaxed);
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
-    sum_shared(g, v);
+    while (!atomic_compare_exchange_weak_explicit(w, &old, pm__d2u(pm__u2d(old) + v),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
 }
 
 /* The cell of key in a shared table from probe position h on, inserting it
@@ -381,27 +388,69 @@ __attribute__((noinline, cold)) static void record_full(pm_series *s, unsigned u
     sum_shared(g, v);
 }
 
-/* Records key/v through the calling thread's stripe `st` (pm__tls_stripe,
- * assigned). */
-static inline __attribute__((always_inline)) void record_striped(pm_series *s, uint32_t key,
-                                                                 double v, unsigned st)
+static inline __attribute__((always_inline)) void extremes(pm_series *s, double v)
 {
     pm_hist_ext *x = pm__hist_ext(s);
+    atomic_min_d(&x->min, v);
+    atomic_max_d(&x->max, v);
+}
+
+/* The whole record of key/v through the calling thread's stripe, every case
+ * (stripe not assigned yet, no generation for it, key to insert, table
+ * full). `ask`: request the stripe's own generation if it has none (an
+ * attached thread waiting for its own table does not: it shares stripe 0's
+ * meanwhile). The fast paths tail-call it on any miss, so they save no
+ * registers. */
+__attribute__((noinline)) static void observe_striped_slow(pm_series *s, uint32_t key, double v,
+                                                            bool ask)
+{
+    pm_hist_ext *x = pm__hist_ext(s);
+    unsigned st = pm__tls_stripe;
+    if (PM_UNLIKELY(st == 0)) st = pm__stripe_assign();
     unsigned unit = (st - 1) & s->mask;
     pm_hgen *g = atomic_load_explicit(&x->units[unit], memory_order_acquire);
-    if (PM_UNLIKELY(!g)) {
+    if (!g) {
         /* No generation for this stripe yet: share stripe 0's (still exact)
          * and ask maintenance for our own. */
-        pm__hist_want(s, unit);
+        if (ask) pm__hist_want(s, unit);
         unit = 0;
         g = atomic_load_explicit(&x->units[0], memory_order_acquire);
     }
     _Atomic uint64_t *c = cell_shared(s, unit, g, key);
-    if (PM_UNLIKELY(!c)) {
+    if (c)
+        add_shared(g, c, v);
+    else
         record_full(s, unit, g, key, v);
+    extremes(s, v);
+}
+
+/* The common case inline: stripe assigned, its generation there, the key
+ * found at its first probe position. */
+static inline __attribute__((always_inline)) void observe_striped(pm_series *s, uint32_t key,
+                                                                  double v)
+{
+    unsigned st = pm__tls_stripe;
+    pm_hgen *g;
+    if (PM_UNLIKELY(st == 0) ||
+        PM_UNLIKELY(!(g = atomic_load_explicit(&pm__hist_ext(s)->units[(st - 1) & s->mask],
+                                               memory_order_acquire)))) {
+        observe_striped_slow(s, key, v, true);
         return;
     }
+    _Atomic uint64_t *c;
+    if (!g->keys) {
+        c = &g->cnt[key];
+    } else {
+        uint32_t h = hash_slot(g, key);
+        if (PM_UNLIKELY(atomic_load_explicit(&g->keys[h], memory_order_relaxed) !=
+                        (uint16_t)(key + 1))) {
+            observe_striped_slow(s, key, v, true);
+            return;
+        }
+        c = &g->cnt[h];
+    }
     add_shared(g, c, v);
+    extremes(s, v);
 }
 
 /* ------------------------------------------------------------ recording: attached threads */
@@ -449,17 +498,23 @@ __attribute__((noinline)) static _Atomic uint64_t *probe_own(pm_shard *sh, uint3
     return NULL;
 }
 
-/* Records key/v into the calling thread's own generation for s; false when it
- * has none yet or it is full (the caller records through its stripe). */
-static inline __attribute__((always_inline)) bool record_own(pm_shard *sh, pm_series *s,
-                                                             uint32_t key, double v)
+/* Records key/v into the calling thread's own generation for s, or through
+ * its stripe when it has none yet or it is full. Out of line (a tail call
+ * from the entry points), so the unattached path keeps its shape. */
+__attribute__((noinline)) static void observe_own(pm_shard *sh, pm_series *s, uint32_t key,
+                                                  double v)
 {
+    if (sh->reg != s->reg) { /* attached to another registry */
+        observe_striped(s, key, v);
+        return;
+    }
     uint32_t slot = pm__hist_ext(s)->hslot;
     _Atomic(pm_hgen *) *e = pm__shard_hentry(sh, slot);
     pm_hgen *g = atomic_load_explicit(e, memory_order_acquire);
     if (PM_UNLIKELY((uintptr_t)g <= (uintptr_t)PM_HGEN_WANTED)) {
         if (!g) ask_first(sh, e, slot);
-        return false;
+        observe_striped_slow(s, key, v, false);
+        return;
     }
     /* Seen: the generation it replaced takes no more writes from us. */
     if (PM_UNLIKELY(atomic_load_explicit(&g->fresh, memory_order_relaxed)))
@@ -471,8 +526,10 @@ static inline __attribute__((always_inline)) bool record_own(pm_shard *sh, pm_se
         uint32_t h = hash_slot(g, key);
         if (PM_LIKELY(atomic_load_explicit(&g->keys[h], memory_order_relaxed) == (uint16_t)(key + 1)))
             c = &g->cnt[h];
-        else if (!(c = probe_own(sh, slot, g, key, h)))
-            return false;
+        else if (!(c = probe_own(sh, slot, g, key, h))) {
+            observe_striped_slow(s, key, v, false);
+            return;
+        }
     }
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
     uint32_t r = (atomic_load_explicit(&g->rotor, memory_order_relaxed) + 1) & (PM_HG_SUMS - 1);
@@ -480,17 +537,10 @@ static inline __attribute__((always_inline)) bool record_own(pm_shard *sh, pm_se
     atomic_store_explicit(&g->sum[r],
                           pm__d2u(pm__u2d(atomic_load_explicit(&g->sum[r], memory_order_relaxed)) + v),
                           memory_order_relaxed);
-    return true;
+    extremes(s, v);
 }
 
 /* ------------------------------------------------------------ recording: entry points */
-
-/* A thread's first record: assign its stripe, then record. Out of line so the
- * fast path needs no saved registers for the call. */
-__attribute__((noinline, cold)) static void record_first(pm_series *s, uint32_t key, double v)
-{
-    record_striped(s, key, v, pm__stripe_assign());
-}
 
 /* Records v (not NaN) into s. Inlined into each recording entry point; the
  * exemplar step is theirs. */
@@ -498,16 +548,11 @@ static inline __attribute__((always_inline)) void observe_value(pm_series *s, do
 {
     uint32_t key = pm__hist_key(s->h.hl, v);
     pm_shard *sh = pm__tls_shard;
-    if (!(sh && sh->reg == s->reg && record_own(sh, s, key, v))) {
-        unsigned st = pm__tls_stripe;
-        if (PM_UNLIKELY(st == 0))
-            record_first(s, key, v);
-        else
-            record_striped(s, key, v, st);
+    if (PM_UNLIKELY(sh != NULL)) {
+        observe_own(sh, s, key, v);
+        return;
     }
-    pm_hist_ext *x = pm__hist_ext(s);
-    atomic_min_d(&x->min, v);
-    atomic_max_d(&x->max, v);
+    observe_striped(s, key, v);
 }
 
 /* A record while a span is current: the same record, then the exemplar. Out

@@ -16,6 +16,9 @@
 __extension__ typedef unsigned __int128 pm_u128;
 
 static pthread_once_t clock_once = PTHREAD_ONCE_INIT;
+/* Set (release) once calibration is done: the clock reads test it inline
+ * instead of calling pthread_once every time. */
+static _Atomic int clock_ready;
 static int use_tsc;
 static uint64_t base_tsc, base_ns, tsc_mult; /* ns per tick in 32.32 fixed point */
 
@@ -105,7 +108,19 @@ static void calibrate(void)
 static void calibrate(void) {}
 #endif
 
-void pm__clock_init(void) { pthread_once(&clock_once, calibrate); }
+static void calibrate_once(void)
+{
+    calibrate();
+    atomic_store_explicit(&clock_ready, 1, memory_order_release);
+}
+
+void pm__clock_init(void) { pthread_once(&clock_once, calibrate_once); }
+
+/* The calibration, done and visible to this thread (acquire). */
+static inline void clock_ensure(void)
+{
+    if (PM_UNLIKELY(!atomic_load_explicit(&clock_ready, memory_order_acquire))) pm__clock_init();
+}
 
 static inline uint64_t ticks(void)
 {
@@ -126,7 +141,7 @@ static PM_TLS uint64_t last_now;
 
 uint64_t pm_now_ns(void)
 {
-    pm__clock_init();
+    clock_ensure();
     uint64_t now;
 #if PM_HAVE_TSC
     if (use_tsc) {
@@ -143,14 +158,14 @@ uint64_t pm_now_ns(void)
 
 uint64_t pm_timer_start(void)
 {
-    pm__clock_init();
+    clock_ensure();
     return ticks();
 }
 
 void pm_timer_stop(pm_histogram_t *h, uint64_t start)
 {
     if (PM_UNLIKELY(!h)) return;
-    pm__clock_init(); /* orders our reads of the calibration after its writes */
+    clock_ensure(); /* orders our reads of the calibration after its writes */
     uint64_t t = ticks();
     /* As pm_histogram_observe_ns, without its call: divide, so 300 ms is the
      * double 0.3 exactly. */
@@ -159,6 +174,6 @@ void pm_timer_stop(pm_histogram_t *h, uint64_t start)
 
 const char *pm_clock_source(void)
 {
-    pm__clock_init();
+    clock_ensure();
     return use_tsc ? "tsc" : "clock_monotonic";
 }

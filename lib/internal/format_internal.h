@@ -210,8 +210,10 @@ typedef struct pm__snap_row {
 /* Renders the label block of a series into blk. Text formats: `{a="x",b="y"`
  * without its closing quote (the le label may follow), `{pm_overflow="true`
  * for the overflow series (it stands for many label tuples), empty without
- * labels. JSON: the whole object, `{"a":"x"}`, and `{}` for the overflow
- * series (its "overflow" field says why) or no labels. Errors: PM_ENOMEM. */
+ * labels. JSON: the series object's start up to its creation time,
+ * `\n{"labels":{"a":"x"},"overflow":false,"created":`, the labels `{}` for
+ * the overflow series (no meaningful values: "overflow" says why) or none.
+ * Errors: PM_ENOMEM. */
 pm_status_t pm__block_render(pm__pad_t *blk, const pm__labelset_t *ls, const pm__snap_row_t *row);
 
 /* Walks a family's series, rendering each one's label block one series
