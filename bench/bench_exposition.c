@@ -41,15 +41,6 @@
  * Prometheus text snapshot+format of the same snapshot. */
 #define TEXT_RATIO_TARGET 1.5
 
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_exposition: %s: %s (%s)\n", what, pm_status_name(st),
-                pm_strerror(st));
-        exit(1);
-    }
-}
-
 static double value_of(size_t fam, size_t val)
 {
     return (double)((fam * 7919 + val * 104729) % 1000003);
@@ -117,7 +108,7 @@ static size_t count_samples(const char *s)
 static void snapshot_only(expo_ctx_t *e)
 {
     pm_snapshot_t *s = NULL;
-    check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
+    bench_check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
     pm_snapshot_release(s);
 }
 
@@ -125,9 +116,9 @@ static void snapshot_format(expo_ctx_t *e)
 {
     pm_snapshot_t *s = NULL;
     pm_buf_t *b = NULL;
-    check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
-    check(pm_buf_new(&b), "pm_buf_new");
-    check(pm_format(s, e->fmt, b), "pm_format");
+    bench_check(pm_snapshot_new(e->r, &s), "pm_snapshot_new");
+    bench_check(pm_buf_new(&b), "pm_buf_new");
+    bench_check(pm_format(s, e->fmt, b), "pm_format");
     e->bytes = pm_buf_len(b);
     pm_buf_free(b);
     pm_snapshot_release(s);
@@ -136,8 +127,8 @@ static void snapshot_format(expo_ctx_t *e)
 static void format_only(expo_ctx_t *e)
 {
     pm_buf_t *b = NULL;
-    check(pm_buf_new(&b), "pm_buf_new");
-    check(pm_format(e->held, e->fmt, b), "pm_format");
+    bench_check(pm_buf_new(&b), "pm_buf_new");
+    bench_check(pm_format(e->held, e->fmt, b), "pm_format");
     e->bytes = pm_buf_len(b);
     pm_buf_free(b);
 }
@@ -145,8 +136,8 @@ static void format_only(expo_ctx_t *e)
 static void format_hist(expo_ctx_t *e)
 {
     pm_buf_t *b = NULL;
-    check(pm_buf_new(&b), "pm_buf_new");
-    check(pm_format(e->hheld, e->fmt, b), "pm_format");
+    bench_check(pm_buf_new(&b), "pm_buf_new");
+    bench_check(pm_format(e->hheld, e->fmt, b), "pm_format");
     e->bytes = pm_buf_len(b);
     pm_buf_free(b);
 }
@@ -163,7 +154,7 @@ static int count_sink(void *user, const char *data, size_t len)
 static void stream_only(expo_ctx_t *e)
 {
     size_t n = 0;
-    check(pm_format_write(e->held, e->fmt, count_sink, &n), "pm_format_write");
+    bench_check(pm_format_write(e->held, e->fmt, count_sink, &n), "pm_format_write");
     e->bytes = n;
 }
 
@@ -225,21 +216,21 @@ static pm_registry_t *histogram_registry(void)
 {
     pm_registry_opts_t *ro = NULL;
     pm_registry_t *r = NULL;
-    check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
-    check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
-    check(pm_registry_new(ro, &r), "pm_registry_new");
+    bench_check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
+    bench_check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
+    bench_check(pm_registry_new(ro, &r), "pm_registry_new");
     pm_registry_opts_free(ro);
     pm_family_opts_t *fo = NULL;
     const char *lname[1] = {"route"};
-    check(pm_family_opts_new(&fo), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
-    check(pm_family_opts_set_unit(fo, "seconds"), "pm_family_opts_set_unit");
+    bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
+    bench_check(pm_family_opts_set_unit(fo, "seconds"), "pm_family_opts_set_unit");
     uint64_t x = 0x9E3779B97F4A7C15u;
     for (size_t f = 0; f < HFAM; f++) {
         char name[48];
         snprintf(name, sizeof name, "bench_latency_%02zu_seconds", f);
         pm_family_t *fam = NULL;
-        check(pm_family_new(r, PM_TYPE_HISTOGRAM, name, "Benchmark latency.", fo, &fam),
+        bench_check(pm_family_new(r, PM_TYPE_HISTOGRAM, name, "Benchmark latency.", fo, &fam),
               "pm_family_new");
         for (size_t v = 0; v < HVAL; v++) {
             char lv[32];
@@ -250,7 +241,7 @@ static pm_registry_t *histogram_registry(void)
                 x ^= x >> 7;
                 x ^= x << 17;
                 double ms = exp((double)(x >> 11) * 0x1p-53 * 7.0); /* 1 ms .. 1.1 s */
-                check(pm_histogram_observe_labeled(fam, vals, 1, ms * 1e-3),
+                bench_check(pm_histogram_observe_labeled(fam, vals, 1, ms * 1e-3),
                       "pm_histogram_observe_labeled");
             }
         }
@@ -269,27 +260,27 @@ int main(void)
 #endif
 
     pm_registry_opts_t *ro = NULL;
-    check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
-    check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
+    bench_check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
+    bench_check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
     expo_ctx_t e = {0};
-    check(pm_registry_new(ro, &e.r), "pm_registry_new");
+    bench_check(pm_registry_new(ro, &e.r), "pm_registry_new");
     pm_registry_opts_free(ro);
 
     pm_family_opts_t *fo = NULL;
     const char *lname[1] = {"label"};
-    check(pm_family_opts_new(&fo), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
+    bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
     for (size_t f = 0; f < NFAM; f++) {
         char name[32], help[48];
         snprintf(name, sizeof name, "bench_family_%03zu", f);
         snprintf(help, sizeof help, "Benchmark family %zu.", f);
         pm_family_t *fam = NULL;
-        check(pm_family_new(e.r, PM_TYPE_COUNTER, name, help, fo, &fam), "pm_family_new");
+        bench_check(pm_family_new(e.r, PM_TYPE_COUNTER, name, help, fo, &fam), "pm_family_new");
         for (size_t v = 0; v < NVAL; v++) {
             char lv[32];
             snprintf(lv, sizeof lv, "value_%03zu", v);
             const char *vals[1] = {lv};
-            check(pm_counter_add_labeled(fam, vals, 1, value_of(f, v)), "pm_counter_add_labeled");
+            bench_check(pm_counter_add_labeled(fam, vals, 1, value_of(f, v)), "pm_counter_add_labeled");
         }
     }
     pm_family_opts_free(fo);
@@ -298,9 +289,9 @@ int main(void)
     {
         pm_snapshot_t *s = NULL;
         pm_buf_t *b = NULL;
-        check(pm_snapshot_new(e.r, &s), "pm_snapshot_new");
-        check(pm_buf_new(&b), "pm_buf_new");
-        check(pm_format(s, PM_FORMAT_PROMETHEUS, b), "pm_format");
+        bench_check(pm_snapshot_new(e.r, &s), "pm_snapshot_new");
+        bench_check(pm_buf_new(&b), "pm_buf_new");
+        bench_check(pm_format(s, PM_FORMAT_PROMETHEUS, b), "pm_format");
         e.samples = count_samples(pm_buf_data(b));
         pm_buf_free(b);
         pm_snapshot_release(s);
@@ -308,7 +299,7 @@ int main(void)
 
     pm_registry_t *hr = histogram_registry();
     pm_snapshot_t *hheld = NULL;
-    check(pm_snapshot_new(hr, &hheld), "pm_snapshot_new");
+    bench_check(pm_snapshot_new(hr, &hheld), "pm_snapshot_new");
     e.hheld = hheld;
 
     enum {
@@ -367,7 +358,7 @@ int main(void)
                    .fmt = PM_FORMAT_JSON},
     };
     pm_snapshot_t *held = NULL;
-    check(pm_snapshot_new(e.r, &held), "pm_snapshot_new");
+    bench_check(pm_snapshot_new(e.r, &held), "pm_snapshot_new");
     e.held = held;
     measure_all(cs, NCASES, &e);
     pm_snapshot_release(held);

@@ -42,14 +42,6 @@
 /* PEERS.md: HdrHistogram_c for 1 ns..1 h at 2 significant digits is 37 KB. */
 #define HDR_BYTES 37000.0
 
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_memory: %s: %s (%s)\n", what, pm_status_name(st), pm_strerror(st));
-        exit(1);
-    }
-}
-
 /* ------------------------------------------------------------ probes */
 
 typedef struct {
@@ -110,11 +102,11 @@ static pm_registry_t *new_registry(int counting)
 {
     pm_registry_opts_t *o = NULL;
     pm_registry_t *r = NULL;
-    check(pm_registry_opts_new(&o), "pm_registry_opts_new");
+    bench_check(pm_registry_opts_new(&o), "pm_registry_opts_new");
     if (counting)
-        check(pm_registry_opts_set_allocator(o, count_alloc, count_free, NULL),
+        bench_check(pm_registry_opts_set_allocator(o, count_alloc, count_free, NULL),
               "pm_registry_opts_set_allocator");
-    check(pm_registry_new(o, &r), "pm_registry_new");
+    bench_check(pm_registry_new(o, &r), "pm_registry_new");
     pm_registry_opts_free(o);
     return r;
 }
@@ -131,10 +123,10 @@ static pm_family_t *counter_family(pm_registry_t *r)
     pm_family_opts_t *o = NULL;
     pm_family_t *f = NULL;
     const char *names[1] = {"id"};
-    check(pm_family_opts_new(&o), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
-    check(pm_family_opts_set_max_series(o, N_COUNTERS + 16), "pm_family_opts_set_max_series");
-    check(pm_family_new(r, PM_TYPE_COUNTER, "bench_mem_counter", "memory", o, &f),
+    bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
+    bench_check(pm_family_opts_set_max_series(o, N_COUNTERS + 16), "pm_family_opts_set_max_series");
+    bench_check(pm_family_new(r, PM_TYPE_COUNTER, "bench_mem_counter", "memory", o, &f),
           "pm_family_new");
     pm_family_opts_free(o);
     return f;
@@ -152,17 +144,17 @@ static void counters_run(int counting, reading_t out[2])
     for (size_t i = 0; i < N_COUNTERS; i++) {
         snprintf(lv, sizeof lv, "series_%06zu", i);
         pm_counter_t *c = NULL;
-        check(pm_counter_get(f, vals, 1, &c), "pm_counter_get");
+        bench_check(pm_counter_get(f, vals, 1, &c), "pm_counter_get");
         pm_counter_release(c);
     }
-    check(pm_registry_maintain(r), "pm_registry_maintain");
+    bench_check(pm_registry_maintain(r), "pm_registry_maintain");
     for (int stage = 0; stage < 2; stage++) {
         if (stage == 1) {
             for (size_t i = 0; i < N_COUNTERS; i++) {
                 snprintf(lv, sizeof lv, "series_%06zu", i);
-                check(pm_counter_add_labeled(f, vals, 1, 1.0), "pm_counter_add_labeled");
+                bench_check(pm_counter_add_labeled(f, vals, 1, 1.0), "pm_counter_add_labeled");
             }
-            check(pm_registry_maintain(r), "pm_registry_maintain");
+            bench_check(pm_registry_maintain(r), "pm_registry_maintain");
         }
         probe_t p = probe();
         if (counting) {
@@ -213,7 +205,7 @@ static void *helper_main(void *p)
             pm_thread_detach(g_helper.attach);
         } else {
             if (g_helper.attach)
-                check(pm_thread_attach(g_helper.attach), "pm_thread_attach");
+                bench_check(pm_thread_attach(g_helper.attach), "pm_thread_attach");
             record_all(g_helper.h);
         }
         pthread_barrier_wait(&g_helper.done);
@@ -244,28 +236,28 @@ static void hists_run(int counting, int attached, reading_t out[3])
     pm_family_opts_t *o = NULL;
     pm_family_t *f = NULL;
     const char *names[1] = {"id"};
-    check(pm_family_opts_new(&o), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
-    check(pm_family_new(r, PM_TYPE_HISTOGRAM, "bench_mem_hist_seconds", "memory", o, &f),
+    bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(o, names, 1), "pm_family_opts_set_labels");
+    bench_check(pm_family_new(r, PM_TYPE_HISTOGRAM, "bench_mem_hist_seconds", "memory", o, &f),
           "pm_family_new");
     pm_family_opts_free(o);
     for (size_t i = 0; i < N_HISTS; i++) {
         char lv[32];
         const char *vals[1] = {lv};
         snprintf(lv, sizeof lv, "series_%04zu", i);
-        check(pm_histogram_get(f, vals, 1, &h[i]), "pm_histogram_get");
+        bench_check(pm_histogram_get(f, vals, 1, &h[i]), "pm_histogram_get");
     }
-    check(pm_registry_maintain(r), "pm_registry_maintain");
+    bench_check(pm_registry_maintain(r), "pm_registry_maintain");
 
     if (attached)
-        check(pm_thread_attach(r), "pm_thread_attach");
+        bench_check(pm_thread_attach(r), "pm_thread_attach");
     for (int stage = 0; stage < 3; stage++) {
         for (int round = 0; stage > 0 && round < (attached ? 2 : 1); round++) {
             if (stage == 1)
                 record_all(h); /* the main thread, pinned to CPU 0 */
             else
                 helper_call(h, attached ? r : NULL, 0); /* the helper, pinned to CPU 1 */
-            check(pm_registry_maintain(r), "pm_registry_maintain");
+            bench_check(pm_registry_maintain(r), "pm_registry_maintain");
         }
         probe_t p = probe();
         if (counting) {
@@ -277,7 +269,7 @@ static void hists_run(int counting, int attached, reading_t out[3])
     }
     if (attached) {
         helper_call(NULL, r, 1);
-        check(pm_thread_detach(r), "pm_thread_detach");
+        bench_check(pm_thread_detach(r), "pm_thread_detach");
     }
     for (size_t i = 0; i < N_HISTS; i++)
         pm_histogram_release(h[i]);

@@ -255,15 +255,6 @@ static const char *g_only;
 
 static int want(const char *name) { return g_only == NULL || strstr(name, g_only) != NULL; }
 
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_metrics: %s: %s (%s)\n", what, pm_status_name(st),
-                pm_strerror(st));
-        exit(1);
-    }
-}
-
 /* Both workers record a little, then maintenance gives their stripes (or,
  * attached, the threads themselves) their own histogram tables, grown to
  * the keys they record, as the first scrapes would. Returns the ops recorded. */
@@ -272,7 +263,7 @@ static uint64_t settle(bench_pool_t *pool, pm_registry_t *r, bench_body_fn fn, v
     const uint64_t n = 1000;
     for (int round = 0; round < 3; round++) {
         bench_pool_run(pool, fn, ctx, 2, n);
-        check(pm_registry_maintain(r), "pm_registry_maintain");
+        bench_check(pm_registry_maintain(r), "pm_registry_maintain");
     }
     return 3 * 2 * n;
 }
@@ -281,7 +272,7 @@ static uint64_t settle(bench_pool_t *pool, pm_registry_t *r, bench_body_fn fn, v
 static double hist_count(pm_registry_t *r, const char *name)
 {
     pm_snapshot_t *s = NULL;
-    check(pm_snapshot_new(r, &s), "pm_snapshot_new");
+    bench_check(pm_snapshot_new(r, &s), "pm_snapshot_new");
     double out = -1;
     for (size_t i = 0; i < pm_snapshot_family_count(s); i++) {
         const pm_snap_family_t *f = pm_snapshot_family(s, i);
@@ -356,42 +347,42 @@ int main(int argc, char **argv)
     }
 
     pm_registry_t *r = NULL;
-    check(pm_registry_new(NULL, &r), "pm_registry_new");
+    bench_check(pm_registry_new(NULL, &r), "pm_registry_new");
 
     pm_counter_t *c_inc = NULL, *c_add = NULL, *c_frac = NULL;
     static shard_ctx_t sc;
     sc.r = r;
-    check(pm_counter_new(r, "bench_inc_attached", "attached-thread target", &sc.c),
+    bench_check(pm_counter_new(r, "bench_inc_attached", "attached-thread target", &sc.c),
           "pm_counter_new");
     pm_gauge_t *g = NULL;
-    check(pm_counter_new(r, "bench_inc", "pm_counter_inc target", &c_inc), "pm_counter_new");
-    check(pm_counter_new(r, "bench_add", "pm_counter_add target", &c_add), "pm_counter_new");
-    check(pm_counter_new(r, "bench_add_frac", "pm_counter_add 0.25 target", &c_frac),
+    bench_check(pm_counter_new(r, "bench_inc", "pm_counter_inc target", &c_inc), "pm_counter_new");
+    bench_check(pm_counter_new(r, "bench_add", "pm_counter_add target", &c_add), "pm_counter_new");
+    bench_check(pm_counter_new(r, "bench_add_frac", "pm_counter_add 0.25 target", &c_frac),
           "pm_counter_new");
-    check(pm_gauge_new(r, "bench_gauge", "pm_gauge_set target", &g), "pm_gauge_new");
+    bench_check(pm_gauge_new(r, "bench_gauge", "pm_gauge_set target", &g), "pm_gauge_new");
 
     static hist_ctx_t hc, hc_ns, hc_fresh, hc_ex;
     pm_histogram_t *h_timer = NULL;
-    check(pm_histogram_new(r, "bench_observe_seconds", "observe target", &hc.h),
+    bench_check(pm_histogram_new(r, "bench_observe_seconds", "observe target", &hc.h),
           "pm_histogram_new");
-    check(pm_histogram_new(r, "bench_observe_ns_seconds", "observe_ns target", &hc_ns.h),
+    bench_check(pm_histogram_new(r, "bench_observe_ns_seconds", "observe_ns target", &hc_ns.h),
           "pm_histogram_new");
-    check(pm_histogram_new(r, "bench_timer_seconds", "timer target", &h_timer),
+    bench_check(pm_histogram_new(r, "bench_timer_seconds", "timer target", &h_timer),
           "pm_histogram_new");
-    check(pm_histogram_new(r, "bench_fresh_seconds", "before-maintenance target", &hc_fresh.h),
+    bench_check(pm_histogram_new(r, "bench_fresh_seconds", "before-maintenance target", &hc_fresh.h),
           "pm_histogram_new");
-    check(pm_histogram_new(r, "bench_exemplar_seconds", "observe_exemplar target", &hc_ex.h),
+    bench_check(pm_histogram_new(r, "bench_exemplar_seconds", "observe_exemplar target", &hc_ex.h),
           "pm_histogram_new");
     pm_counter_t *c_ex = NULL;
     {
         pm_family_opts_t *o = NULL;
         pm_family_t *f = NULL;
-        check(pm_family_opts_new(&o), "pm_family_opts_new");
-        check(pm_family_opts_set_exemplars(o, 1), "pm_family_opts_set_exemplars");
-        check(pm_family_new(r, PM_TYPE_COUNTER, "bench_add_exemplar", "add_exemplar target", o, &f),
+        bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
+        bench_check(pm_family_opts_set_exemplars(o, 1), "pm_family_opts_set_exemplars");
+        bench_check(pm_family_new(r, PM_TYPE_COUNTER, "bench_add_exemplar", "add_exemplar target", o, &f),
               "pm_family_new");
         pm_family_opts_free(o);
-        check(pm_counter_get(f, NULL, 0, &c_ex), "pm_counter_get");
+        bench_check(pm_counter_get(f, NULL, 0, &c_ex), "pm_counter_get");
     }
     /* Log-uniform over 1 us .. 10 s: 7 decades of latency, fixed seed. */
     uint64_t x = 0x9E3779B97F4A7C15ull;
@@ -414,16 +405,16 @@ int main(int argc, char **argv)
     {
         pm_family_opts_t *o = NULL;
         const char *names[2] = {"method", "code"};
-        check(pm_family_opts_new(&o), "pm_family_opts_new");
-        check(pm_family_opts_set_labels(o, names, 2), "pm_family_opts_set_labels");
-        check(pm_family_new(r, PM_TYPE_COUNTER, "bench_requests", "labeled target", o, &lc.f),
+        bench_check(pm_family_opts_new(&o), "pm_family_opts_new");
+        bench_check(pm_family_opts_set_labels(o, names, 2), "pm_family_opts_set_labels");
+        bench_check(pm_family_new(r, PM_TYPE_COUNTER, "bench_requests", "labeled target", o, &lc.f),
               "pm_family_new");
         pm_family_opts_free(o);
         for (size_t i = 0; i < NPAIRS; i++) {
             lc.pairs[i][0] = methods[i % 8];
             lc.pairs[i][1] = codes[i / 8];
             /* The series exist before the timed loop: the case is look-up + add. */
-            check(pm_counter_get(lc.f, lc.pairs[i], 2, &lab[i]), "pm_counter_get");
+            bench_check(pm_counter_get(lc.f, lc.pairs[i], 2, &lab[i]), "pm_counter_get");
         }
         atomic_init(&lc.failures, 0);
     }
@@ -649,12 +640,12 @@ int main(int argc, char **argv)
     bench_pool_stop(&pool);
 
     /* ---- attached threads: a second pool, workers attached to r2 ---- */
-    check(pm_registry_new(NULL, &g_r2), "pm_registry_new");
+    bench_check(pm_registry_new(NULL, &g_r2), "pm_registry_new");
     static hist_ctx_t hc_at;
     pm_histogram_t *h_timer_at = NULL;
-    check(pm_histogram_new(g_r2, "bench_attached_seconds", "attached observe target", &hc_at.h),
+    bench_check(pm_histogram_new(g_r2, "bench_attached_seconds", "attached observe target", &hc_at.h),
           "pm_histogram_new");
-    check(pm_histogram_new(g_r2, "bench_attached_timer_seconds", "attached timer target",
+    bench_check(pm_histogram_new(g_r2, "bench_attached_timer_seconds", "attached timer target",
                            &h_timer_at),
           "pm_histogram_new");
     memcpy(hc_at.vals, hc.vals, sizeof hc_at.vals);
