@@ -31,8 +31,6 @@
 #include <malloc.h>
 #endif
 
-#define NFAM 100
-#define NVAL 100
 /* The histogram set: HFAM families x HVAL series, HOBS observations each. */
 #define HFAM 10
 #define HVAL 100
@@ -40,11 +38,6 @@
 /* Target: OpenMetrics and JSON snapshot+format within this factor of
  * Prometheus text snapshot+format of the same snapshot. */
 #define TEXT_RATIO_TARGET 1.5
-
-static double value_of(size_t fam, size_t val)
-{
-    return (double)((fam * 7919 + val * 104729) % 1000003);
-}
 
 /* ------------------------------------------------------------ baseline */
 
@@ -69,17 +62,17 @@ static size_t baseline_snprintf(void)
 {
     sbuf_t b = {0};
     char name[32], lv[32];
-    for (size_t f = 0; f < NFAM; f++) {
+    for (size_t f = 0; f < BENCH_NFAM; f++) {
         snprintf(name, sizeof name, "bench_family_%03zu", f);
         sbuf_reserve(&b, 256);
         b.len += (size_t)snprintf(
             b.p + b.len, b.cap - b.len,
             "# HELP %s_total Benchmark family %zu.\n# TYPE %s_total counter\n", name, f, name);
-        for (size_t v = 0; v < NVAL; v++) {
+        for (size_t v = 0; v < BENCH_NVAL; v++) {
             snprintf(lv, sizeof lv, "value_%03zu", v);
             sbuf_reserve(&b, 128);
             b.len += (size_t)snprintf(b.p + b.len, b.cap - b.len, "%s_total{label=\"%s\"} %.17g\n",
-                                      name, lv, value_of(f, v));
+                                      name, lv, bench_series_value(f, v));
         }
     }
     size_t n = b.len;
@@ -231,7 +224,7 @@ static pm_registry_t *histogram_registry(void)
         snprintf(name, sizeof name, "bench_latency_%02zu_seconds", f);
         pm_family_t *fam = NULL;
         bench_check(pm_family_new(r, PM_TYPE_HISTOGRAM, name, "Benchmark latency.", fo, &fam),
-              "pm_family_new");
+                    "pm_family_new");
         for (size_t v = 0; v < HVAL; v++) {
             char lv[32];
             snprintf(lv, sizeof lv, "/api/v1/item_%03zu", v);
@@ -242,7 +235,7 @@ static pm_registry_t *histogram_registry(void)
                 x ^= x << 17;
                 double ms = exp((double)(x >> 11) * 0x1p-53 * 7.0); /* 1 ms .. 1.1 s */
                 bench_check(pm_histogram_observe_labeled(fam, vals, 1, ms * 1e-3),
-                      "pm_histogram_observe_labeled");
+                            "pm_histogram_observe_labeled");
             }
         }
     }
@@ -259,31 +252,8 @@ int main(void)
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
 
-    pm_registry_opts_t *ro = NULL;
-    bench_check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
-    bench_check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
     expo_ctx_t e = {0};
-    bench_check(pm_registry_new(ro, &e.r), "pm_registry_new");
-    pm_registry_opts_free(ro);
-
-    pm_family_opts_t *fo = NULL;
-    const char *lname[1] = {"label"};
-    bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");
-    bench_check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
-    for (size_t f = 0; f < NFAM; f++) {
-        char name[32], help[48];
-        snprintf(name, sizeof name, "bench_family_%03zu", f);
-        snprintf(help, sizeof help, "Benchmark family %zu.", f);
-        pm_family_t *fam = NULL;
-        bench_check(pm_family_new(e.r, PM_TYPE_COUNTER, name, help, fo, &fam), "pm_family_new");
-        for (size_t v = 0; v < NVAL; v++) {
-            char lv[32];
-            snprintf(lv, sizeof lv, "value_%03zu", v);
-            const char *vals[1] = {lv};
-            bench_check(pm_counter_add_labeled(fam, vals, 1, value_of(f, v)), "pm_counter_add_labeled");
-        }
-    }
-    pm_family_opts_free(fo);
+    e.r = bench_series_registry();
 
     /* Sanity: the Prometheus text really holds the 10,000 samples. */
     {
@@ -370,7 +340,7 @@ int main(void)
 #define FAULTS(c) ((double)cs[c].faults / (double)(cs[c].calls ? cs[c].calls : 1))
     bench_row(cs[BASE].name, 1, base, NULL, 0, "%.2f ms, %zu B", base / 1e6, cs[BASE].bytes);
     bench_row(cs[SNAP].name, 1, cs[SNAP].ns, BN, base, "%.2f ms, %.0f ns/series; %.1f faults/op",
-              cs[SNAP].ns / 1e6, cs[SNAP].ns / (NFAM * NVAL), FAULTS(SNAP));
+              cs[SNAP].ns / 1e6, cs[SNAP].ns / (BENCH_NFAM * BENCH_NVAL), FAULTS(SNAP));
     bench_row(cs[PROM].name, 1, cs[PROM].ns, BN, base,
               "%.2f ms, %zu B, %zu samples; target <= 5 ms: %s; %.1f faults/op; PEERS.md (not "
               "this run): prometheus-cpp 6.6 ms, prometheus-client-c 9.1 ms",
@@ -412,10 +382,10 @@ int main(void)
                   cs[i].ns / 1e6, cs[i].bytes, cs[i].ns / (HFAM * HVAL), HFAM, HVAL,
                   i == HJSON ? ", 4 quantiles each" : "");
 #undef FAULTS
-    if (e.samples != NFAM * NVAL)
+    if (e.samples != BENCH_NFAM * BENCH_NVAL)
         fprintf(stderr, "bench_exposition: Prometheus text holds %zu samples, expected %d\n",
-                e.samples, NFAM * NVAL);
+                e.samples, BENCH_NFAM * BENCH_NVAL);
 
     pm_registry_free(e.r);
-    return e.samples == NFAM * NVAL ? 0 : 1;
+    return e.samples == BENCH_NFAM * BENCH_NVAL ? 0 : 1;
 }
