@@ -994,7 +994,13 @@ static void shard_maintain(pm_registry *r, pm_shard *sh)
 void pm__hist_want(pm_series *s, unsigned stripe)
 {
     pm_hist_ext *x = pm__hist_ext(s);
-    atomic_fetch_or_explicit(&x->want_mask, 1ull << stripe, memory_order_relaxed);
+    /* Every record of a stripe without a table asks: only the first writes,
+     * so the series' line is not bounced by the others. */
+    uint64_t bit = 1ull << stripe;
+    if ((atomic_load_explicit(&x->want_mask, memory_order_relaxed) & bit) &&
+        atomic_load_explicit(&x->want_pending, memory_order_relaxed))
+        return;
+    atomic_fetch_or_explicit(&x->want_mask, bit, memory_order_relaxed);
     if (atomic_load_explicit(&x->want_pending, memory_order_relaxed)) return;
     if (atomic_exchange_explicit(&x->want_pending, 1, memory_order_acq_rel)) return;
     pm_registry *r = s->reg;
