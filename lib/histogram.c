@@ -25,7 +25,8 @@
  * Who writes where. A series has one generation chain per recording stripe
  * (units[stripe]: stripe 0's from creation, another stripe's once
  * maintenance granted it; until then that stripe records into stripe 0's),
- * written with atomic read-modify-writes, and one per attached thread
+ * written with atomic read-modify-writes (one add on the cell, one CAS on
+ * the stripe's sum word, as 1.3's dense copies), and one per attached thread
  * (pm_thread_attach), in the thread's shard directory by histogram slot,
  * written by that thread alone with plain loads and stores: no lock prefix,
  * and eight sum words taken in turn so consecutive records do not wait on
@@ -44,7 +45,8 @@
  * maintenance came, the recorder takes a spare dense generation from the
  * registry's pool for the layout (pm_hpool: one exchange, no allocation;
  * min(8, series) spares, refilled by maintenance) and installs it with a
- * CAS. An attached thread whose table is full records through its stripe.
+ * CAS. An attached thread whose table is full, or not granted yet, records
+ * into stripe 0's without asking a table for its own stripe.
  * Only when the pool is empty too does a value go to the series' coarse
  * cell for its export bucket: count, sum, min, max and every exported
  * bucket stay exact; its quantile is reported at that bucket's last fine
@@ -61,8 +63,15 @@
  * copied, nothing can fail, nothing is lost. A removed or expired series is
  * freed, with every chain, once no handle holds it (family.c).
  *
+ * Fast paths. Each entry point computes the key, then either the attached
+ * path (out of line, a tail call) or the common striped case inline; any
+ * miss (no stripe yet, no table, key not at its first probe position, table
+ * full) tail-calls one function that finishes the whole record, so the fast
+ * paths save no registers. Loads a locked add would delay are issued before
+ * it.
+ *
  * Bytes per series (what bench_memory measures, doc/histograms.md):
- *   96 (pm_series) + 48 + 8 x stripes + 8 x (nbounds + 1) (extension, coarse
+ *   88 (pm_series) + 48 + 8 x stripes + 8 x (nbounds + 1) (extension, coarse
  *   cells) + 48 x (nbounds + 1) exemplar slots when on + label values
  *   + per recording stripe: a generation of 64 + 10 x cap bytes (sparse,
  *     cap = the power of two >= 4/3 x keys, >= 32) or 64 + 8 x nkeys (dense),
@@ -985,7 +994,13 @@ static void shard_maintain(pm_registry *r, pm_shard *sh)
 void pm__hist_want(pm_series *s, unsigned stripe)
 {
     pm_hist_ext *x = pm__hist_ext(s);
-    atomic_fetch_or_explicit(&x->want_mask, 1ull << stripe, memory_order_relaxed);
+    /* Every record of a stripe without a table asks: only the first writes,
+     * so the series' line is not bounced by the others. */
+    uint64_t bit = 1ull << stripe;
+    if ((atomic_load_explicit(&x->want_mask, memory_order_relaxed) & bit) &&
+        atomic_load_explicit(&x->want_pending, memory_order_relaxed))
+        return;
+    atomic_fetch_or_explicit(&x->want_mask, bit, memory_order_relaxed);
     if (atomic_load_explicit(&x->want_pending, memory_order_relaxed)) return;
     if (atomic_exchange_explicit(&x->want_pending, 1, memory_order_acq_rel)) return;
     pm_registry *r = s->reg;
