@@ -372,12 +372,8 @@ struct pm__loop {
     size_t pcap;
 };
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+/* Deadlines are signed: the monotonic clock of lib/timer.c, as int64_t. */
+static int64_t mono_ns(void) { return (int64_t)pm__mono_ns(); }
 
 static int64_t secs_ns(double s) { return (int64_t)(s * 1e9); }
 
@@ -861,13 +857,6 @@ void pm_server_free(pm_server_t *s)
     free(s);
 }
 
-static double wall_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 pm_status_t pm_server_new(pm_registry_t *r, const pm_server_opts_t *opts, pm_server_t **out)
 {
     if (!out) return PM_EINVAL;
@@ -884,7 +873,7 @@ pm_status_t pm_server_new(pm_registry_t *r, const pm_server_opts_t *opts, pm_ser
     if (!s) goto done;
     s->reg = r;
     s->listen_fd = -1;
-    s->start_time = wall_seconds();
+    s->start_time = pm__wall_now();
     if ((st = copy_opts(s, opts)) != PM_OK) goto done;
     if ((st = open_listener(s, opts)) != PM_OK) goto done;
     if ((st = self_metrics(s)) != PM_OK) goto done;

@@ -2,6 +2,7 @@
  * schema). Routes read snapshots, alert lists and trace lists only, and
  * write their bodies through the formatters' writer into the connection's
  * buffer; the event loop (server.c) frames them. */
+#include "internal/pm_internal.h"
 #include "internal/server_internal.h"
 
 #include <perfmetrics/snapshot.h>
@@ -14,13 +15,6 @@
 
 const char *const pm__server_handler_names[PM__H_COUNT] = {
     "metrics", "health", "info", "api_metrics", "alerts", "traces", "dashboard", "other"};
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void add_header(pm__reply_t *rep, const char *line)
 {
@@ -169,7 +163,7 @@ static void route_health(pm_server_t *s, pm__reply_t *rep)
     PM__W_LIT(&w, "},\"pending\":");
     pm__w_u64(&w, c.pending);
     PM__W_LIT(&w, ",\"uptime_seconds\":");
-    pm__w_json_number(&w, wall_now() - s->start_time);
+    pm__w_json_number(&w, pm__wall_now() - s->start_time);
     PM__W_LIT(&w, ",\"version\":");
     pm__w_json_string(&w, pm_version_string());
     pm__w_char(&w, '}');
@@ -186,7 +180,7 @@ static void route_info(pm_server_t *s, pm__reply_t *rep)
         pm__server_error(rep, 500, 0);
         return;
     }
-    double now = wall_now();
+    double now = pm__wall_now();
     PM__W_LIT(&w, "{\"title\":");
     pm__w_json_string(&w, s->title);
     PM__W_LIT(&w, ",\"version\":");
