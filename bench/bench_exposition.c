@@ -207,12 +207,7 @@ static void measure_all(expo_case_t *cs, size_t n, expo_ctx_t *e)
 /* The histogram set: latencies between 1 ms and ~1 s (default buckets). */
 static pm_registry_t *histogram_registry(void)
 {
-    pm_registry_opts_t *ro = NULL;
-    pm_registry_t *r = NULL;
-    bench_check(pm_registry_opts_new(&ro), "pm_registry_opts_new");
-    bench_check(pm_registry_opts_set_self_metrics(ro, 0), "pm_registry_opts_set_self_metrics");
-    bench_check(pm_registry_new(ro, &r), "pm_registry_new");
-    pm_registry_opts_free(ro);
+    pm_registry_t *r = bench_registry();
     pm_family_opts_t *fo = NULL;
     const char *lname[1] = {"route"};
     bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");

@@ -87,19 +87,6 @@
 #define TARGET_PROM_1M_NS 0.5e9             /* Prometheus exposition of 1M */
 #define TARGET_STEP 0.15                    /* per-series cost step, relative */
 
-static void check(pm_status_t st, const char *what)
-{
-    if (st != PM_OK) {
-        fprintf(stderr, "bench_scale: %s: %s (%s)\n", what, pm_status_name(st), pm_strerror(st));
-        exit(1);
-    }
-}
-
-static double value_of(size_t fam, size_t val)
-{
-    return (double)((fam * 7919 + val * 104729) % 1000003);
-}
-
 /* ------------------------------------------------------------ allocator hook */
 
 /* Single-threaded bench, but the hook is the library's: keep it exact
@@ -288,11 +275,11 @@ static pm_registry_t *registry_new(void)
 {
     pm_registry_opts_t *o = NULL;
     pm_registry_t *r = NULL;
-    check(pm_registry_opts_new(&o), "pm_registry_opts_new");
-    check(pm_registry_opts_set_allocator(o, hook_alloc, hook_free, NULL),
-          "pm_registry_opts_set_allocator");
-    check(pm_registry_opts_set_self_metrics(o, 0), "pm_registry_opts_set_self_metrics");
-    check(pm_registry_new(o, &r), "pm_registry_new");
+    bench_check(pm_registry_opts_new(&o), "pm_registry_opts_new");
+    bench_check(pm_registry_opts_set_allocator(o, hook_alloc, hook_free, NULL),
+                "pm_registry_opts_set_allocator");
+    bench_check(pm_registry_opts_set_self_metrics(o, 0), "pm_registry_opts_set_self_metrics");
+    bench_check(pm_registry_new(o, &r), "pm_registry_new");
     pm_registry_opts_free(o);
     return r;
 }
@@ -304,8 +291,8 @@ static uint64_t world_build(world_t *w)
     w->r = registry_new();
     pm_family_opts_t *fo = NULL;
     const char *lname[1] = {"label"};
-    check(pm_family_opts_new(&fo), "pm_family_opts_new");
-    check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
+    bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");
+    bench_check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
     char lv[PER_FAMILY][16];
     for (size_t v = 0; v < PER_FAMILY; v++) snprintf(lv[v], sizeof lv[v], "value_%03zu", v);
     pm_family_t **fams = malloc(w->nfam * sizeof *fams);
@@ -318,18 +305,19 @@ static uint64_t world_build(world_t *w)
         else
             snprintf(name, sizeof name, "bench_family_%05zu_seconds", f);
         snprintf(help, sizeof help, "Benchmark family %zu.", f);
-        check(pm_family_new(w->r, w->kind == KIND_COUNTER ? PM_TYPE_COUNTER : PM_TYPE_HISTOGRAM,
-                            name, help, fo, &fams[f]),
-              "pm_family_new");
+        bench_check(pm_family_new(w->r,
+                                  w->kind == KIND_COUNTER ? PM_TYPE_COUNTER : PM_TYPE_HISTOGRAM,
+                                  name, help, fo, &fams[f]),
+                    "pm_family_new");
         for (size_t v = 0; v < PER_FAMILY; v++) {
             const char *vals[1] = {lv[v]};
             if (w->kind == KIND_COUNTER)
-                check(pm_counter_add_labeled(fams[f], vals, 1, value_of(f, v)),
-                      "pm_counter_add_labeled");
+                bench_check(pm_counter_add_labeled(fams[f], vals, 1, bench_series_value(f, v)),
+                            "pm_counter_add_labeled");
             else
-                check(pm_histogram_observe_labeled(fams[f], vals, 1,
-                                                   hist_value(f * PER_FAMILY + v, 0)),
-                      "pm_histogram_observe_labeled");
+                bench_check(pm_histogram_observe_labeled(fams[f], vals, 1,
+                                                         hist_value(f * PER_FAMILY + v, 0)),
+                            "pm_histogram_observe_labeled");
         }
     }
     uint64_t t1 = bench_now();
@@ -339,9 +327,9 @@ static uint64_t world_build(world_t *w)
             for (size_t v = 0; v < PER_FAMILY; v++) {
                 const char *vals[1] = {lv[v]};
                 for (unsigned k = 1; k < HIST_VALUES; k++)
-                    check(pm_histogram_observe_labeled(fams[f], vals, 1,
-                                                       hist_value(f * PER_FAMILY + v, k)),
-                          "pm_histogram_observe_labeled");
+                    bench_check(pm_histogram_observe_labeled(fams[f], vals, 1,
+                                                             hist_value(f * PER_FAMILY + v, k)),
+                                "pm_histogram_observe_labeled");
             }
     }
     size_t got = 0;
@@ -351,7 +339,7 @@ static uint64_t world_build(world_t *w)
         fprintf(stderr, "bench_scale: %zu series registered, expected %zu\n", got, w->n);
         exit(1);
     }
-    check(pm_registry_maintain(w->r), "pm_registry_maintain");
+    bench_check(pm_registry_maintain(w->r), "pm_registry_maintain");
     return t1 - t0;
 }
 
@@ -503,17 +491,17 @@ static size_t run_op(const tcase_t *k)
     const pm_snapshot_t *snap = k->s->held;
     size_t bytes = 0;
     if (op == OP_SNAP || op == OP_SCRAPE_BUF || op == OP_SCRAPE_STREAM) {
-        check(pm_snapshot_new(k->s->w.r, &s), "pm_snapshot_new");
+        bench_check(pm_snapshot_new(k->s->w.r, &s), "pm_snapshot_new");
         snap = s;
     }
     if (op == OP_BUF || op == OP_SCRAPE_BUF) {
         pm_buf_t *b = NULL;
-        check(pm_buf_new(&b), "pm_buf_new");
-        check(pm_format(snap, fmt, b), "pm_format");
+        bench_check(pm_buf_new(&b), "pm_buf_new");
+        bench_check(pm_format(snap, fmt, b), "pm_format");
         bytes = pm_buf_len(b);
         pm_buf_free(b);
     } else if (op == OP_STREAM || op == OP_SCRAPE_STREAM) {
-        check(pm_format_write(snap, fmt, discard, &bytes), "pm_format_write");
+        bench_check(pm_format_write(snap, fmt, discard, &bytes), "pm_format_write");
     }
     if (s != NULL) pm_snapshot_release(s);
     return bytes;
@@ -645,10 +633,10 @@ static size_t verify_output(const world_t *w, const pm_snapshot_t *held, size_t 
     size_t samples = 0;
     for (int f = PM_FORMAT_PROMETHEUS; f <= PM_FORMAT_JSON; f++) {
         pm_buf_t *b = NULL;
-        check(pm_buf_new(&b), "pm_buf_new");
-        check(pm_format(held, (pm_format_t)f, b), "pm_format");
+        bench_check(pm_buf_new(&b), "pm_buf_new");
+        bench_check(pm_format(held, (pm_format_t)f, b), "pm_format");
         size_t streamed = 0;
-        check(pm_format_write(held, (pm_format_t)f, discard, &streamed), "pm_format_write");
+        bench_check(pm_format_write(held, (pm_format_t)f, discard, &streamed), "pm_format_write");
         text[f] = pm_buf_len(b);
         if (streamed != pm_buf_len(b)) {
             fprintf(stderr, "bench_scale: %s: streamed %zu bytes, pm_buf holds %zu\n",
@@ -731,7 +719,7 @@ static void build_size(kind_t kind, size_t n, size_res_t *out)
     out->blocks = p1.blocks - p0.blocks;
     out->y[Q_MEM] = out->mem.hook;
     double h0 = hook_bytes();
-    check(pm_snapshot_new(out->w.r, &out->held), "pm_snapshot_new");
+    bench_check(pm_snapshot_new(out->w.r, &out->held), "pm_snapshot_new");
     out->snap_bytes = hook_bytes() - h0;
     out->samples = verify_output(&out->w, out->held, out->text);
 }
