@@ -656,6 +656,11 @@ TEST(test_process_collector_threads)
     pthread_cond_broadcast(&g.cv);
     pthread_mutex_unlock(&g.mu);
     for (int i = 0; i < 3; i++) pthread_join(t[i], NULL);
+    /* pthread_join returns once a thread's tid is cleared, a moment before
+     * the kernel drops the task from the thread group: wait (bounded) until
+     * /proc agrees, then the collector must report exactly that. */
+    for (int i = 0; i < 2000 && count_dir_entries("/proc/self/task") != (long)base; i++)
+        usleep(1000);
 
     s = snap(r);
     REQUIRE(s);
