@@ -1,0 +1,316 @@
+"""Errors, handle ownership and the shutdown of library threads.
+
+Ownership model: every C object the package creates is held by one _Owner,
+which frees it exactly once (close(), a context manager's exit, or garbage
+collection through weakref.finalize). An owner may depend on a parent owner
+(a series on its registry): when the parent is freed first, the C library has
+freed the child with it, so the child's owner only marks itself freed.
+Owners never run during interpreter finalization: the atexit hook stops
+every library thread that could call into Python, then turns freeing off
+(the process is exiting; the kernel reclaims the memory).
+"""
+
+import atexit
+import logging
+import threading
+import weakref
+
+from ._ffi import ffi, lib
+
+log = logging.getLogger("perfmetrics")
+
+# ---------------------------------------------------------------- errors
+
+
+class Error(Exception):
+    """A libperfmetrics call failed. .status is the pm_status_t code (negative),
+    .status_name its symbolic name ("PM_EINVAL"), .what the call."""
+
+    status = None
+
+    def __init__(self, message, status=None, what=None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        self.status_name = _str(lib.pm_status_name(self.status)) if self.status is not None else None
+        self.what = what
+
+
+class InvalidArgumentError(Error, ValueError):
+    status = -1
+
+
+class OutOfMemoryError(Error, MemoryError):
+    status = -2
+
+
+class AlreadyExistsError(Error, ValueError):
+    status = -3
+
+
+class NotFoundError(Error, LookupError):
+    status = -4
+
+
+class BadNameError(Error, ValueError):
+    status = -5
+
+
+class BadLabelError(Error, ValueError):
+    status = -6
+
+
+class LabelCountError(Error, ValueError):
+    status = -7
+
+
+class EncodingError(Error, ValueError):
+    status = -8
+
+
+class TypeMismatchError(Error, TypeError):
+    status = -9
+
+
+class OutOfRangeError(Error, ValueError):
+    status = -10
+
+
+class StateError(Error, RuntimeError):
+    status = -11
+
+
+class InputOutputError(Error, OSError):
+    status = -12
+
+
+class CallbackError(Error, RuntimeError):
+    status = -13
+
+
+class ParseError(Error, ValueError):
+    """Malformed input. For rule files and expressions, .line, .column, .offset
+    and .expected say where (0/"" when the library gave no position)."""
+
+    status = -14
+    line = column = offset = 0
+    expected = ""
+
+
+class UnsupportedError(Error, NotImplementedError):
+    status = -15
+
+
+class ThreadError(Error, RuntimeError):
+    status = -16
+
+
+class ClosedError(StateError):
+    """The object was closed (or its parent was): it can no longer be used."""
+
+
+_BY_STATUS = {cls.status: cls for cls in (
+    InvalidArgumentError, OutOfMemoryError, AlreadyExistsError, NotFoundError, BadNameError,
+    BadLabelError, LabelCountError, EncodingError, TypeMismatchError, OutOfRangeError,
+    StateError, InputOutputError, CallbackError, ParseError, UnsupportedError, ThreadError)}
+
+
+def _str(p):
+    """A C string (const char *) as str; None for NULL."""
+    return None if p == ffi.NULL else ffi.string(p).decode("utf-8", "replace")
+
+
+def make_error(status, what, detail=None):
+    """The exception for a failed call: its class by status, its message the
+    library's sentence for the status (pm_strerror) with the call and detail."""
+    cls = _BY_STATUS.get(status, Error)
+    msg = "%s: %s (%s)" % (what, _str(lib.pm_strerror(status)), _str(lib.pm_status_name(status)))
+    if detail:
+        msg += ": " + detail
+    return cls(msg, status=status, what=what)
+
+
+def check(status, what, detail=None):
+    """Raises make_error(...) unless status is PM_OK."""
+    if status != 0:
+        raise make_error(status, what, detail)
+
+
+def parse_error(status, what, perr):
+    """As make_error, with the position of a pm_parse_error_t (freed here)."""
+    e = perr[0]
+    if e == ffi.NULL:
+        return make_error(status, what)
+    try:
+        err = make_error(status, what, _str(lib.pm_parse_error_message(e)))
+        err.line = lib.pm_parse_error_line(e)
+        err.column = lib.pm_parse_error_column(e)
+        err.offset = lib.pm_parse_error_offset(e)
+        err.expected = _str(lib.pm_parse_error_expected(e))
+        return err
+    finally:
+        lib.pm_parse_error_free(e)
+
+
+def encode(s, what):
+    """A str argument as UTF-8 bytes; TypeError for anything else."""
+    if isinstance(s, str):
+        return s.encode("utf-8", "surrogatepass")
+    raise TypeError("%s must be str, not %s" % (what, type(s).__name__))
+
+
+def string_array(values, what):
+    """(keepalive, const char *const * array) for a sequence of str."""
+    encoded = [ffi.new("char[]", encode(v, what)) for v in values]
+    return encoded, ffi.new("const char *[]", encoded) if encoded else ffi.NULL
+
+
+# ---------------------------------------------------------------- callbacks
+
+_callback_errors = 0
+_callback_errors_lock = threading.Lock()
+
+
+def callback_errors():
+    """How many Python callbacks (exporters, notifiers, callback gauges, span
+    exporters) have raised since the process started. Each one was logged to
+    the "perfmetrics" logger and reported to the library as a failure."""
+    return _callback_errors
+
+
+def report_callback_error(kind, name):
+    """Called inside an `except` in a callback trampoline: counts and logs."""
+    global _callback_errors
+    with _callback_errors_lock:
+        _callback_errors += 1
+    try:
+        log.exception("perfmetrics: %s %r raised; reported to the library as a failure", kind, name)
+    except Exception:  # logging itself failed (closed stream at exit...): never reach C
+        pass
+
+
+# ---------------------------------------------------------------- ownership
+
+_finalizing = False
+_owners_lock = threading.Lock()
+_live_threads = weakref.WeakSet()  # owners whose objects run library threads
+
+
+class _Owner:
+    """Frees one C object exactly once. `free` is the C destructor (called
+    with the pointer); `parent` an owner this one depends on."""
+
+    __slots__ = ("ptr", "free", "parent", "lock", "closed", "stop", "dependents", "__weakref__")
+
+    def __init__(self, ptr, free, parent=None):
+        self.ptr = ptr
+        self.free = free
+        self.parent = parent
+        self.lock = threading.RLock()
+        self.closed = False
+        self.stop = None  # (kind, fn(owner)) for objects with threads: run at exit
+        # Owners of objects that read this one (a server reads its registry):
+        # closed before this one is freed.
+        self.dependents = weakref.WeakSet()
+
+    def alive(self):
+        o = self
+        while o is not None:
+            if o.closed:
+                return False
+            o = o.parent
+        return True
+
+    def close(self):
+        """Frees the object if this owner and its parents are still alive.
+        Returns whether this call closed it."""
+        for d in list(self.dependents):
+            d.close()
+        with self.lock:
+            if self.closed:
+                return False
+            self.closed = True
+            if _finalizing or self.free is None:
+                return True
+            if self.parent is None:
+                self.free(self.ptr)
+                return True
+        with self.parent.lock:  # the parent cannot be freed meanwhile
+            if self.parent.alive():
+                self.free(self.ptr)
+        return True
+
+
+class Handle:
+    """Base of the wrappers of owned C objects: close(), `with`, and freeing
+    at garbage collection, each at most once."""
+
+    _owner = None
+
+    def _own(self, ptr, free, parent=None, reads=()):
+        """Takes ownership of ptr; `reads` are owners this object uses, which
+        then close this one before they are freed."""
+        self._owner = _Owner(ptr, free, parent)
+        for o in reads:
+            o.dependents.add(self._owner)
+        self._finalizer = weakref.finalize(self, self._owner.close)
+        # atexit: the package's own hook runs instead (see _shutdown).
+        self._finalizer.atexit = False
+        return self._owner
+
+    def _ptr(self):
+        """The C pointer; ClosedError once closed (or the parent was)."""
+        o = self._owner
+        if o is None or not o.alive():
+            raise ClosedError("%s is closed" % type(self).__name__, status=-11)
+        return o.ptr
+
+    @property
+    def closed(self):
+        o = self._owner
+        return o is None or not o.alive()
+
+    def close(self):
+        """Frees the C object now. Closing twice does nothing."""
+        if self._owner is not None:
+            self._finalizer.detach()
+            self._owner.close()
+
+    def __enter__(self):
+        self._ptr()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def track_threads(owner, kind, stop):
+    """Registers stop(owner) to run at interpreter exit while owner is alive:
+    it must stop every library thread of the object that could call Python.
+    kind (one of _STOP_ORDER) orders the calls."""
+    owner.stop = (kind, stop)
+    with _owners_lock:
+        _live_threads.add(owner)
+
+
+_STOP_ORDER = ("server", "engine", "tracer", "registry")
+
+
+def _shutdown():
+    """atexit: stop library threads (servers first: they read the others),
+    then keep every later free from running during finalization."""
+    global _finalizing
+    with _owners_lock:
+        owners = [o for o in _live_threads if o.stop is not None]
+    owners.sort(key=lambda o: _STOP_ORDER.index(o.stop[0]))
+    for o in owners:
+        with o.lock:
+            if o.alive():
+                try:
+                    o.stop[1](o)
+                except Exception:
+                    log.exception("perfmetrics: stopping a %s at exit failed", o.stop[0])
+    _finalizing = True
+
+
+atexit.register(_shutdown)
