@@ -90,14 +90,20 @@ class Span(Handle):
         check(lib.pm_span_start(tracer._ptr(), b, k, p, out), "pm_span_start", repr(name))
         self.name = name
         self._prev = []
+        self._ctx = None
         self._own(out[0], lib.pm_span_end, tracer._owner)
 
     def end(self) -> None:
-        """Ends the span (records its end time); ending twice does nothing."""
+        """Ends the span (records its end time); ending twice does nothing.
+        Its context stays readable, to parent spans that start later."""
+        if self._ctx is None and not self.closed:
+            self._ctx = self.context
         self.close()
 
     @property
     def context(self) -> TraceContext:
+        if self._ctx is not None:
+            return self._ctx
         ctx = ffi.new("pm_trace_context_t *")
         check(lib.pm_span_context(self._ptr(), ctx), "pm_span_context")
         return _context_from_c(ctx)
