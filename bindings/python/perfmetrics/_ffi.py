@@ -313,7 +313,7 @@ class LibraryNotFoundError(ImportError):
         super().__init__("\n".join(lines))
 
 
-def candidates(environ=None, package_dir=None):
+def candidates(environ=None, package_dir=None, soname=SONAME):
     """The (description, path) pairs tried, in order, without loading anything."""
     environ = os.environ if environ is None else environ
     package_dir = package_dir or os.path.dirname(os.path.abspath(__file__))
@@ -321,16 +321,16 @@ def candidates(environ=None, package_dir=None):
     env_path = environ.get(ENV_VAR)
     if env_path:
         out.append(("%s=%s" % (ENV_VAR, env_path), env_path))
-    out.append(("next to the package", os.path.join(package_dir, SONAME)))
-    out.append(("the dynamic linker's search path", SONAME))
+    out.append(("next to the package", os.path.join(package_dir, soname)))
+    out.append(("the dynamic linker's search path", soname))
     return out
 
 
-def load(ffi, environ=None, package_dir=None):
+def load(ffi, environ=None, package_dir=None, soname=SONAME):
     """Returns (lib, path) for the first candidate that loads and exports
     pm_version; raises LibraryNotFoundError listing every attempt."""
     attempts = []
-    for where, path in candidates(environ, package_dir):
+    for where, path in candidates(environ, package_dir, soname):
         # A path (env var, bundled copy) that does not exist is reported as such
         # rather than as the dynamic linker's less precise message.
         if os.sep in path and not os.path.exists(path):
