@@ -6,7 +6,8 @@ import time
 from typing import Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from . import _core
-from ._core import Handle, check, encode, ffi, lib, parse_error, report_callback_error, _str
+from ._core import (Handle, buffer_bytes, check, encode, ffi, in_callback, lib, parse_error,
+                    report_callback_error, _str)
 from ._registry import REGISTRY, Registry
 
 SEVERITIES = {"info": 1, "warning": 2, "critical": 3}
@@ -42,15 +43,8 @@ def _read_event(ev):
     ann = {_str(lib.pm_alert_event_annotation_name(ev, i)):
            _str(lib.pm_alert_event_annotation_value(ev, i))
            for i in range(lib.pm_alert_event_annotation_count(ev))}
-    line = ""
-    out = ffi.new("pm_buf_t **")
-    if lib.pm_buf_new(out) == 0:
-        try:
-            if lib.pm_alert_event_format_line(ev, out[0]) == 0:
-                line = ffi.unpack(lib.pm_buf_data(out[0]), lib.pm_buf_len(out[0])).decode(
-                    "utf-8", "replace").rstrip("\n")
-        finally:
-            lib.pm_buf_free(out[0])
+    line = buffer_bytes(lambda buf: lib.pm_alert_event_format_line(ev, buf),
+                        "pm_alert_event_format_line").decode("utf-8", "replace").rstrip("\n")
     return AlertEvent(_str(lib.pm_alert_event_rule(ev)),
                       STATES.get(lib.pm_alert_event_state(ev), "unknown"),
                       STATES.get(lib.pm_alert_event_prev_state(ev), "unknown"),
@@ -73,7 +67,8 @@ def _notify_trampoline(ev, user):
     n = None
     try:
         n = ffi.from_handle(user)
-        return 1 if n.fn(_read_event(ev)) is False else 0
+        with in_callback():
+            return 1 if n.fn(_read_event(ev)) is False else 0
     except BaseException:
         report_callback_error("alert notifier", getattr(n, "name", "?"))
         return 1

@@ -152,6 +152,19 @@ def parse_error(status, what, perr):
         lib.pm_parse_error_free(e)
 
 
+def buffer_bytes(write, what):
+    """Runs write(buf), a pm_ call returning a status, on a fresh pm_buf_t
+    and returns the bytes written (an Error if the call failed)."""
+    out = ffi.new("pm_buf_t **")
+    check(lib.pm_buf_new(out), "pm_buf_new")
+    buf = out[0]
+    try:
+        check(write(buf), what)
+        return ffi.unpack(lib.pm_buf_data(buf), lib.pm_buf_len(buf))
+    finally:
+        lib.pm_buf_free(buf)
+
+
 def encode(s, what):
     """A str argument as UTF-8 bytes; TypeError for anything else."""
     if isinstance(s, str):
@@ -241,6 +254,55 @@ class _Owner:
         return True
 
 
+# Garbage collection can run a finalizer on any thread, a library thread
+# inside a callback included. Freeing from there could join or wait for that
+# very thread (a registry's export thread freeing its registry), so such frees
+# are deferred to the next handle created or closed on an ordinary thread.
+_tls = threading.local()
+_deferred = []
+_deferred_lock = threading.Lock()
+
+
+class in_callback:
+    """Marks the calling thread as running a Python callback for the library."""
+
+    __slots__ = ()
+
+    def __enter__(self):
+        _tls.depth = getattr(_tls, "depth", 0) + 1
+
+    def __exit__(self, *exc):
+        _tls.depth -= 1
+        return False
+
+
+def _collected(owner):
+    if getattr(_tls, "depth", 0):
+        with _deferred_lock:
+            _deferred.append(owner)
+    else:
+        owner.close()
+
+
+def run_deferred():
+    """Frees what garbage collection released inside callbacks."""
+    if _deferred and not getattr(_tls, "depth", 0):
+        with _deferred_lock:
+            todo = _deferred[:]
+            del _deferred[:]
+        for o in todo:
+            o.close()
+
+
+def attach(obj, owner):
+    """Makes garbage collection of obj close owner (once); returns the finalizer."""
+    run_deferred()
+    f = weakref.finalize(obj, _collected, owner)
+    # At exit the package's own hook runs instead (see _shutdown).
+    f.atexit = False
+    return f
+
+
 class Handle:
     """Base of the wrappers of owned C objects: close(), `with`, and freeing
     at garbage collection, each at most once."""
@@ -253,9 +315,7 @@ class Handle:
         self._owner = _Owner(ptr, free, parent)
         for o in reads:
             o.dependents.add(self._owner)
-        self._finalizer = weakref.finalize(self, self._owner.close)
-        # atexit: the package's own hook runs instead (see _shutdown).
-        self._finalizer.atexit = False
+        self._finalizer = attach(self, self._owner)
         return self._owner
 
     def _ptr(self):
@@ -275,6 +335,7 @@ class Handle:
         if self._owner is not None:
             self._finalizer.detach()
             self._owner.close()
+        run_deferred()
 
     def __enter__(self):
         self._ptr()

@@ -13,7 +13,8 @@ import time
 from typing import Any, Callable, Iterable, Optional, Sequence, Tuple, TypeVar
 
 from . import _core
-from ._core import ClosedError, check, encode, ffi, lib, report_callback_error, string_array
+from ._core import (ClosedError, check, encode, ffi, in_callback, lib, report_callback_error,
+                    string_array)
 from ._registry import REGISTRY, Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,8 +119,7 @@ class _Metric:
               type(self)._get_name, "%s%r" % (self._name, values))
         self._h = out[0]
         owner = _core._Owner(out[0], type(self)._release, self._reg_owner)
-        self._finalizer = _core.weakref.finalize(self, owner.close)
-        self._finalizer.atexit = False
+        self._finalizer = _core.attach(self, owner)
         return owner
 
     # ------------------------------------------------------------ labels
@@ -482,7 +482,8 @@ def _gauge_trampoline(user):
     cb = None
     try:
         cb = ffi.from_handle(user)
-        return float(cb.fn())
+        with in_callback():
+            return float(cb.fn())
     except BaseException:
         report_callback_error("callback gauge", getattr(cb, "name", "?"))
         return math.nan

@@ -5,7 +5,7 @@ import weakref
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 from . import _core
-from ._core import Handle, check, encode, ffi, lib, report_callback_error, _str
+from ._core import Handle, buffer_bytes, check, encode, ffi, in_callback, lib, report_callback_error, _str
 
 FORMATS = {"prometheus": 1, "openmetrics": 2, "json": 3}
 TYPES = {1: "counter", 2: "gauge", 3: "histogram"}
@@ -108,14 +108,7 @@ class Snapshot(Handle):
         """The snapshot as "prometheus" text, "openmetrics" text or "json"."""
         code = _format_code(fmt)
         s = self._ptr()
-        out = ffi.new("pm_buf_t **")
-        check(lib.pm_buf_new(out), "pm_buf_new")
-        buf = out[0]
-        try:
-            check(lib.pm_format(s, code, buf), "pm_format")
-            return ffi.unpack(lib.pm_buf_data(buf), lib.pm_buf_len(buf))
-        finally:
-            lib.pm_buf_free(buf)
+        return buffer_bytes(lambda buf: lib.pm_format(s, code, buf), "pm_format")
 
 
 class Exporter:
@@ -144,7 +137,8 @@ def _export_trampoline(snap, user):
     try:
         exp = ffi.from_handle(user)
         exp.calls += 1
-        ok = exp.fn(Snapshot(lib.pm_snapshot_ref(ffi.cast("pm_snapshot_t *", snap))))
+        with in_callback():
+            ok = exp.fn(Snapshot(lib.pm_snapshot_ref(ffi.cast("pm_snapshot_t *", snap))))
         if ok is False:
             exp.failures += 1
             return -13

@@ -6,7 +6,7 @@ import threading
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from . import _core
-from ._core import Handle, check, encode, ffi, lib, report_callback_error, _str
+from ._core import Handle, buffer_bytes, check, encode, ffi, in_callback, lib, report_callback_error, _str
 from ._registry import Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -259,21 +259,20 @@ def _span_export_trampoline(batch, user):
     exp = None
     try:
         exp = ffi.from_handle(user)
-        if exp.fmt is None:
-            arg = [_read_span(lib.pm_span_batch_span(batch, i))
-                   for i in range(lib.pm_span_batch_count(batch))]
-        else:
-            out = ffi.new("pm_buf_t **")
-            check(lib.pm_buf_new(out), "pm_buf_new")
-            try:
-                check(lib.pm_span_batch_format(batch, exp.fmt, out[0]), "pm_span_batch_format")
-                arg = ffi.unpack(lib.pm_buf_data(out[0]), lib.pm_buf_len(out[0]))
-            finally:
-                lib.pm_buf_free(out[0])
-        return -13 if exp.fn(arg) is False else 0
+        with in_callback():
+            return -13 if exp.fn(_batch_arg(exp, batch)) is False else 0
     except BaseException:
         report_callback_error("span exporter", getattr(exp, "name", "?"))
         return -13
+
+
+def _batch_arg(exp, batch):
+    """What a span exporter receives: SpanData objects, or formatted bytes."""
+    if exp.fmt is None:
+        return [_read_span(lib.pm_span_batch_span(batch, i))
+                for i in range(lib.pm_span_batch_count(batch))]
+    return buffer_bytes(lambda buf: lib.pm_span_batch_format(batch, exp.fmt, buf),
+                        "pm_span_batch_format")
 
 
 class _TracerState:

@@ -140,3 +140,25 @@ def test_interpreter_exits_cleanly_with_threads_running(name):
         assert p.returncode == 0, p.stderr[-3000:]
         assert "calls True" in p.stdout, (p.stdout, p.stderr[-3000:])
         assert "Fatal Python error" not in p.stderr
+
+
+def test_registry_collected_inside_its_own_exporter():
+    # The last reference to a registry goes away inside its exporter, on its
+    # export thread: freeing it there would stop (join) that very thread, so
+    # the free is deferred to the next ordinary call.
+    from perfmetrics import _core
+    holder = [pm.Registry()]
+    done = threading.Event()
+
+    def exporter(snapshot):
+        if holder:
+            holder.clear()  # collected right here
+            done.set()
+
+    holder[0].add_exporter("last", exporter)
+    holder[0].start_exporting(0.001)
+    assert done.wait(20)
+    assert poll(lambda: _core._deferred)
+    with pm.Registry():  # an ordinary call frees it, on this thread
+        pass
+    assert not _core._deferred
