@@ -152,16 +152,19 @@ class AlertEngine(Handle):
         return n
 
     def remove_rule(self, name: str) -> None:
+        """Removes a rule; its firing instances get a resolved event."""
         check(lib.pm_alert_engine_remove_rule(self._ptr(), encode(name, "name")),
               "pm_alert_engine_remove_rule", repr(name))
 
     def enable_rule(self, name: str, enabled: bool = True) -> None:
+        """Enables or disables a rule (disabling resolves its instances)."""
         check(lib.pm_alert_engine_enable_rule(self._ptr(), encode(name, "name"),
                                               1 if enabled else 0),
               "pm_alert_engine_enable_rule", repr(name))
 
     @property
     def rule_count(self) -> int:
+        """Number of rules, enabled or not."""
         return lib.pm_alert_engine_rule_count(self._ptr())
 
     def tick(self, now: Optional[float] = None) -> None:
@@ -174,6 +177,7 @@ class AlertEngine(Handle):
         check(lib.pm_alert_engine_start(self._ptr()), "pm_alert_engine_start")
 
     def stop(self) -> None:
+        """Stops the evaluation thread (StateError if it is not running)."""
         check(lib.pm_alert_engine_stop(self._ptr()), "pm_alert_engine_stop")
 
     def deliver(self, max: int = 0) -> int:

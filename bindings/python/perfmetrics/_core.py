@@ -327,6 +327,7 @@ class Handle:
 
     @property
     def closed(self):
+        """Whether the object (or one it depends on) was closed."""
         o = self._owner
         return o is None or not o.alive()
 

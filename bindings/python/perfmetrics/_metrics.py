@@ -198,14 +198,17 @@ class _Metric:
 
     @property
     def name(self) -> str:
+        """The family name as registered (without a counter's "_total")."""
         return self._name
 
     @property
     def labelnames(self) -> Tuple[str, ...]:
+        """The family's label names."""
         return self._labelnames
 
     @property
     def labelvalues(self) -> Tuple[str, ...]:
+        """A child's label values; () for a family."""
         return self._labelvalues
 
     def _check_open(self):

@@ -39,6 +39,7 @@ class TraceContext(NamedTuple):
 
     @property
     def traceparent(self) -> str:
+        """The traceparent header value of this context."""
         return "00-%s-%s-%02x" % (self.trace_id, self.span_id, 1 if self.sampled else 0)
 
 
@@ -102,6 +103,7 @@ class Span(Handle):
 
     @property
     def context(self) -> TraceContext:
+        """The span's W3C trace context (readable after end() too)."""
         if self._ctx is not None:
             return self._ctx
         ctx = ffi.new("pm_trace_context_t *")
@@ -115,6 +117,7 @@ class Span(Handle):
 
     @property
     def sampled(self) -> bool:
+        """Whether the span is recorded and exported."""
         return bool(lib.pm_span_is_sampled(self._ptr()))
 
     def set_attribute(self, key: str, value: Union[str, bool, int, float]) -> None:

@@ -48,6 +48,7 @@ def test_rules_fire_and_resolve_on_a_fake_clock(setup):
     e.tick(T0 + 2)
     active = {a.rule: a for a in e.active()}
     high = active["QueueHigh"]
+    assert isinstance(high, pm.AlertEvent)
     assert high.state == "firing" and high.severity == "critical"
     assert high.labels == {"alertname": "QueueHigh", "severity": "critical", "team": "core"}
     assert high.annotations == {"summary": "queue at 20"}

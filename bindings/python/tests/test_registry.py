@@ -220,3 +220,37 @@ def test_exporters(reg):
         reg.start_exporting(-1)
     with pytest.raises(TypeError):
         reg.start_exporting("1")
+
+
+ERRORS = [(-1, "InvalidArgumentError", ValueError), (-2, "OutOfMemoryError", MemoryError),
+          (-3, "AlreadyExistsError", ValueError), (-4, "NotFoundError", LookupError),
+          (-5, "BadNameError", ValueError), (-6, "BadLabelError", ValueError),
+          (-7, "LabelCountError", ValueError), (-8, "EncodingError", ValueError),
+          (-9, "TypeMismatchError", TypeError), (-10, "OutOfRangeError", ValueError),
+          (-11, "StateError", RuntimeError), (-12, "InputOutputError", OSError),
+          (-13, "CallbackError", RuntimeError), (-14, "ParseError", ValueError),
+          (-15, "UnsupportedError", NotImplementedError), (-16, "ThreadError", RuntimeError)]
+
+
+@pytest.mark.parametrize("status,name,builtin", ERRORS)
+def test_every_status_has_its_exception(status, name, builtin):
+    from perfmetrics import _core
+    e = _core.make_error(status, "pm_call", "detail")
+    assert type(e) is getattr(pm, name)
+    assert isinstance(e, pm.Error) and isinstance(e, builtin)
+    assert e.status == status and e.status_name.startswith("PM_E") and e.what == "pm_call"
+    assert str(e).startswith("pm_call: ") and str(e).endswith(": detail")
+    assert {"CallbackError": pm.CallbackError, "OutOfMemoryError": pm.OutOfMemoryError,
+            "ThreadError": pm.ThreadError, "TypeMismatchError": pm.TypeMismatchError,
+            "UnsupportedError": pm.UnsupportedError}.get(name, type(e)) is type(e)
+    unknown = _core.make_error(-99, "pm_call")
+    assert type(unknown) is pm.Error and unknown.status == -99
+
+
+def test_result_types(reg):
+    c = pm.Counter("types", "T.", registry=reg)
+    c.inc()
+    assert all(isinstance(f, pm.MetricFamily) for f in reg.collect())
+    with reg.snapshot() as s:
+        assert isinstance(s, pm.Snapshot)
+    assert isinstance(reg.add_exporter("t", lambda s: None), pm.Exporter)

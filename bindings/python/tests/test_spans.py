@@ -34,6 +34,7 @@ def test_span_context_manager_nesting_and_attributes(tracer):
     assert tracer.flush() == 2
     by_name = {d.name: d for d in tracer.got}
     o, i = by_name["outer"], by_name["inner"]
+    assert isinstance(o, pm.SpanData)
     assert o.kind == "server" and i.kind == "internal"
     assert i.parent_id == o.span_id and o.parent_id == ""
     assert i.trace_id == o.trace_id and len(o.trace_id) == 32 and len(o.span_id) == 16
