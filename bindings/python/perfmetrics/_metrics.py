@@ -18,6 +18,7 @@ from ._core import (ClosedError, check, encode, ffi, in_callback, lib, report_ca
 from ._registry import REGISTRY, Registry
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound="_Metric")
 
 _counter_add = lib.pm_counter_add
 _gauge_set = lib.pm_gauge_set
@@ -124,7 +125,7 @@ class _Metric:
 
     # ------------------------------------------------------------ labels
 
-    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> "_Metric":
+    def labels(self: M, *labelvalues: Any, **labelkwargs: Any) -> M:
         """The child series for these label values (positional, in the order
         of labelnames, or by name). Children are cached: bind them once and
         keep them on hot paths."""

@@ -112,7 +112,8 @@ class Snapshot(Handle):
 
 
 class Exporter:
-    """A Python function that receives snapshots (see Registry.add_exporter)."""
+    """A Python function that receives snapshots (see Registry.add_exporter).
+    .calls and .failures count its runs and the failed ones."""
 
     def __init__(self, state, name, fn):
         self._state = state

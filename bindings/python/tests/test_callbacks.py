@@ -127,6 +127,24 @@ while (not spans or e.stat("notify_failed") == 0) and time.monotonic() < deadlin
 urllib.request.build_opener(urllib.request.ProxyHandler({})).open(s.url + "metrics").read()
 print("calls", bool(spans) and e.stat("notify_failed") > 0)
 """,
+    "daemon threads recording": """
+import perfmetrics as pm, threading
+r = pm.Registry()
+c = pm.Counter("z", "Z.", ["k"], registry=r)
+h = pm.Histogram("zh", "Z.", registry=r)
+started = threading.Barrier(5)
+def record():
+    started.wait()
+    child = c.labels("a")
+    while True:
+        child.inc()
+        with h.time(), pm.span("s"):
+            pass
+for _ in range(4):
+    threading.Thread(target=record, daemon=True).start()
+started.wait()
+print("calls", True)
+""",
 }
 
 
