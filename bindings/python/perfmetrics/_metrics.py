@@ -53,6 +53,14 @@ class _Metric:
     _suffix = ""
     _get = None  # pm_*_get
     _release = None  # pm_*_release
+    # Slots: the hot paths read self._h through a slot, as fast for a child
+    # made by labels() as for a family (an instance dict filled after
+    # creation would not get CPython's fast attribute path).
+    __slots__ = ("_name", "_documentation", "_labelnames", "_registry", "_reg_owner", "_h",
+                 "_children", "_labelvalues", "_max_cache", "_fam", "_parent",
+                 "_series_owner", "_finalizer", "__weakref__")
+    _SHARED = ("_name", "_documentation", "_labelnames", "_registry", "_reg_owner",
+               "_max_cache", "_fam")  # what a child takes from its family
 
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
                  namespace: str = "", subsystem: str = "", unit: str = "",
@@ -159,7 +167,8 @@ class _Metric:
         child = self._children.get(values)
         if child is None:
             child = object.__new__(type(self))
-            child.__dict__.update(self.__dict__)
+            for attr in _Metric._SHARED:
+                setattr(child, attr, getattr(self, attr))
             child._children = None
             child._parent = self
             child._labelvalues = values
@@ -243,6 +252,7 @@ class Counter(_Metric):
     """A counter: inc(amount) with amount >= 0. The name may end in "_total"
     (it is dropped, and added again in the exposition)."""
 
+    __slots__ = ()
     _type = 1
     _suffix = "_total"
     _ctype = "pm_counter_t **"
@@ -301,6 +311,7 @@ class _ExceptionCounter:
 class Gauge(_Metric):
     """A gauge: set, inc, dec, set_to_current_time, track_inprogress, time."""
 
+    __slots__ = ()
     _type = 2
     _ctype = "pm_gauge_t **"
     _get = lib.pm_gauge_get
@@ -346,7 +357,7 @@ class Gauge(_Metric):
     def time(self) -> "_Timer":
         """Context manager and decorator: sets the gauge to the block's
         duration in seconds."""
-        return _Timer(self, _gauge_duration)
+        return _GaugeTimer(self)
 
 
 class _InProgress:
@@ -376,53 +387,47 @@ class _InProgress:
         return wrapped
 
 
-def _histogram_duration(metric, start):
-    try:
-        _timer_stop(metric._h, start)
-    except TypeError:
-        metric._fail(None, "")
-
-
-def _gauge_duration(metric, start):
-    metric.set((time.perf_counter_ns() - start) / 1e9)
-
-
 class _Timer:
     """Histogram.time() / Gauge.time(): a context manager and a decorator."""
 
-    __slots__ = ("_metric", "_stop", "_start")
+    __slots__ = ("_metric", "_start")
 
-    def __init__(self, metric, stop):
+    def __init__(self, metric):
         self._metric = metric
-        self._stop = stop
+
+    def __call__(self, f: F) -> F:
+        timer, metric = type(self), self._metric
+
+        @functools.wraps(f)
+        def wrapped(*args, **kwargs):
+            with timer(metric):
+                return f(*args, **kwargs)
+        return wrapped
+
+
+class _HistogramTimer(_Timer):
+    __slots__ = ()
 
     def __enter__(self):
-        self._start = _timer_start() if self._stop is _histogram_duration else time.perf_counter_ns()
+        self._start = _timer_start()
         return self
 
     def __exit__(self, typ, value, tb):
-        self._stop(self._metric, self._start)
-        return False
+        try:
+            _timer_stop(self._metric._h, self._start)
+        except TypeError:
+            self._metric._fail(None, "")
 
-    def __call__(self, f: F) -> F:
-        metric = self._metric
-        if self._stop is _histogram_duration:
-            @functools.wraps(f)
-            def wrapped(*args, **kwargs):
-                start = _timer_start()
-                try:
-                    return f(*args, **kwargs)
-                finally:
-                    _histogram_duration(metric, start)
-        else:
-            @functools.wraps(f)
-            def wrapped(*args, **kwargs):
-                start = time.perf_counter_ns()
-                try:
-                    return f(*args, **kwargs)
-                finally:
-                    _gauge_duration(metric, start)
-        return wrapped
+
+class _GaugeTimer(_Timer):
+    __slots__ = ()
+
+    def __enter__(self):
+        self._start = time.perf_counter_ns()
+        return self
+
+    def __exit__(self, typ, value, tb):
+        self._metric.set((time.perf_counter_ns() - self._start) / 1e9)
 
 
 class Histogram(_Metric):
@@ -430,6 +435,7 @@ class Histogram(_Metric):
     Prometheus ones) and quantiles with <= 0.78% relative error inside
     range=(lowest, highest) (default (1e-9, 1e4))."""
 
+    __slots__ = ()
     _type = 3
     _ctype = "pm_histogram_t **"
     _get = lib.pm_histogram_get
@@ -469,7 +475,7 @@ class Histogram(_Metric):
     def time(self) -> _Timer:
         """Context manager and decorator: observes the block's duration in
         seconds (the library's clock: TSC where the kernel vouches for it)."""
-        return _Timer(self, _histogram_duration)
+        return _HistogramTimer(self)
 
 
 # ---------------------------------------------------------------- callback gauge
