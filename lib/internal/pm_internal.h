@@ -420,6 +420,7 @@ struct pm_registry {
     _Atomic(pm_hgen *) hspare; /* taken from a pool but not installed: freed by maintenance */
     /* snapshots and collectors */
     pthread_mutex_t snap_lock;
+    struct pm_arena_pool *arena_pool; /* chunks for the next snapshot (lib/arena.c) */
     uint64_t snapshots;
     double last_snapshot_seconds;
     pm_cb_entry *collectors;
