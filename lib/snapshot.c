@@ -243,6 +243,30 @@ static void note_activity(pm_series *s, double value, uint64_t now)
     }
 }
 
+/* Up to this many series, a family's series are all asked for before its
+ * list is walked (about 200 B each: they stay in a 1 MiB L2). */
+#define PREFETCH_SERIES_MAX 2048
+
+/* The series list is one dependent load per series: past the cache, every
+ * series would be a miss after the previous one. The family's look-up
+ * table holds the same pointers in an array, so their lines can be asked
+ * for all at once and the misses overlap; the list walk then finds them in
+ * the cache and keeps its order (registration order, as exposition shows).
+ * False when the family is too large for it. */
+static bool prefetch_series(const pm_family *f)
+{
+    pm_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
+    if (!t || f->nseries > PREFETCH_SERIES_MAX) return false;
+    for (size_t i = 0; i < t->cap; i++) {
+        const pm_series *s = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (!s || s == PM_TOMB) continue;
+        __builtin_prefetch(s);
+        __builtin_prefetch((const char *)s + 64);
+        __builtin_prefetch((const char *)s + 128);
+    }
+    return true;
+}
+
 static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, uint64_t **dense,
                                size_t *dense_cap)
 {
@@ -270,16 +294,15 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
             *dense_cap = need;
         }
     }
+    bool big = !prefetch_series(f);
     /* Exactly the live series: a large registry's snapshot copies no arrays. */
     if (series_reserve(snap, sf, f->nseries + (f->overflow ? 1 : 0)) != PM_OK) return PM_ENOMEM;
     for (int pass = 0; pass < 2; pass++) {
         pm_series *s = pass == 0 ? f->head : f->overflow;
         for (; s; s = pass == 0 ? s->next : NULL) {
-            /* The list is one dependent load per series: start the next
-             * series' lines (struct, then its label values) while this one
-             * is read, so a registry past the cache pays its misses in
-             * parallel rather than one after the other. */
-            if (pass == 0 && s->next) {
+            /* A family too large for prefetch_series: at least start the
+             * next series' lines while this one is read. */
+            if (pass == 0 && big && s->next) {
                 __builtin_prefetch(s->next);
                 __builtin_prefetch((const char *)s->next + 64);
                 __builtin_prefetch((const char *)s->next + 128);
