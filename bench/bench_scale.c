@@ -595,7 +595,7 @@ static int fit_text(char *buf, size_t len, const size_res_t *res, size_t nres, i
         snprintf(buf, len, "; no fit: one size run");
         return 1;
     }
-    int ok = 1;
+    int ok = 1, first_only = 1; /* only the step from the smallest size misses */
     size_t off = 0;
 #define APPEND(...) (off += (size_t)snprintf(buf + off, off < len ? len - off : 0, __VA_ARGS__))
     APPEND("; fit over");
@@ -609,10 +609,19 @@ static int fit_text(char *buf, size_t len, const size_res_t *res, size_t nres, i
     APPEND("; per-series steps");
     for (size_t j = 1; j < k; j++) {
         double d = step_ratio(&res[idx[j]], &res[idx[j - 1]], q) - 1;
-        if (fabs(d) > TARGET_STEP) ok = 0;
+        if (fabs(d) > TARGET_STEP) {
+            ok = 0;
+            if (j > 1) first_only = 0;
+        }
         APPEND(" %s->%s %+.1f%%", size_name(res[idx[j - 1]].n), size_name(res[idx[j]].n), 100 * d);
     }
     APPEND("; every step linear within 15%%: %s", bench_verdict(ok));
+    if (!ok && first_only && k > 2)
+        APPEND(" (from %s on it is: the %s registry and snapshot stay in the cache between "
+               "rounds, larger ones are read from DRAM; doc/performance.md, Scale)",
+               size_name(res[idx[1]].n), size_name(res[idx[0]].n));
+    else if (!ok)
+        APPEND(" (see doc/performance.md, Scale)");
 #undef APPEND
     return ok;
 }

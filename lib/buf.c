@@ -1,6 +1,14 @@
 /* pm_buf: the growable byte buffer formats write into, and its gzip encoding.
- * malloc-backed on purpose (not the registry allocator): a buffer outlives
- * snapshots and registries and is handed to HTTP servers that free it later. */
+ * Not from the registry allocator, on purpose: a buffer outlives snapshots
+ * and registries and is handed to HTTP servers that free it later.
+ *
+ * Small buffers are malloc's. From PM__BUF_MAP_MIN on, a buffer is an
+ * anonymous mapping of its own, 2 MiB-aligned and advised to use huge
+ * pages, and grows by moving its pages (mremap) rather than copying them:
+ * glibc maps anything over 32 MB afresh on every growth and every buffer,
+ * and first touch of 4 KiB pages is most of what formatting 1,000,000
+ * series into a buffer costs (12,800 faults for 52 MB; a 2 MiB page is one
+ * fault for 512 of them). */
 #include "internal/format_internal.h"
 
 #include "pm_config.h"
@@ -8,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if PM_HAVE_ZLIB
 #include <limits.h>
@@ -18,6 +27,56 @@
 
 /* First allocation: large enough for a small exposition without regrowth. */
 #define PM__BUF_MIN_CAP 256u
+/* Huge-page size, and the capacity from which a buffer is its own mapping. */
+#define PM__BUF_HUGE ((size_t)2 << 20)
+#define PM__BUF_MAP_MIN ((size_t)4 << 20)
+
+/* A fresh mapping of cap bytes (a multiple of PM__BUF_HUGE) at a
+ * PM__BUF_HUGE boundary, or NULL. */
+static char *map_aligned(size_t cap)
+{
+    size_t len = cap + PM__BUF_HUGE;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+    char *q = (char *)(((uintptr_t)p + PM__BUF_HUGE - 1) & ~(uintptr_t)(PM__BUF_HUGE - 1));
+    size_t head = (size_t)(q - p), tail = len - head - cap;
+    if (head) munmap(p, head);
+    if (tail) munmap(q + cap, tail);
+#ifdef MADV_HUGEPAGE
+    madvise(q, cap, MADV_HUGEPAGE); /* advice: 4 KiB pages where it is not taken */
+#endif
+    return q;
+}
+
+/* Moves b's bytes into a mapping of cap bytes. All of the old capacity
+ * moves, as realloc would move it: a writer (lib/format.c) may have bytes
+ * past b->len that it has not committed yet. */
+static pm_status_t grow_mapped(pm_buf_t *b, size_t cap)
+{
+    char *q = map_aligned(cap);
+    if (!q) return PM_ENOMEM;
+    if (!b->data) {
+        q[0] = '\0';
+    } else if (!b->mapped) {
+        memcpy(q, b->data, b->cap);
+        free(b->data);
+    } else if (mremap(b->data, b->cap, b->cap, MREMAP_MAYMOVE | MREMAP_FIXED, q) == MAP_FAILED) {
+        memcpy(q, b->data, b->cap); /* the pages could not move: copy them */
+        munmap(b->data, b->cap);
+    }
+    b->data = q;
+    b->cap = cap;
+    b->mapped = true;
+    return PM_OK;
+}
+
+static void data_free(pm_buf_t *b)
+{
+    if (b->mapped)
+        munmap(b->data, b->cap);
+    else
+        free(b->data);
+}
 
 pm_status_t pm_buf_new(pm_buf_t **out)
 {
@@ -32,7 +91,7 @@ pm_status_t pm_buf_new(pm_buf_t **out)
 void pm_buf_free(pm_buf_t *b)
 {
     if (!b) return;
-    free(b->data);
+    data_free(b);
     free(b);
 }
 
@@ -63,6 +122,10 @@ pm_status_t pm__buf_reserve(pm_buf_t *b, size_t used, size_t extra)
     if (need <= b->cap) return PM_OK;
     size_t cap = b->cap < PM__BUF_MIN_CAP ? PM__BUF_MIN_CAP : b->cap;
     while (cap < need) cap = cap > max / 2 ? max : cap * 2;
+    if (b->mapped || cap >= PM__BUF_MAP_MIN) {
+        if (cap > max - PM__BUF_HUGE) return PM_ENOMEM;
+        return grow_mapped(b, (cap + PM__BUF_HUGE - 1) & ~(PM__BUF_HUGE - 1));
+    }
     char *p = realloc(b->data, cap);
     if (!p) return PM_ENOMEM; /* realloc left b->data intact */
     if (!b->data) p[0] = '\0';

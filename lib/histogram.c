@@ -29,7 +29,7 @@
  * the stripe's sum word, as 1.3's dense copies), and one per attached thread
  * (pm_thread_attach), in the thread's shard directory by histogram slot,
  * written by that thread alone with plain loads and stores: no lock prefix,
- * and eight sum words taken in turn so consecutive records do not wait on
+ * and eight sum words chosen by key so consecutive records do not wait on
  * one floating-point add. min and max are shared words written only by new
  * extremes. acc holds generations folded in under the registry lock
  * (threads that detached or exited, replaced generations). A snapshot adds
@@ -541,8 +541,10 @@ __attribute__((noinline)) static void observe_own(pm_shard *sh, pm_series *s, ui
         }
     }
     atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
-    uint32_t r = (atomic_load_explicit(&g->rotor, memory_order_relaxed) + 1) & (PM_HG_SUMS - 1);
-    atomic_store_explicit(&g->rotor, r, memory_order_relaxed);
+    /* The sum word follows the key: records of different buckets add to
+     * different words, with no counter of our own to carry from record to
+     * record. */
+    uint32_t r = key & (PM_HG_SUMS - 1);
     atomic_store_explicit(&g->sum[r],
                           pm__d2u(pm__u2d(atomic_load_explicit(&g->sum[r], memory_order_relaxed)) + v),
                           memory_order_relaxed);

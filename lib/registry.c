@@ -1,6 +1,6 @@
 /* Registries: options, life cycle, the counter arena, stripes and the
  * grace-period machinery that makes lock-free look-ups safe against removal. */
-#include "internal/pm_internal.h"
+#include "internal/snapshot_internal.h" /* pm__arena_pool_close */
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -105,7 +105,10 @@ pm_status_t pm_registry_new(const pm_registry_opts_t *opts, pm_registry_t **out)
     r->clock_user = opts ? opts->clock_user : NULL;
     r->interval = 10.0;
     r->readers = pm__alloc_aligned(a, sizeof(pm_reader_cell) * 2 * r->stripes);
-    if (!r->readers) {
+    r->arena_pool = pm__arena_pool_new(a);
+    if (!r->readers || !r->arena_pool) {
+        pm__free_aligned(a, r->readers);
+        pm__arena_pool_close(r->arena_pool);
         pm__free(a, r);
         return PM_ENOMEM;
     }
@@ -166,6 +169,7 @@ void pm_registry_free(pm_registry_t *r)
     pm__free(&r->a, r->chunks);
     pm__free(&r->a, r->free_slots);
     pm__free_aligned(&r->a, r->readers);
+    pm__arena_pool_close(r->arena_pool);
     pthread_mutex_destroy(&r->lock);
     pthread_mutex_destroy(&r->snap_lock);
     pthread_mutex_destroy(&r->ex_lock);

@@ -8,40 +8,20 @@
 #include <math.h>
 #include <stdlib.h>
 
-#define ARENA_CHUNK 65536
-
-void *pm__arena_alloc(pm_snapshot_t *s, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    pm_arena_chunk *c = s->chunks;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        c = pm__alloc(&s->a, sizeof *c + cap);
-        if (!c) return NULL;
-        c->cap = cap;
-        c->used = 0;
-        c->next = s->chunks;
-        s->chunks = c;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    return p;
-}
-
-const char *pm__arena_strdup(pm_snapshot_t *s, const char *str)
-{
-    size_t n = strlen(str) + 1;
-    char *d = pm__arena_alloc(s, n);
-    if (d) memcpy(d, str, n);
-    return d;
-}
-
+/* A copy of n strings: the pointers, then the strings, in one allocation. */
 static const char **arena_strv(pm_snapshot_t *s, const char *const *v, size_t n)
 {
-    const char **out = pm__arena_alloc(s, (n ? n : 1) * sizeof *out);
+    size_t total = (n ? n : 1) * sizeof(char *);
+    for (size_t i = 0; i < n; i++) total += strlen(v[i]) + 1;
+    const char **out = pm__arena_alloc(s, total);
     if (!out) return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!(out[i] = pm__arena_strdup(s, v[i]))) return NULL;
+    char *p = (char *)(out + (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(v[i]) + 1;
+        memcpy(p, v[i], l);
+        out[i] = p;
+        p += l;
+    }
     return out;
 }
 
@@ -70,16 +50,23 @@ pm_snap_family_t *pm__snap_family_add(pm_snapshot_t *s, pm_type_t type, const ch
     return f;
 }
 
+/* Room for n series in f; the array moves (the arena keeps the old one). */
+static pm_status_t series_reserve(pm_snapshot_t *s, pm_snap_family_t *f, size_t n)
+{
+    if (n <= f->capseries) return PM_OK;
+    pm_snap_series_t *a = pm__arena_alloc(s, n * sizeof *a);
+    if (!a) return PM_ENOMEM;
+    if (f->nseries) memcpy(a, f->series, f->nseries * sizeof *a);
+    f->series = a;
+    f->capseries = n;
+    return PM_OK;
+}
+
 static pm_snap_series_t *series_slot(pm_snapshot_t *s, pm_snap_family_t *f)
 {
-    if (f->nseries == f->capseries) {
-        size_t nc = f->capseries ? f->capseries * 2 : 8;
-        pm_snap_series_t *n = pm__arena_alloc(s, nc * sizeof *n);
-        if (!n) return NULL;
-        if (f->nseries) memcpy(n, f->series, f->nseries * sizeof *n);
-        f->series = n;
-        f->capseries = nc;
-    }
+    if (f->nseries == f->capseries &&
+        series_reserve(s, f, f->capseries ? f->capseries * 2 : 8) != PM_OK)
+        return NULL;
     pm_snap_series_t *x = &f->series[f->nseries];
     memset(x, 0, sizeof *x);
     x->fam = f;
@@ -100,12 +87,7 @@ pm_snap_series_t *pm__snap_series_add(pm_snapshot_t *s, pm_snap_family_t *f,
 static void snapshot_free(pm_snapshot_t *s)
 {
     pm_alloc_t a = s->a;
-    pm_arena_chunk *c = s->chunks;
-    while (c) {
-        pm_arena_chunk *n = c->next;
-        pm__free(&a, c);
-        c = n;
-    }
+    pm__arena_free(s);
     pm__free(&a, s);
 }
 
@@ -261,6 +243,30 @@ static void note_activity(pm_series *s, double value, uint64_t now)
     }
 }
 
+/* Up to this many series, a family's series are all asked for before its
+ * list is walked (about 200 B each: they stay in a 1 MiB L2). */
+#define PREFETCH_SERIES_MAX 2048
+
+/* The series list is one dependent load per series: past the cache, every
+ * series would be a miss after the previous one. The family's look-up
+ * table holds the same pointers in an array, so their lines can be asked
+ * for all at once and the misses overlap; the list walk then finds them in
+ * the cache and keeps its order (registration order, as exposition shows).
+ * False when the family is too large for it. */
+static bool prefetch_series(const pm_family *f)
+{
+    pm_table *t = atomic_load_explicit(&f->table, memory_order_relaxed);
+    if (!t || f->nseries > PREFETCH_SERIES_MAX) return false;
+    for (size_t i = 0; i < t->cap; i++) {
+        const pm_series *s = atomic_load_explicit(&t->slots[i], memory_order_relaxed);
+        if (!s || s == PM_TOMB) continue;
+        __builtin_prefetch(s);
+        __builtin_prefetch((const char *)s + 64);
+        __builtin_prefetch((const char *)s + 128);
+    }
+    return true;
+}
+
 static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, uint64_t **dense,
                                size_t *dense_cap)
 {
@@ -288,9 +294,19 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
             *dense_cap = need;
         }
     }
+    bool big = !prefetch_series(f);
+    /* Exactly the live series: a large registry's snapshot copies no arrays. */
+    if (series_reserve(snap, sf, f->nseries + (f->overflow ? 1 : 0)) != PM_OK) return PM_ENOMEM;
     for (int pass = 0; pass < 2; pass++) {
         pm_series *s = pass == 0 ? f->head : f->overflow;
         for (; s; s = pass == 0 ? s->next : NULL) {
+            /* A family too large for prefetch_series: at least start the
+             * next series' lines while this one is read. */
+            if (pass == 0 && big && s->next) {
+                __builtin_prefetch(s->next);
+                __builtin_prefetch((const char *)s->next + 64);
+                __builtin_prefetch((const char *)s->next + 128);
+            }
             pm_snap_series_t *x = pm__snap_series_add(snap, sf, pm__series_values(s), 0);
             if (!x) return PM_ENOMEM;
             x->overflow = s->overflow;
@@ -401,6 +417,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     s->mono_ns = pm_now_ns();
 
     pthread_mutex_lock(&r->snap_lock);
+    pm__arena_draw(s, r->arena_pool);
     uint64_t t0 = pm__reg_now(r);
     uint64_t *dense = NULL, *stats = NULL;
     size_t dense_cap = 0;
@@ -444,6 +461,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
         pm__maintain_locked(r);
         pthread_mutex_unlock(&r->lock);
         r->snapshots++;
+        pm__arena_built(s);
         uint64_t t1 = pm__reg_now(r);
         r->last_snapshot_seconds = t1 > t0 ? (double)(t1 - t0) * 1e-9 : 0.0;
     }

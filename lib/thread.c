@@ -124,53 +124,65 @@ static void dir_retire(void *old, void **list)
     *list = old;
 }
 
-static pm_status_t grow_dir(pm_shard *sh, size_t need)
+/* A shard has two directories of the same shape: counter cells by slot, and
+ * histogram generation entries by histogram slot. */
+enum dir_kind { DIR_CELLS, DIR_HGENS };
+
+/* Makes room for `need` chunk pointers in the directory of kind k. */
+static pm_status_t dir_grow(pm_shard *sh, enum dir_kind k, size_t need)
 {
-    if (need <= sh->dircap) return PM_OK;
-    pm_counter_cell **old = atomic_load_explicit(&sh->dir, memory_order_relaxed);
-    pm_counter_cell **n = dir_grown(old, sh->nchunks, &sh->dircap, need);
+    size_t *cap = k == DIR_CELLS ? &sh->dircap : &sh->hdircap;
+    if (need <= *cap) return PM_OK;
+    void *old = k == DIR_CELLS ? (void *)atomic_load_explicit(&sh->dir, memory_order_relaxed)
+                               : (void *)atomic_load_explicit(&sh->hdir, memory_order_relaxed);
+    void *n = dir_grown(old, k == DIR_CELLS ? sh->nchunks : sh->hnchunks, cap, need);
     if (!n) return PM_ENOMEM;
-    atomic_store_explicit(&sh->dir, n, memory_order_release);
-    dir_retire(old, &sh->old_dirs);
+    if (k == DIR_CELLS)
+        atomic_store_explicit(&sh->dir, (pm_counter_cell **)n, memory_order_release);
+    else
+        atomic_store_explicit(&sh->hdir, (_Atomic(pm_hgen *) **)n, memory_order_release);
+    dir_retire(old, k == DIR_CELLS ? &sh->old_dirs : &sh->old_hdirs);
     return PM_OK;
 }
 
-static pm_status_t grow_hdir(pm_shard *sh, size_t need)
+/* A zeroed chunk for a directory of kind k: counter cells (cache-line
+ * aligned) or empty generation entries. */
+static void *dir_chunk_new(enum dir_kind k)
 {
-    if (need <= sh->hdircap) return PM_OK;
-    _Atomic(pm_hgen *) **old = atomic_load_explicit(&sh->hdir, memory_order_relaxed);
-    _Atomic(pm_hgen *) **n = dir_grown(old, sh->hnchunks, &sh->hdircap, need);
-    if (!n) return PM_ENOMEM;
-    atomic_store_explicit(&sh->hdir, n, memory_order_release);
-    dir_retire(old, &sh->old_hdirs);
-    return PM_OK;
-}
-
-static pm_counter_cell *chunk_new(void)
-{
-    pm_counter_cell *c;
-    if (posix_memalign((void **)&c, PM_CACHELINE, PM_CHUNK_SLOTS * sizeof *c)) return NULL;
-    memset(c, 0, PM_CHUNK_SLOTS * sizeof *c);
+    if (k == DIR_HGENS) return calloc(PM_CHUNK_SLOTS, sizeof(_Atomic(pm_hgen *)));
+    void *c;
+    if (posix_memalign(&c, PM_CACHELINE, PM_CHUNK_SLOTS * sizeof(pm_counter_cell))) return NULL;
+    memset(c, 0, PM_CHUNK_SLOTS * sizeof(pm_counter_cell));
     return c;
 }
 
-/* Under r->lock, before the registry commits chunk ci: give every shard its
- * part of it. Nothing changes on failure. */
-pm_status_t pm__shards_add_chunk(pm_registry *r, size_t ci)
+/* Puts chunk ci in place (room made by dir_grow). */
+static void dir_install(pm_shard *sh, enum dir_kind k, size_t ci, void *chunk)
+{
+    if (k == DIR_CELLS) {
+        atomic_load_explicit(&sh->dir, memory_order_relaxed)[ci] = chunk;
+        sh->nchunks = ci + 1;
+    } else {
+        atomic_load_explicit(&sh->hdir, memory_order_relaxed)[ci] = chunk;
+        sh->hnchunks = ci + 1;
+    }
+}
+
+/* Under r->lock, before the registry commits chunk ci of kind k (counter
+ * slots, histogram slots): every shard gets its part of it. Nothing
+ * changes on failure. */
+static pm_status_t shards_add(pm_registry *r, size_t ci, enum dir_kind k)
 {
     size_t n = 0;
     for (pm_shard *sh = r->shards; sh; sh = sh->next) n++;
     if (!n) return PM_OK;
-    pm_counter_cell **fresh = calloc(n, sizeof *fresh);
+    void **fresh = calloc(n, sizeof *fresh);
     if (!fresh) return PM_ENOMEM;
     size_t i = 0;
     for (pm_shard *sh = r->shards; sh; sh = sh->next, i++)
-        if (grow_dir(sh, ci + 1) != PM_OK || !(fresh[i] = chunk_new())) goto fail;
+        if (dir_grow(sh, k, ci + 1) != PM_OK || !(fresh[i] = dir_chunk_new(k))) goto fail;
     i = 0;
-    for (pm_shard *sh = r->shards; sh; sh = sh->next, i++) {
-        atomic_load_explicit(&sh->dir, memory_order_relaxed)[ci] = fresh[i];
-        sh->nchunks = ci + 1;
-    }
+    for (pm_shard *sh = r->shards; sh; sh = sh->next, i++) dir_install(sh, k, ci, fresh[i]);
     free(fresh);
     return PM_OK;
 fail:
@@ -179,31 +191,20 @@ fail:
     return PM_ENOMEM;
 }
 
-/* Under r->lock, before the registry commits histogram slot chunk ci: every
- * shard gets its (empty) part of it. Nothing changes on failure. */
-pm_status_t pm__shards_add_hchunk(pm_registry *r, size_t ci)
+pm_status_t pm__shards_add_chunk(pm_registry *r, size_t ci) { return shards_add(r, ci, DIR_CELLS); }
+
+pm_status_t pm__shards_add_hchunk(pm_registry *r, size_t ci) { return shards_add(r, ci, DIR_HGENS); }
+
+/* A new shard's directory of kind k, for the registry's n chunks of it. */
+static pm_status_t shard_fill(pm_shard *sh, enum dir_kind k, size_t n)
 {
-    size_t n = 0;
-    for (pm_shard *sh = r->shards; sh; sh = sh->next) n++;
-    if (!n) return PM_OK;
-    _Atomic(pm_hgen *) **fresh = calloc(n, sizeof *fresh);
-    if (!fresh) return PM_ENOMEM;
-    size_t i = 0;
-    for (pm_shard *sh = r->shards; sh; sh = sh->next, i++)
-        if (grow_hdir(sh, ci + 1) != PM_OK ||
-            !(fresh[i] = calloc(PM_CHUNK_SLOTS, sizeof *fresh[i])))
-            goto fail;
-    i = 0;
-    for (pm_shard *sh = r->shards; sh; sh = sh->next, i++) {
-        atomic_load_explicit(&sh->hdir, memory_order_relaxed)[ci] = fresh[i];
-        sh->hnchunks = ci + 1;
+    pm_status_t st = dir_grow(sh, k, n ? n : 1);
+    for (size_t ci = 0; st == PM_OK && ci < n; ci++) {
+        void *c = dir_chunk_new(k);
+        if (!c) return PM_ENOMEM;
+        dir_install(sh, k, ci, c);
     }
-    free(fresh);
-    return PM_OK;
-fail:
-    for (size_t j = 0; j < n; j++) free(fresh[j]);
-    free(fresh);
-    return PM_ENOMEM;
+    return st;
 }
 
 void pm__shards_zero_slot(pm_registry *r, uint32_t slot)
@@ -269,26 +270,8 @@ pm_status_t pm_thread_attach(pm_registry_t *r)
     if (!sh) return PM_ENOMEM;
     sh->reg = r;
     pthread_mutex_lock(&r->lock);
-    pm_status_t st = grow_dir(sh, r->nchunks ? r->nchunks : 1);
-    for (size_t ci = 0; st == PM_OK && ci < r->nchunks; ci++) {
-        pm_counter_cell *c = chunk_new();
-        if (!c) {
-            st = PM_ENOMEM;
-            break;
-        }
-        atomic_load_explicit(&sh->dir, memory_order_relaxed)[ci] = c;
-        sh->nchunks = ci + 1;
-    }
-    if (st == PM_OK) st = grow_hdir(sh, r->hnchunks ? r->hnchunks : 1);
-    for (size_t ci = 0; st == PM_OK && ci < r->hnchunks; ci++) {
-        _Atomic(pm_hgen *) *c = calloc(PM_CHUNK_SLOTS, sizeof *c);
-        if (!c) {
-            st = PM_ENOMEM;
-            break;
-        }
-        atomic_load_explicit(&sh->hdir, memory_order_relaxed)[ci] = c;
-        sh->hnchunks = ci + 1;
-    }
+    pm_status_t st = shard_fill(sh, DIR_CELLS, r->nchunks);
+    if (st == PM_OK) st = shard_fill(sh, DIR_HGENS, r->hnchunks);
     if (st == PM_OK && pthread_setspecific(shard_key, sh) != 0) st = PM_ENOMEM;
     if (st == PM_OK) {
         sh->next = r->shards;

@@ -266,6 +266,40 @@ TEST(buf_self_append)
     pm_buf_free(b);
 }
 
+/* Past 4 MiB a buffer is a mapping of its own that grows by moving its
+ * pages (lib/buf.c): every byte must survive the move from malloc's memory
+ * and each later move, appends of its own bytes included, and a reset
+ * buffer is reused. */
+TEST(buf_large_mapped)
+{
+    pm_buf_t *b = NULL;
+    REQUIRE(pm_buf_new(&b) == PM_OK);
+    char chunk[4093]; /* prime, so no append lines up with a page */
+    for (size_t i = 0; i < sizeof chunk; i++) chunk[i] = (char)('a' + i % 26);
+    const size_t target = (size_t)20 << 20;
+    while (pm_buf_len(b) < target) REQUIRE(pm_buf_append(b, chunk, sizeof chunk) == PM_OK);
+    size_t len = pm_buf_len(b);
+    const char *d = pm_buf_data(b);
+    int ok = d[len] == '\0';
+    for (size_t i = 0; i < len && ok; i++) ok = d[i] == chunk[i % sizeof chunk];
+    CHECK(ok);
+    /* Doubling by appending itself moves the mapping with the source in it. */
+    REQUIRE(pm_buf_append(b, pm_buf_data(b), len) == PM_OK);
+    CHECK_EQ_U64(pm_buf_len(b), 2 * len);
+    d = pm_buf_data(b);
+    ok = d[2 * len] == '\0';
+    for (size_t i = 0; i < 2 * len && ok; i++) ok = d[i] == chunk[(i % len) % sizeof chunk];
+    CHECK(ok);
+    pm_buf_reset(b);
+    CHECK_EQ_U64(pm_buf_len(b), 0);
+    CHECK_STR(pm_buf_data(b), "");
+    CHECK_OK(pm_buf_append(b, "again", 5));
+    CHECK_STR(pm_buf_data(b), "again");
+    CHECK_STATUS(pm_buf_append(b, "x", SIZE_MAX / 2), PM_ENOMEM);
+    CHECK_STR(pm_buf_data(b), "again");
+    pm_buf_free(b);
+}
+
 TEST(buf_enomem_keeps_content)
 {
     pm_buf_t *b = NULL;
@@ -519,6 +553,31 @@ TEST(stream_equals_buffer)
         pm_buf_free(buffered);
         pm_buf_free(streamed);
     }
+    pm_snapshot_release(s);
+    pm_registry_free(r);
+}
+
+/* A text that crosses the 4 MiB mapping threshold while the writer holds
+ * bytes it has not committed (lib/buf.c moves the whole capacity), after
+ * existing content: the same bytes as streamed. */
+TEST(stream_equals_buffer_large)
+{
+    pm_registry_t *r = tf_big_registry(30000);
+    REQUIRE(r);
+    pm_snapshot_t *s = NULL;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    pm_buf_t *buffered = NULL, *streamed = NULL;
+    REQUIRE(pm_buf_new(&buffered) == PM_OK && pm_buf_new(&streamed) == PM_OK);
+    CHECK_OK(pm_buf_append(buffered, "head\n", 5));
+    CHECK_OK(pm_buf_append(streamed, "head\n", 5));
+    CHECK_OK(pm_format(s, PM_FORMAT_PROMETHEUS, buffered));
+    struct tf_chunks c = {streamed, 0, 0, 0};
+    CHECK_OK(pm_format_write(s, PM_FORMAT_PROMETHEUS, tf_chunk_sink, &c));
+    CHECK(pm_buf_len(buffered) > ((size_t)4 << 20));
+    CHECK_EQ_U64(pm_buf_len(streamed), pm_buf_len(buffered));
+    CHECK(memcmp(pm_buf_data(streamed), pm_buf_data(buffered), pm_buf_len(buffered)) == 0);
+    pm_buf_free(buffered);
+    pm_buf_free(streamed);
     pm_snapshot_release(s);
     pm_registry_free(r);
 }
@@ -1415,10 +1474,10 @@ TEST(prometheus_10k_counters_speed)
     pm_registry_free(r);
 }
 
-TEST_MAIN(TH_CASE(buf_bad_inputs), TH_CASE(buf_basics), TH_CASE(buf_growth),
+TEST_MAIN(TH_CASE(buf_bad_inputs), TH_CASE(buf_basics), TH_CASE(buf_growth), TH_CASE(buf_large_mapped),
           TH_CASE(buf_self_append), TH_CASE(buf_enomem_keeps_content), TH_CASE(gzip_round_trip),
           TH_CASE(content_types), TH_CASE(format_bad_inputs),
-          TH_CASE(format_write_callback_failure), TH_CASE(stream_equals_buffer),
+          TH_CASE(format_write_callback_failure), TH_CASE(stream_equals_buffer), TH_CASE(stream_equals_buffer_large),
           TH_CASE(stream_equals_buffer_long_labels), TH_CASE(number_cache_matches_plain),
           TH_CASE(format_enomem_restores_buffer), TH_CASE(prometheus_exact),
           TH_CASE(openmetrics_exact), TH_CASE(openmetrics_created_matches_snapshot),

@@ -153,5 +153,129 @@ TEST(test_self_metrics_present)
     pm_registry_free(r);
 }
 
+/* An allocator that counts live bytes, so the arena pool's bound shows. */
+struct ts_count {
+    long long live;
+};
+static void *ts_alloc(void *user, size_t n)
+{
+    size_t *p = malloc(n + 16);
+    if (!p) return NULL;
+    *p = n;
+    ((struct ts_count *)user)->live += (long long)n;
+    return (char *)p + 16;
+}
+static void ts_free(void *user, void *q)
+{
+    if (!q) return;
+    size_t *p = (size_t *)(void *)((char *)q - 16);
+    ((struct ts_count *)user)->live -= (long long)*p;
+    free(p);
+}
+
+static pm_registry_t *ts_counted_registry(struct ts_count *c, int series)
+{
+    pm_registry_opts_t *o = NULL;
+    pm_registry_t *r = NULL;
+    if (pm_registry_opts_new(&o) != PM_OK) return NULL;
+    pm_registry_opts_set_allocator(o, ts_alloc, ts_free, c);
+    pm_status_t st = pm_registry_new(o, &r);
+    pm_registry_opts_free(o);
+    if (st != PM_OK) return NULL;
+    static const char *const ln[] = {"id"};
+    pm_family_opts_t *fo = NULL;
+    pm_family_t *f = NULL;
+    if (pm_family_opts_new(&fo) != PM_OK) return NULL;
+    pm_family_opts_set_labels(fo, ln, 1);
+    pm_family_opts_set_max_series(fo, (size_t)series + 1);
+    st = pm_family_new(r, PM_TYPE_COUNTER, "pool_events", "Events.", fo, &f);
+    pm_family_opts_free(fo);
+    if (st != PM_OK) return NULL;
+    for (int i = 0; i < series; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "series-%06d", i);
+        const char *vv[] = {v};
+        if (pm_counter_add_labeled(f, vv, 1, (double)i) != PM_OK) return NULL;
+    }
+    return r;
+}
+
+static double ts_family_sum(const pm_snapshot_t *s, const char *name)
+{
+    for (size_t i = 0; i < pm_snapshot_family_count(s); i++) {
+        const pm_snap_family_t *f = pm_snapshot_family(s, i);
+        if (strcmp(pm_snap_family_name(f), name)) continue;
+        double sum = 0;
+        for (size_t j = 0; j < pm_snap_family_series_count(f); j++)
+            sum += pm_snap_series_value(pm_snap_family_series(f, j));
+        return sum;
+    }
+    return NAN;
+}
+
+/* The registry keeps the chunks of a released snapshot for the next one
+ * (lib/arena.c): repeated snapshots stay correct and do not grow memory
+ * past one snapshot's worth, and everything is freed with the registry. */
+TEST(test_arena_pool_bounded)
+{
+    enum { N = 20000 };
+    const double want = (double)N * (N - 1) / 2;
+    struct ts_count c = {0};
+    pm_registry_t *r = ts_counted_registry(&c, N);
+    REQUIRE(r);
+    long long base = c.live;
+    pm_snapshot_t *s = NULL;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    long long one = c.live - base; /* one snapshot's bytes */
+    CHECK(one > (long long)N * 40);
+    CHECK_EQ_DBL(ts_family_sum(s, "pool_events"), want);
+    pm_snapshot_release(s);
+    long long kept = c.live - base;
+    CHECK(kept > 0 && kept <= one); /* the pool: at most one snapshot */
+    for (int i = 0; i < 10; i++) {
+        REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+        CHECK(c.live - base <= one + 65536 + 1024);
+        CHECK_EQ_DBL(ts_family_sum(s, "pool_events"), want);
+        pm_snapshot_release(s);
+        CHECK(c.live - base <= kept);
+    }
+    /* Two held at once: the second is built from fresh memory; releasing
+     * both keeps only one snapshot's worth. */
+    pm_snapshot_t *a = NULL, *b = NULL;
+    REQUIRE(pm_snapshot_new(r, &a) == PM_OK && pm_snapshot_new(r, &b) == PM_OK);
+    CHECK_EQ_DBL(ts_family_sum(a, "pool_events"), want);
+    CHECK_EQ_DBL(ts_family_sum(b, "pool_events"), want);
+    pm_snapshot_release(a);
+    pm_snapshot_release(b);
+    CHECK(c.live - base <= kept);
+    pm_registry_free(r);
+    CHECK_EQ_INT(c.live, 0);
+}
+
+/* Snapshots outlive their registry with the pool between them: the last
+ * one out frees it, and nothing is kept once the registry is gone. */
+TEST(test_arena_pool_outlives_registry)
+{
+    enum { N = 5000 };
+    const double want = (double)N * (N - 1) / 2;
+    struct ts_count c = {0};
+    pm_registry_t *r = ts_counted_registry(&c, N);
+    REQUIRE(r);
+    pm_snapshot_t *s = NULL, *a = NULL, *b = NULL;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    pm_snapshot_release(s); /* fills the pool */
+    REQUIRE(pm_snapshot_new(r, &a) == PM_OK && pm_snapshot_new(r, &b) == PM_OK);
+    pm_registry_free(r);
+    CHECK_EQ_DBL(ts_family_sum(a, "pool_events"), want);
+    pm_snapshot_release(a);
+    CHECK_EQ_DBL(ts_family_sum(b, "pool_events"), want);
+    pm_snapshot_t *b2 = pm_snapshot_ref(b);
+    pm_snapshot_release(b);
+    CHECK_EQ_DBL(ts_family_sum(b2, "pool_events"), want);
+    pm_snapshot_release(b2);
+    CHECK_EQ_INT(c.live, 0);
+}
+
 TEST_MAIN(TH_CASE(test_accessors_null_safe), TH_CASE(test_contents_and_order),
-          TH_CASE(test_self_metrics_present))
+          TH_CASE(test_self_metrics_present), TH_CASE(test_arena_pool_bounded),
+          TH_CASE(test_arena_pool_outlives_registry))

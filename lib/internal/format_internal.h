@@ -14,6 +14,7 @@
 #include <perfmetrics/format.h>
 #include <perfmetrics/snapshot.h>
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -24,6 +25,7 @@ struct pm_buf {
     char *data;
     size_t len;
     size_t cap;
+    bool mapped; /* data is a mapping of its own (lib/buf.c), not malloc's */
 };
 
 /* Grows b so that `extra` bytes plus the terminating NUL fit after the first

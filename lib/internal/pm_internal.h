@@ -167,7 +167,7 @@ typedef struct pm_hist_layout {
  * read-modify-writes when shared by a stripe's threads, with plain
  * load+store when single (one attached thread). `prev` chains older
  * generations of the same owner whose counts still count. */
-#define PM_HG_SUMS 8 /* single writers rotate over 8 sum words: no FP add chain per record */
+#define PM_HG_SUMS 8 /* single writers: 8 sum words, chosen by key, so no FP add chain per record */
 struct pm_hgen {
     _Atomic uint64_t *cnt;   /* cap counts */
     _Atomic uint16_t *keys;  /* sparse: cap keys + 1; NULL when dense */
@@ -178,7 +178,6 @@ struct pm_hgen {
     uint32_t limit;          /* sparse: inserts stop at used == limit (7/8 full) */
     uint32_t want_at;        /* sparse: the insert reaching it asks for growth (3/4) */
     _Atomic uint32_t used;   /* sparse: keys inserted */
-    _Atomic uint32_t rotor;  /* single: the sum word of the next record */
     _Atomic uint8_t fresh;   /* single: swapped in by maintenance, unseen by the owner */
     _Atomic uint8_t want;    /* growth asked for */
     uint8_t shift;           /* sparse: 32 - log2(cap) */
@@ -420,6 +419,7 @@ struct pm_registry {
     _Atomic(pm_hgen *) hspare; /* taken from a pool but not installed: freed by maintenance */
     /* snapshots and collectors */
     pthread_mutex_t snap_lock;
+    struct pm_arena_pool *arena_pool; /* chunks for the next snapshot (lib/arena.c) */
     uint64_t snapshots;
     double last_snapshot_seconds;
     pm_cb_entry *collectors;

@@ -6,6 +6,8 @@
 
 #include <perfmetrics/spans.h>
 
+typedef struct pm_arena_pool pm_arena_pool;
+
 typedef struct pm_arena_chunk {
     struct pm_arena_chunk *next;
     size_t used, cap;
@@ -62,10 +64,25 @@ struct pm_snapshot {
     double time;
     uint64_t mono_ns; /* pm_now_ns() read with time: dates exemplars */
     pm_arena_chunk *chunks;
+    pm_arena_chunk *spare; /* chunks drawn from the pool, not used yet */
+    size_t nstd;           /* standard-size chunks in use */
+    pm_arena_pool *pool;   /* where released chunks go, or NULL */
     size_t nfam, capfam;
     pm_snap_family_t **fams;
 };
 
+/* arena.c: a snapshot's arena, and the registry's pool of chunks for the
+ * next snapshot (NULL pools are allowed everywhere: no reuse). */
+pm_arena_pool *pm__arena_pool_new(const pm_alloc_t *a);
+/* The registry is going: the pool keeps nothing more, and goes with the
+ * last snapshot holding it. */
+void pm__arena_pool_close(pm_arena_pool *p);
+/* Before a snapshot is built: it takes the pool's chunks (and a reference). */
+void pm__arena_draw(pm_snapshot_t *s, pm_arena_pool *p);
+/* After a snapshot is built: the pool keeps as many chunks as it used. */
+void pm__arena_built(pm_snapshot_t *s);
+/* Frees the arena, giving the pool what it keeps. */
+void pm__arena_free(pm_snapshot_t *s);
 void *pm__arena_alloc(pm_snapshot_t *s, size_t n);
 const char *pm__arena_strdup(pm_snapshot_t *s, const char *str);
 pm_snap_family_t *pm__snap_family_add(pm_snapshot_t *s, pm_type_t type, const char *name,
