@@ -99,6 +99,10 @@ class _Metric:
                 self._max_cache = max_series + _CACHE_SLACK
             if ttl is not None:
                 check(lib.pm_family_opts_set_ttl(opts, float(ttl)), "pm_family_opts_set_ttl")
+                # A series may expire under a held handle, which then records
+                # into a detached series: with a TTL, labels() looks the
+                # series up each time and caches nothing.
+                self._max_cache = 0 if float(ttl) > 0 else self._max_cache
             self._set_opts(opts, **kw)
             out = ffi.new("pm_family_t **")
             check(lib.pm_family_new(registry._ptr(), self._type, encode(self._name, "name"),
@@ -136,7 +140,8 @@ class _Metric:
     def labels(self: M, *labelvalues: Any, **labelkwargs: Any) -> M:
         """The child series for these label values (positional, in the order
         of labelnames, or by name). Children are cached: bind them once and
-        keep them on hot paths."""
+        keep them on hot paths. In a family with a ttl nothing is cached and
+        a child should not be kept (its series may expire under it)."""
         if labelkwargs:
             if labelvalues:
                 raise ValueError("labels(): give label values by position or by name, not both")
@@ -164,7 +169,7 @@ class _Metric:
             raise ValueError("%s: expected %d label values %r, got %d"
                              % (self._name, len(self._labelnames), self._labelnames, len(raw)))
         values = tuple(str(v) for v in raw)
-        child = self._children.get(values)
+        child = self._children.get(values) if self._max_cache else None
         if child is None:
             child = object.__new__(type(self))
             for attr in _Metric._SHARED:
@@ -173,6 +178,8 @@ class _Metric:
             child._parent = self
             child._labelvalues = values
             child._series_owner = child._bind(values)
+            if not self._max_cache:
+                return child
             child = self._children.setdefault(values, child)
         if len(self._children) < self._max_cache:
             self._children[raw] = child

@@ -160,6 +160,17 @@ def test_max_series_overflow(reg):
     assert reg.get_sample_value("capped_total", {"pm_overflow": "true"}) == 3
 
 
+def test_ttl_family_caches_no_child(reg):
+    c = pm.Counter("expiring", "E.", ["k"], registry=reg, ttl=3600)
+    a, b = c.labels("x"), c.labels("x")
+    assert a is not b  # each labels() looks the series up again
+    a.inc()
+    b.inc()
+    assert reg.get_sample_value("expiring_total", {"k": "x"}) == 2
+    c.remove("x")
+    assert reg.get_sample_value("expiring_total", {"k": "x"}) is None
+
+
 def test_gauge_operations(reg):
     g = pm.Gauge("queue", "Queue length.", registry=reg)
     g.set(5)
