@@ -166,10 +166,14 @@ def buffer_bytes(write, what):
 
 
 def encode(s, what):
-    """A str argument as UTF-8 bytes; TypeError for anything else."""
-    if isinstance(s, str):
-        return s.encode("utf-8", "surrogatepass")
-    raise TypeError("%s must be str, not %s" % (what, type(s).__name__))
+    """A str argument as UTF-8 bytes; TypeError for anything else, and
+    ValueError for an embedded NUL, which C would silently cut the string at
+    ("a\0b" would become "a")."""
+    if not isinstance(s, str):
+        raise TypeError("%s must be str, not %s" % (what, type(s).__name__))
+    if "\0" in s:
+        raise ValueError("%s must not contain NUL characters: %r" % (what, s))
+    return s.encode("utf-8", "surrogatepass")
 
 
 def string_array(values, what):

@@ -90,6 +90,9 @@ def test_labels_bad_inputs(reg):
         c.labels("x", "y").labels("x", "y")  # a child has no labels()
     with pytest.raises(pm.EncodingError):
         c.labels("\udcff", "y")
+    with pytest.raises(ValueError):
+        c.labels("a\0b", "y")  # C would cut it to "a"
+    assert c.series_count() == 1  # only ("x", "y"), made above
     plain = pm.Counter("plain", "P.", registry=reg)
     with pytest.raises(ValueError):
         plain.labels("x")
@@ -158,6 +161,21 @@ def test_max_series_overflow(reg):
     for i in range(5):
         c.labels(str(i)).inc()
     assert reg.get_sample_value("capped_total", {"pm_overflow": "true"}) == 3
+
+
+def test_exemplars_from_the_current_span(reg):
+    h = pm.Histogram("traced_seconds", "T.", registry=reg, buckets=(1,))
+    t = pm.Tracer()
+    try:
+        with t.span("req") as s:
+            h.observe(0.5)
+        om = reg.generate("openmetrics").decode()
+        line = [x for x in om.splitlines() if x.startswith('traced_seconds_bucket{le="1.0"}')][0]
+        assert 'trace_id="%s"' % s.context.trace_id in line
+        assert 'span_id="%s"' % s.context.span_id in line
+        assert "trace_id" not in pm.generate_latest(reg).decode()  # 0.0.4 has no exemplars
+    finally:
+        t.close()
 
 
 def test_ttl_family_caches_no_child(reg):
