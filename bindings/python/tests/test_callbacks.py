@@ -180,3 +180,26 @@ def test_registry_collected_inside_its_own_exporter():
     with pm.Registry():  # an ordinary call frees it, on this thread
         pass
     assert not _core._deferred
+
+
+def test_registry_closed_while_its_export_thread_calls_python():
+    r = pm.Registry()
+    calls = []
+    r.add_exporter("py", lambda s: calls.append(1))
+    r.start_exporting(0.001)
+    assert poll(lambda: len(calls) >= 3)
+    r.close()  # stops the thread first; the GIL is released while it waits
+    assert r.closed
+
+
+def test_engine_close_delivers_queued_events_to_python(reg):
+    q = pm.Gauge("backlog", "B.", registry=reg)
+    q.set(5)
+    e = pm.AlertEngine(reg, dispatch_thread=False)
+    e.load_rules("alert Backlog {\n  expr: backlog > 1\n}\n")
+    got = []
+    e.add_notifier("py", got.append)
+    e.tick(1_800_000_000)
+    assert got == []  # queued, not delivered
+    e.close()  # delivers what is queued, on this thread
+    assert [(ev.rule, ev.state) for ev in got] == [("Backlog", "firing")]
