@@ -104,6 +104,33 @@ class Snapshot(Handle):
                     return s.value
         return None
 
+    def quantile(self, name: str, q: float, labels: Optional[Dict[str, str]] = None
+                 ) -> Optional[float]:
+        """Quantile q (0..1) of histogram family `name`'s series with these
+        labels, within 1/129 relative error inside the family's range; None
+        when there is no such series or it has no observations."""
+        q = _float(q, "q")
+        labels = labels or {}
+        s = self._ptr()
+        for i in range(lib.pm_snapshot_family_count(s)):
+            f = lib.pm_snapshot_family(s, i)
+            if _str(lib.pm_snap_family_name(f)) != name:
+                continue
+            names = [_str(lib.pm_snap_family_label_name(f, j))
+                     for j in range(lib.pm_snap_family_label_count(f))]
+            for j in range(lib.pm_snap_family_series_count(f)):
+                series = lib.pm_snap_family_series(f, j)
+                values = {n: _str(lib.pm_snap_series_label_value(series, k))
+                          for k, n in enumerate(names)}
+                if values == labels:
+                    out = ffi.new("double *")
+                    st = lib.pm_snap_series_quantile(series, q, out)
+                    if st == -4:  # PM_ENOENT: no observations
+                        return None
+                    check(st, "pm_snap_series_quantile", "%s q=%r" % (name, q))
+                    return out[0]
+        return None
+
     def format(self, fmt: str = "prometheus") -> bytes:
         """The snapshot as "prometheus" text, "openmetrics" text or "json"."""
         code = _format_code(fmt)

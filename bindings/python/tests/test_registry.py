@@ -89,6 +89,17 @@ def test_collect_and_snapshot(reg):
         assert snap.get_sample_value("queue_length") == -2.5
         assert snap.get_sample_value("nope") is None
         assert b"queue_length -2.5" in snap.format()
+        p50 = snap.quantile("job_seconds", 0.5, {"kind": "io"})
+        assert p50 == pytest.approx(0.75, rel=1 / 129)
+        assert snap.quantile("job_seconds", 1.0, {"kind": "io"}) == pytest.approx(3, rel=1 / 129)
+        assert snap.quantile("job_seconds", 0.5, {"kind": "cpu"}) is None
+        assert snap.quantile("nope", 0.5) is None
+        with pytest.raises(pm.InvalidArgumentError):
+            snap.quantile("job_seconds", 2, {"kind": "io"})
+        with pytest.raises(pm.InvalidArgumentError):
+            snap.quantile("queue_length", 0.5)  # not a histogram
+        with pytest.raises(TypeError):
+            snap.quantile("job_seconds", "0.5")
     with pytest.raises(pm.ClosedError):
         snap.families()
     snap.close()  # twice: nothing
