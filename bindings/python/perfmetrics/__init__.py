@@ -20,6 +20,7 @@ from ._core import (AlreadyExistsError, BadLabelError, BadNameError, CallbackErr
                     callback_errors)
 from ._registry import (CONTENT_TYPE_LATEST, REGISTRY, Exporter, MetricFamily, Registry, Sample,
                         Snapshot, content_type, generate_latest)
+from ._collector import CounterMetricFamily, GaugeMetricFamily
 from ._metrics import DEFAULT_BUCKETS, Counter, Gauge, Histogram, gauge_function
 from ._tracing import (Span, SpanData, TraceContext, Tracer, default_tracer, parse_traceparent,
                        span)
@@ -31,7 +32,7 @@ __all__ = [
     "AlertEngine", "AlertEvent", "Server", "Span", "SpanData", "TraceContext", "Tracer",
     "check_rules", "default_tracer", "parse_traceparent", "span", "start_http_server",
     "AlreadyExistsError", "BadLabelError", "BadNameError", "CallbackError", "ClosedError",
-    "CONTENT_TYPE_LATEST", "Counter", "DEFAULT_BUCKETS", "EncodingError", "Error", "Exporter",
+    "CONTENT_TYPE_LATEST", "Counter", "CounterMetricFamily", "GaugeMetricFamily", "DEFAULT_BUCKETS", "EncodingError", "Error", "Exporter",
     "Gauge", "Histogram", "InputOutputError", "InvalidArgumentError", "LabelCountError",
     "LibraryNotFoundError", "MetricFamily", "NotFoundError", "OutOfMemoryError",
     "OutOfRangeError", "ParseError", "REGISTRY", "Registry", "Sample", "Snapshot", "StateError",

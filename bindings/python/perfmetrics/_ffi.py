@@ -136,6 +136,16 @@ pm_status_t pm_export_start(pm_registry_t *r);
 pm_status_t pm_export_stop(pm_registry_t *r, int final);
 
 pm_status_t pm_process_collector_enable(pm_registry_t *r);
+typedef struct pm_collector pm_collector_t;
+typedef struct pm_emit pm_emit_t;
+typedef pm_status_t (*pm_collect_fn)(pm_emit_t *e, void *user);
+pm_status_t pm_collector_add(pm_registry_t *r, const char *name, pm_collect_fn fn,
+                             void *user, pm_release_fn release, pm_collector_t **out);
+pm_status_t pm_collector_remove(pm_collector_t *c);
+pm_status_t pm_emit_family(pm_emit_t *e, pm_type_t type, const char *name, const char *help,
+                           const char *unit, const char *const *label_names, size_t n_labels);
+pm_status_t pm_emit_sample(pm_emit_t *e, const char *const *label_values, size_t n,
+                           double value);
 
 typedef struct pm_tracer pm_tracer_t;
 typedef struct pm_tracer_opts pm_tracer_opts_t;

@@ -5,7 +5,9 @@ import weakref
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 from . import _core
-from ._core import Handle, buffer_bytes, check, encode, ffi, in_callback, lib, report_callback_error, _str
+from ._collector import Collector, collect_trampoline
+from ._core import (AlreadyExistsError, Handle, NotFoundError, buffer_bytes, check, encode, ffi,
+                    in_callback, lib, report_callback_error, _str)
 
 FORMATS = {"prometheus": 1, "openmetrics": 2, "json": 3}
 TYPES = {1: "counter", 2: "gauge", 3: "histogram"}
@@ -187,6 +189,7 @@ class _RegistryState:
         self.metrics = weakref.WeakSet()  # wrappers whose handles die with the registry
         self.exporters = {}  # name -> Exporter (keeps each cffi handle alive)
         self.callbacks = []  # callback gauges' objects, for the same reason
+        self.collectors = {}  # id(collector object) -> Collector
 
     def free(self, ptr):
         lib.pm_registry_free(ptr)
@@ -196,6 +199,7 @@ class _RegistryState:
             e._ptr = None
         self.exporters.clear()
         self.callbacks.clear()
+        self.collectors.clear()
 
     def stop_at_exit(self, owner):
         # Export threads and Python exporters must be gone before Python
@@ -205,6 +209,9 @@ class _RegistryState:
             lib.pm_exporter_remove(e._ptr)
             e._ptr = None
         self.exporters.clear()
+        for c in list(self.collectors.values()):
+            lib.pm_collector_remove(c._ptr)
+        self.collectors.clear()
 
     def remove_exporter(self, exp):
         with self.owner.lock:
@@ -269,6 +276,40 @@ class Registry(Handle):
     def enable_process_collector(self) -> None:
         """Adds the standard process_* families (CPU, memory, fds, threads)."""
         check(lib.pm_process_collector_enable(self._ptr()), "pm_process_collector_enable")
+
+    # ------------------------------------------------------------ collectors
+
+    def register(self, collector: object, name: Optional[str] = None) -> None:
+        """Registers a custom collector, as prometheus_client's
+        registry.register: an object whose collect() returns or yields
+        CounterMetricFamily and GaugeMetricFamily objects. The library calls
+        it at every snapshot, on the thread taking it (a server thread
+        included). If collect() raises, what it emitted in that run is
+        discarded, the failure is counted in
+        perfmetrics_collector_failures_total{collector=name} and logged
+        (perfmetrics.callback_errors()). name defaults to the class name."""
+        if not callable(getattr(collector, "collect", None)):
+            raise TypeError("a collector needs a collect() method")
+        if id(collector) in self._state.collectors:
+            raise AlreadyExistsError("collector already registered", status=-3)
+        name = type(collector).__name__ if name is None else name
+        bname = encode(name, "name")
+        c = Collector(name, collector)
+        out = ffi.new("pm_collector_t **")
+        check(lib.pm_collector_add(self._ptr(), bname, collect_trampoline, c._handle, ffi.NULL,
+                                   out), "pm_collector_add", repr(name))
+        c._ptr = out[0]
+        self._state.collectors[id(collector)] = c
+
+    def unregister(self, collector: object) -> None:
+        """Removes a collector registered with register(); after it returns,
+        collect() is never called again. NotFoundError if it is not there."""
+        self._ptr()  # ClosedError once the registry is closed
+        c = self._state.collectors.get(id(collector))
+        if c is None:
+            raise NotFoundError("collector not registered", status=-4)
+        check(lib.pm_collector_remove(c._ptr), "pm_collector_remove")
+        del self._state.collectors[id(collector)]
 
     # ------------------------------------------------------------ exporters
 
@@ -351,5 +392,5 @@ def _float(v, what):
     return float(v)
 
 
-__all__ = ["Registry", "REGISTRY", "Snapshot", "Exporter", "MetricFamily", "Sample",
+__all__ = ["Collector", "Registry", "REGISTRY", "Snapshot", "Exporter", "MetricFamily", "Sample",
            "generate_latest", "content_type", "CONTENT_TYPE_LATEST"]

@@ -116,6 +116,10 @@ t.start()
 e = pm.AlertEngine(r, interval=0.01)
 e.load_rules('alert A {\\n  expr: up > 0\\n}\\n')
 pm.gauge_function("up", "Up.", lambda: 1.0, registry=r)
+class Col:
+    def collect(self):
+        yield pm.GaugeMetricFamily("from_collector", "C.", value=2)
+r.register(Col())
 e.add_notifier("py", lambda ev: (_ for _ in ()).throw(RuntimeError("notifier")))
 e.start()
 s = pm.start_http_server(0, registry=r, tracer=t, alert_engine=e)

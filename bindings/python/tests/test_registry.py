@@ -265,3 +265,69 @@ def test_result_types(reg):
     with reg.snapshot() as s:
         assert isinstance(s, pm.Snapshot)
     assert isinstance(reg.add_exporter("t", lambda s: None), pm.Exporter)
+
+
+class QueueCollector:
+    def __init__(self):
+        self.depth = {"fast": 3, "slow": 11}
+        self.fail = False
+
+    def collect(self):
+        if self.fail:
+            yield pm.GaugeMetricFamily("queue_half_done", "Emitted, then discarded.", value=1)
+            raise RuntimeError("collector failed")
+        g = pm.GaugeMetricFamily("queue_depth", "Jobs waiting.", labels=["queue"])
+        for q, d in self.depth.items():
+            g.add_metric([q], d)
+        yield g
+        yield pm.CounterMetricFamily("queue_jobs_total", "Jobs queued.", value=42)
+
+
+def test_custom_collector(reg, caplog):
+    col = QueueCollector()
+    reg.register(col)
+    s = parse(pm.generate_latest(reg).decode())
+    assert s[("queue_depth", frozenset({("queue", "slow")}))] == 11
+    assert s[("queue_jobs_total", frozenset())] == 42
+    col.depth["fast"] = 5
+    assert reg.get_sample_value("queue_depth", {"queue": "fast"}) == 5
+    before = pm.callback_errors()
+    col.fail = True
+    assert reg.get_sample_value("queue_half_done") is None  # the failed run is discarded
+    assert pm.callback_errors() == before + 1 and "collector 'QueueCollector' raised" in caplog.text
+    with pytest.raises(pm.AlreadyExistsError):
+        reg.register(col)
+    with pytest.raises(TypeError):
+        reg.register(object())
+    reg.unregister(col)
+    with pytest.raises(pm.NotFoundError):
+        reg.unregister(col)
+    assert reg.get_sample_value("queue_jobs_total") is None
+
+
+def test_custom_collector_bad_output(reg):
+    class Bad:
+        def __init__(self, fams):
+            self.fams = fams
+
+        def collect(self):
+            return self.fams
+
+    before = pm.callback_errors()
+    reg.register(Bad(["not a family"]), name="bad1")
+    reg.register(Bad([pm.GaugeMetricFamily("bad name", "B.", value=1)]), name="bad2")
+    reg.register(Bad([pm.CounterMetricFamily("neg", "N.", value=-1)]), name="bad3")
+    assert reg.get_sample_value("neg_total") is None
+    assert pm.callback_errors() == before + 3
+    with pm.Registry() as r:  # the library counts each failure too
+        r.register(Bad(["x"]), name="bad")
+        assert r.get_sample_value("perfmetrics_collector_failures_total",
+                                  {"collector": "bad"}) == 1
+    with pytest.raises(ValueError):
+        pm.GaugeMetricFamily("x", "X.", value=1, labels=["a"])
+    with pytest.raises(ValueError):
+        pm.GaugeMetricFamily("x", "X.", labels=["a"]).add_metric([], 1)
+    with pytest.raises(TypeError):
+        pm.GaugeMetricFamily(None, "X.")
+    with pytest.raises(pm.EncodingError):
+        reg.register(Bad([]), name="")
