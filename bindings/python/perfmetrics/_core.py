@@ -120,13 +120,18 @@ def _str(p):
     return None if p == ffi.NULL else ffi.string(p).decode("utf-8", "replace")
 
 
+_DETAIL_MAX = 200
+
+
 def make_error(status, what, detail=None):
     """The exception for a failed call: its class by status, its message the
     library's sentence for the status (pm_strerror) with the call and detail."""
     cls = _BY_STATUS.get(status, Error)
     msg = "%s: %s (%s)" % (what, _str(lib.pm_strerror(status)), _str(lib.pm_status_name(status)))
     if detail:
-        msg += ": " + detail
+        # The detail quotes the caller's arguments: keep a message readable
+        # when one of them is 4 KiB of label value.
+        msg += ": " + (detail if len(detail) <= _DETAIL_MAX else detail[:_DETAIL_MAX] + "...")
     return cls(msg, status=status, what=what)
 
 

@@ -90,6 +90,9 @@ def test_labels_bad_inputs(reg):
         c.labels("x", "y").labels("x", "y")  # a child has no labels()
     with pytest.raises(pm.EncodingError):
         c.labels("\udcff", "y")
+    with pytest.raises(pm.OutOfRangeError) as e:
+        c.labels("v" * 5000, "y")  # over 4096 bytes
+    assert len(str(e.value)) < 400  # the message quotes a shortened argument
     with pytest.raises(ValueError):
         c.labels("a\0b", "y")  # C would cut it to "a"
     assert c.series_count() == 1  # only ("x", "y"), made above
