@@ -177,7 +177,7 @@ def encode(s, what):
     if not isinstance(s, str):
         raise TypeError("%s must be str, not %s" % (what, type(s).__name__))
     if "\0" in s:
-        raise ValueError("%s must not contain NUL characters: %r" % (what, s))
+        raise ValueError("%s must not contain NUL characters: %.200r" % (what, s))
     return s.encode("utf-8", "surrogatepass")
 
 
@@ -220,7 +220,8 @@ _live_threads = weakref.WeakSet()  # owners whose objects run library threads
 
 class _Owner:
     """Frees one C object exactly once. `free` is the C destructor (called
-    with the pointer); `parent` an owner this one depends on."""
+    with the pointer); `parent` an owner this one depends on (a series on its
+    registry, a span on its tracer)."""
 
     __slots__ = ("ptr", "free", "parent", "lock", "closed", "stop", "dependents", "__weakref__")
 
@@ -228,12 +229,21 @@ class _Owner:
         self.ptr = ptr
         self.free = free
         self.parent = parent
-        self.lock = threading.RLock()
+        # A child frees under its parent's lock, so that the parent cannot be
+        # freed meanwhile; it needs no lock of its own (there may be
+        # thousands of children).
+        self.lock = threading.RLock() if parent is None else parent.lock
         self.closed = False
         self.stop = None  # (kind, fn(owner)) for objects with threads: run at exit
-        # Owners of objects that read this one (a server reads its registry):
-        # closed before this one is freed.
-        self.dependents = weakref.WeakSet()
+        self.dependents = None  # see add_dependent
+
+    def add_dependent(self, owner):
+        """owner's object reads this one (a server reads its registry): it is
+        closed before this one is freed."""
+        with self.lock:
+            if self.dependents is None:
+                self.dependents = weakref.WeakSet()
+            self.dependents.add(owner)
 
     def alive(self):
         o = self
@@ -244,23 +254,18 @@ class _Owner:
         return True
 
     def close(self):
-        """Frees the object if this owner and its parents are still alive.
+        """Frees the object unless it, or a parent, was closed already.
         Returns whether this call closed it."""
-        for d in list(self.dependents):
+        for d in list(self.dependents or ()):
             d.close()
         with self.lock:
             if self.closed:
                 return False
             self.closed = True
-            if _finalizing or self.free is None:
-                return True
-            if self.parent is None:
+            if not _finalizing and self.free is not None and (
+                    self.parent is None or self.parent.alive()):
                 self.free(self.ptr)
-                return True
-        with self.parent.lock:  # the parent cannot be freed meanwhile
-            if self.parent.alive():
-                self.free(self.ptr)
-        return True
+            return True
 
 
 # Garbage collection can run a finalizer on any thread, a library thread
@@ -323,7 +328,7 @@ class Handle:
         then close this one before they are freed."""
         self._owner = _Owner(ptr, free, parent)
         for o in reads:
-            o.dependents.add(self._owner)
+            o.add_dependent(self._owner)
         self._finalizer = attach(self, self._owner)
         return self._owner
 
