@@ -161,6 +161,17 @@ def main():
     a, b = compare(lambda: h.observe(0.3), lambda: ph.observe(0.3))
     ok &= target("python: Histogram.observe(), 11 buckets", a, b)
 
+    # -------- Histogram.observe_many(): the batch form, per value
+    values = [0.001 * i for i in range(100)]
+
+    def theirs_many():
+        for v in values:
+            ph.observe(v)
+
+    a, b = compare(lambda: h.observe_many(values), theirs_many)
+    row("python: Histogram.observe_many(), each", 1, a / len(values), "prometheus_client",
+        b / len(values), "batches of %d; theirs: observe() in a loop" % len(values))
+
     # -------- Histogram.time()
     def ours_time():
         with h.time():
