@@ -1,0 +1,42 @@
+'use strict';
+// perfmetrics: prom-client's API over libperfmetrics, with the library's
+// spans, alert rules and HTTP endpoint.
+
+const native = require('./native');
+const registry = require('./registry');
+const metrics = require('./metrics');
+const cells = require('./cells');
+const tracing = require('./tracing');
+const alerts = require('./alerts');
+const server = require('./server');
+
+module.exports = {
+  Registry: registry.Registry,
+  register: registry.register,
+  Counter: metrics.Counter,
+  Gauge: metrics.Gauge,
+  Histogram: metrics.Histogram,
+  linearBuckets: metrics.linearBuckets,
+  exponentialBuckets: metrics.exponentialBuckets,
+  // prom-client's collectDefaultMetrics({register}): the library's process
+  // collector (process_* names, read from /proc at each scrape).
+  collectDefaultMetrics: (config = {}) => (config.register || registry.register).collectDefaultMetrics(),
+  prometheusContentType: registry.PROMETHEUS_CONTENT_TYPE,
+  openMetricsContentType: registry.OPENMETRICS_CONTENT_TYPE,
+  Tracer: tracing.Tracer,
+  Span: tracing.Span,
+  AlertEngine: alerts.AlertEngine,
+  Server: server.Server,
+  startServer: server.startServer,
+  PerfmetricsError: native.PerfmetricsError,
+  // Frees this thread's cell blocks now (their counts fold into the series;
+  // metrics recorded from this thread afterwards are dropped). A worker does
+  // this by itself when it exits.
+  closeThread: () => cells.closeShards(),
+  // Which library was loaded, and whether it has cells (the FFI-free hot path).
+  library: Object.freeze({
+    path: native.libraryPath,
+    version: native.C.pm_version_string(),
+    cells: native.hasCells,
+  }),
+};
