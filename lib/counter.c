@@ -155,7 +155,21 @@ double pm__counter_read(const pm_series *s)
         d += pm__u2d(atomic_load_explicit(&c->dbits, memory_order_relaxed));
     }
     pm__shards_read(s->reg, s->slot, &n, &d);
+    if (PM_UNLIKELY(s->bound)) d += pm__cells_counter_read(s);
     return (double)n + d;
+}
+
+void pm__counter_fold(pm_series *s, double v)
+{
+    pm_counter_cell *c = s->h.cells; /* stripe 0 */
+    if (v < 18446744073709551616.0 && v == (double)(uint64_t)v) {
+        atomic_fetch_add_explicit(&c->n, (uint64_t)v, memory_order_relaxed);
+        return;
+    }
+    uint64_t old = atomic_load_explicit(&c->dbits, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&c->dbits, &old, pm__d2u(pm__u2d(old) + v),
+                                                  memory_order_relaxed, memory_order_relaxed)) {
+    }
 }
 
 double pm_counter_value(const pm_counter_t *c)

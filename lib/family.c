@@ -683,6 +683,16 @@ static void detached_unlink(pm_family *f, pm_series *s)
     s->prev = s->next = NULL;
 }
 
+void pm__series_unref_locked(pm_registry *r, pm_series *s)
+{
+    /* The family holds one reference on linked and overflow series, so only
+     * a detached series can reach zero here. */
+    if (!s->permanent && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+        detached_unlink(s->fam, s);
+        pm__retire_series(r, s);
+    }
+}
+
 void pm__series_release(pm_series *s)
 {
     if (!s) return;
@@ -690,12 +700,7 @@ void pm__series_release(pm_series *s)
     /* Take the lock before dropping, so "unlinked and no refs" is decided
      * once; the flags share a byte written under it. */
     pthread_mutex_lock(&r->lock);
-    /* The family holds one reference on linked and overflow series, so only
-     * a detached series can reach zero here. */
-    if (!s->permanent && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
-        detached_unlink(s->fam, s);
-        pm__retire_series(r, s);
-    }
+    pm__series_unref_locked(r, s);
     pm__maintain_locked(r);
     pthread_mutex_unlock(&r->lock);
 }

@@ -1110,11 +1110,13 @@ static void collect_gen(const pm_hgen *g, void *ctx)
     for_each_cell(g, collect_cell, ctx);
 }
 
-double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uint64_t *touched)
+double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uint64_t *touched,
+                        double *min, double *max)
 {
     const pm_hist_layout *L = s->h.hl;
     collect_ctx c = {L, fine, parts, touched, 0};
     for_each_gen(s, collect_gen, &c);
+    if (PM_UNLIKELY(s->bound)) pm__cells_hist_read(s, collect_cell, &c, &c.sum, min, max);
     _Atomic uint64_t *coarse = pm__hist_coarse(s);
     for (uint32_t k = 0; k <= L->nbounds; k++) {
         uint64_t n = atomic_load_explicit(&coarse[k], memory_order_relaxed);
@@ -1123,4 +1125,54 @@ double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uin
         collect_add(&c, k < L->nbounds ? L->bidx[k] : L->nb + 1, n);
     }
     return c.sum;
+}
+
+/* ------------------------------------------------------------ folding cell blocks */
+
+/* The export bucket of key: a straddle key names its bound; a fine index
+ * holds values above every bound whose fine index is at or below it. */
+static uint32_t key_bucket(const pm_hist_layout *L, uint32_t key)
+{
+    if (key >= L->nb + 2) return key - (L->nb + 2);
+    uint32_t k = 0;
+    while (k < L->nbounds && L->bidx[k] <= key) k++;
+    return k;
+}
+
+void pm__hist_fold_count(pm_series *s, uint32_t key, uint64_t n)
+{
+    pm_hist_ext *x = pm__hist_ext(s);
+    const pm_hist_layout *L = s->h.hl;
+    for (int tries = 0; tries < 4; tries++) {
+        pm_hgen *g = atomic_load_explicit(&x->units[0], memory_order_acquire);
+        _Atomic uint64_t *c = cell_shared(s, 0, g, key);
+        if (c) {
+            atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+            return;
+        }
+        pm_hgen *d = L->pool ? pool_take(L->pool) : NULL;
+        if (!d) break;
+        d->prev = g;
+        d->sumw = g->sumw;
+        if (atomic_compare_exchange_strong_explicit(&x->units[0], &g, d, memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            atomic_fetch_add_explicit(&d->cnt[key], n, memory_order_relaxed);
+            return;
+        }
+        d->prev = NULL;
+        d->sumw = &d->sum[0];
+        spare_push(s->reg, d);
+    }
+    atomic_fetch_add_explicit(&pm__hist_coarse(s)[key_bucket(L, key)], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->fam->coarse, n, memory_order_relaxed);
+}
+
+void pm__hist_fold_extra(pm_series *s, double sum, double min, double max)
+{
+    pm_hgen *g = atomic_load_explicit(&pm__hist_ext(s)->units[0], memory_order_acquire);
+    if (sum == sum && sum != 0) sum_shared(g, sum);
+    if (min <= max) {
+        extremes(s, min);
+        extremes(s, max);
+    }
 }

@@ -152,6 +152,7 @@ void pm_registry_free(pm_registry_t *r)
     pm__exporters_free(r);
     pm__collectors_free(r);
     pm__shards_orphan(r);
+    pm__cells_free_all(r);
     /* Nothing can read any more: everything retired goes now. */
     free_retired_list(r, r->waiting);
     free_retired_list(r, r->pending);

@@ -109,10 +109,10 @@ static pm_status_t read_histogram(pm_snapshot_t *snap, const pm_series *s, pm_sn
     const pm_hist_layout *L = s->h.hl;
     size_t nfine = (size_t)L->nb + 2, nwords = (nfine + 63) / 64;
     uint64_t *fine = scratch, *parts = fine + nfine, *touched = parts + L->nbounds + 1;
-    double sum = pm__hist_collect(s, fine, parts, touched);
     const pm_hist_ext *ext = pm__hist_ext(s);
     double min = pm__u2d(atomic_load_explicit(&ext->min, memory_order_relaxed));
     double max = pm__u2d(atomic_load_explicit(&ext->max, memory_order_relaxed));
+    double sum = pm__hist_collect(s, fine, parts, touched, &min, &max);
     uint32_t nz = 0;
     uint64_t count = 0;
     for (size_t w = 0; w < nwords; w++)

@@ -13,5 +13,6 @@
 #include <perfmetrics/spans.h>
 #include <perfmetrics/alerts.h>
 #include <perfmetrics/server.h>
+#include <perfmetrics/cells.h>
 
 #endif

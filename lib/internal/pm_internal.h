@@ -267,7 +267,7 @@ struct pm_series {
     uint32_t slot; /* counter slot */
     uint8_t mask;  /* stripe mask */
     uint8_t type;
-    uint8_t overflow : 1, permanent : 1, linked : 1; /* registry lock */
+    uint8_t overflow : 1, permanent : 1, linked : 1, bound : 1; /* registry lock; bound: by a cell block */
     _Atomic uint8_t gtouched;                       /* gauge written since last snapshot */
     struct pm_registry *reg;
     _Atomic uint64_t gbits; /* gauge cell */
@@ -397,6 +397,7 @@ struct pm_registry {
     size_t fam_index_cap;
     /* counter arena */
     pm_shard *shards; /* attached threads */
+    struct pm_cells *cells; /* cell blocks (lib/cells.c) */
     unsigned char **chunks;
     size_t nchunks, capchunks;
     uint32_t *free_slots;
@@ -501,7 +502,25 @@ void pm__hist_shard_drop(pm_registry *r, pm_shard *sh);
 /* Snapshot side: adds every cell of s into fine[nb + 2] and parts[nbounds + 1]
  * (bound parts and coarse cells; fine[] includes them), marking the fine
  * indexes touched in `touched` (a bit per index); returns the sum. */
-double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uint64_t *touched);
+double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uint64_t *touched,
+                        double *min, double *max);
+/* Under r->lock, for cell blocks being freed: n observations of key into s
+ * (never fails: a full table takes a spare, else the coarse cell); then
+ * their sum and extremes. */
+void pm__hist_fold_count(pm_series *s, uint32_t key, uint64_t n);
+void pm__hist_fold_extra(pm_series *s, double sum, double min, double max);
+/* counter.c: adds v (> 0) into s's stripe 0 (cell blocks being freed). */
+void pm__counter_fold(pm_series *s, double v);
+/* cells.c, under r->lock, for series marked bound: what the registry's cell
+ * blocks hold for s. The histogram reader calls fn for every key counted,
+ * adds the blocks' sums to *sum and lowers *min / raises *max. */
+double pm__cells_counter_read(const pm_series *s);
+void pm__cells_hist_read(const pm_series *s, void (*fn)(uint32_t key, uint64_t n, void *ctx),
+                         void *ctx, double *sum, double *min, double *max);
+/* Registry free: blocks their writers did not free. */
+void pm__cells_free_all(pm_registry *r);
+/* family.c: drops a reference taken under r->lock (a cell block's). */
+void pm__series_unref_locked(pm_registry *r, pm_series *s);
 /* registry.c: histogram slots; thread.c: the shards' directories. */
 pm_status_t pm__hslot_alloc(pm_registry *r, pm_series *s, uint32_t *slot);
 void pm__hslot_free(pm_registry *r, uint32_t slot);

@@ -1,0 +1,141 @@
+/* libperfmetrics — cell blocks: memory the library owns that a binding's
+ * own code writes with plain stores, summed into the series at snapshot time
+ * (symbol node PERFMETRICS_1.4).
+ *
+ * Why: a call through an FFI costs 20-150 ns, ten to a hundred times a record.
+ * A binding that wants its hot path at the speed of its language keeps the
+ * record on its own side: a JavaScript `counter.inc()` becomes an add into a
+ * Float64Array over a page of a cell block, with no call at all.
+ *
+ * Model. A cell block belongs to one writer at a time (a JavaScript isolate, a
+ * worker thread, a Python interpreter holding its lock): only that writer
+ * stores into the block's pages, with plain 8-byte aligned stores; the
+ * library only reads them (snapshots, pm_counter_value) and only writes them
+ * inside calls the writer makes itself (bind, grow, free). Aligned 8-byte
+ * stores and loads do not tear on the platforms the library supports, so a
+ * snapshot sees each cell either before or after a store, never half of one.
+ *
+ * Memory is in pages of PM_CELLS_PAGE_DOUBLES doubles (64 KiB), allocated by
+ * bind calls and never moved or freed before pm_cells_free, so a binding
+ * makes one typed-array view per page, once. A binding's index names a double
+ * in the block: page index / PM_CELLS_PAGE_DOUBLES, offset index %
+ * PM_CELLS_PAGE_DOUBLES. Nothing recorded is lost: pm_cells_free adds every
+ * cell into its series first.
+ *
+ * Counter binding: one double. The writer adds to it (never subtracts); a
+ * snapshot reports the series' own value plus the cell. Values stay exact up
+ * to 2^53 per cell.
+ *
+ * Histogram binding: a region in one page, laid out as doubles (offsets from
+ * the binding's index):
+ *   [0] sum   [1] min (+Inf when empty)   [2] max (-Inf when empty)
+ *   [3] cap: the number of count cells, a power of two (read-only)
+ *   [4] used: keys inserted so far (the writer keeps it)
+ *   [5] lowest  [6] highest: the family's range (read-only)
+ *   [7] nbounds (read-only)
+ *   [8 .. 8+nbounds)            the family's bucket bounds (read-only)
+ *   [8+nbounds .. 8+2*nbounds)  each bound's fine index (read-only)
+ *   then cap counts (doubles), then cap keys as uint32 (cap / 2 doubles).
+ * The writer computes a value's key exactly as the library does:
+ *   idx = v >= lowest ? min((bits(v) >> 46) - (bits(lowest) >> 46), nb) + 1 : 0
+ *   (bits: the IEEE-754 bit pattern; nb = (bits(highest) >> 46) -
+ *   (bits(lowest) >> 46) + 1; idx nb + 1 is above the range, NaN is never
+ *   recorded); then, when idx is the fine index of one or more bounds k
+ *   (ascending), key = nb + 2 + k for the first such k with v <= bounds[k],
+ *   else key = idx.
+ * It finds the key's cell by open addressing: h = (key * 0x9E3779B1 mod 2^32)
+ * >> (32 - log2(cap)), then h + 1, ... (mod cap); a key cell holds key + 1, 0
+ * when free. To record v: insert the key if absent (store the key cell, then
+ * add 1 to used), add 1 to its count, add v to sum, and lower min / raise max.
+ * When used reaches 3/4 of cap, the writer calls pm_cells_histogram_grow
+ * before its next insert; at the largest size (PM_ERANGE) it may insert
+ * until 7/8 of cap, and records values with no room left through
+ * pm_histogram_observe. Counts stay exact up to 2^53 per cell. */
+#ifndef PERFMETRICS_CELLS_H
+#define PERFMETRICS_CELLS_H
+
+#include <perfmetrics/base.h>
+#include <perfmetrics/metrics.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pm_cells pm_cells_t;
+
+/* Doubles per page of a cell block (64 KiB pages). */
+#define PM_CELLS_PAGE_DOUBLES 8192u
+
+/* Offsets in a histogram binding's region (see the model above). */
+#define PM_CELLS_H_SUM 0u
+#define PM_CELLS_H_MIN 1u
+#define PM_CELLS_H_MAX 2u
+#define PM_CELLS_H_CAP 3u
+#define PM_CELLS_H_USED 4u
+#define PM_CELLS_H_LOWEST 5u
+#define PM_CELLS_H_HIGHEST 6u
+#define PM_CELLS_H_NBOUNDS 7u
+#define PM_CELLS_H_BOUNDS 8u
+
+/* Creates an empty cell block for registry r. Free it with pm_cells_free;
+ * pm_registry_free frees any block left (its pages go with it).
+ * Errors: PM_EINVAL (r or out NULL), PM_ENOMEM. On error *out is NULL.
+ * Thread-safety: any thread. */
+PM_API pm_status_t pm_cells_new(pm_registry_t *r, pm_cells_t **out);
+
+/* Adds every cell of b into its series (nothing recorded is lost), then frees
+ * b and its pages: views over them must not be used any more. NULL is a no-op.
+ * Thread-safety: the block's writer; concurrently with snapshots and with
+ * recording into the same series through other handles and blocks. */
+PM_API void pm_cells_free(pm_cells_t *b);
+
+/* Binds counter c to one cell of b and stores its index in *index. Binding
+ * the same series again returns the same index. The block holds a reference
+ * to the series until b is freed (pm_counter_release of the caller's handle
+ * is fine meanwhile); a series removed from its family while bound stops
+ * being reported, as with any handle.
+ * Errors: PM_EINVAL (NULL argument), PM_ETYPE (not a counter), PM_EEXIST (c
+ * is in another registry), PM_ENOMEM. Thread-safety: the block's writer. */
+PM_API pm_status_t pm_cells_counter(pm_cells_t *b, pm_counter_t *c, size_t *index);
+
+/* Binds histogram h to a region of b (layout above, 32 count cells to start)
+ * and stores its index in *index; the same series again returns its current
+ * index. References as for pm_cells_counter.
+ * Errors: PM_EINVAL, PM_ETYPE (not a histogram), PM_EEXIST (another
+ * registry), PM_ENOMEM. Thread-safety: the block's writer. */
+PM_API pm_status_t pm_cells_histogram(pm_cells_t *b, pm_histogram_t *h, size_t *index);
+
+/* Moves the histogram binding at `index` to a region with 4 times the count
+ * cells (32, 128, 512, 2048, then 4096 at most) and stores its new index in *new_index; the old
+ * region's doubles are zero afterwards and are not reused. Counts, sum, min
+ * and max move with it; a snapshot never sees them twice or not at all.
+ * Errors: PM_EINVAL (NULL argument, or index is not a histogram binding's
+ * current index), PM_ERANGE (already at the largest size: the writer then
+ * records the values that find no room through pm_histogram_observe),
+ * PM_ENOMEM (nothing changed). Thread-safety: the block's writer. */
+PM_API pm_status_t pm_cells_histogram_grow(pm_cells_t *b, size_t index, size_t *new_index);
+
+/* The number of pages b has; page indexes below it are valid.
+ * NULL b: 0. Thread-safety: the block's writer. */
+PM_API size_t pm_cells_page_count(const pm_cells_t *b);
+
+/* The first double of page `page` of b (PM_CELLS_PAGE_DOUBLES doubles,
+ * 64-byte aligned), or NULL when b is NULL or page is out of range. The
+ * address stays valid until pm_cells_free. Thread-safety: the block's writer. */
+PM_API double *pm_cells_page(const pm_cells_t *b, size_t page);
+
+/* The address of gauge g's value cell: a writer may store a double there
+ * (an aligned 8-byte store: a set, last write wins, as pm_gauge_set), and
+ * must not read-modify-write it unless it is the series' only writer (use
+ * pm_gauge_add for increments from several threads). Valid while the caller
+ * holds its handle g. A set that leaves the value unchanged does not count
+ * as activity for the family's TTL.
+ * Errors: PM_EINVAL (NULL argument), PM_ETYPE (not a gauge); on error *cell
+ * is NULL. Thread-safety: any thread. */
+PM_API pm_status_t pm_gauge_cell(pm_gauge_t *g, double **cell);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

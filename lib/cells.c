@@ -1,0 +1,407 @@
+/* Cell blocks (include/perfmetrics/cells.h): pages of doubles a binding's own
+ * code writes, summed into their series by snapshots.
+ *
+ * Everything structural (the binding table, pages, regions) changes only
+ * under the registry lock, in calls the block's writer makes; snapshots read
+ * it under the same lock, so they see every binding either before or after a
+ * bind, grow or free, never half of one. The cells themselves are written by
+ * the writer with no lock at all: aligned 8-byte stores, read here with
+ * relaxed atomic loads of the same width (which compile to plain loads, and
+ * tell the compiler and race detectors what they are). Nothing the writer stores is trusted: counts, keys and the
+ * header words it could overwrite are checked before they index anything,
+ * and the region geometry comes from the binding, not from the page.
+ *
+ * A bound series carries `bound` (set under the lock, never cleared), so
+ * series no block ever bound cost a snapshot nothing. */
+#include "internal/pm_internal.h"
+
+#include <perfmetrics/cells.h>
+
+#include <math.h>
+
+#define PAGE_BYTES (PM_CELLS_PAGE_DOUBLES * sizeof(double))
+#define HCAP_MIN 32u
+#define HCAP_MAX 4096u
+
+typedef struct binding {
+    pm_series *s;  /* NULL: free entry */
+    size_t index;  /* first double */
+    uint32_t cap;  /* histograms: count cells */
+} binding;
+
+struct pm_cells {
+    pm_registry *reg;
+    struct pm_cells *next; /* r->cells, under r->lock */
+    double **pages;
+    size_t npages, cappages;
+    size_t top; /* next free double of the last page */
+    binding *tab; /* open addressing by series address */
+    size_t tabcap, nbound;
+};
+
+/* ------------------------------------------------------------ reading cells */
+
+static inline double cell_load(const double *p)
+{
+    double v;
+    __atomic_load(p, &v, __ATOMIC_RELAXED);
+    return v;
+}
+
+static inline double *cell_at(const pm_cells_t *b, size_t index)
+{
+    return b->pages[index / PM_CELLS_PAGE_DOUBLES] + index % PM_CELLS_PAGE_DOUBLES;
+}
+
+/* A histogram region's parts. */
+static inline size_t h_counts_off(uint32_t nbounds) { return PM_CELLS_H_BOUNDS + 2u * nbounds; }
+static inline size_t h_doubles(uint32_t nbounds, uint32_t cap)
+{
+    return h_counts_off(nbounds) + cap + cap / 2;
+}
+static inline uint32_t *h_keys(double *region, uint32_t nbounds, uint32_t cap)
+{
+    return (uint32_t *)(void *)(region + h_counts_off(nbounds) + cap);
+}
+
+/* A writer's count as a whole number of observations (a stray value counts
+ * as none rather than corrupting the series). */
+static inline uint64_t count_of(double c)
+{
+    return c >= 1 && c < 9007199254740992.0 ? (uint64_t)c : 0;
+}
+
+/* ------------------------------------------------------------ the binding table */
+
+static size_t ptr_hash(const pm_series *s, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)s * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+static binding *tab_find(const pm_cells_t *b, const pm_series *s)
+{
+    if (!b->tabcap) return NULL;
+    for (size_t i = ptr_hash(s, b->tabcap);; i = (i + 1) & (b->tabcap - 1)) {
+        if (b->tab[i].s == s) return &b->tab[i];
+        if (!b->tab[i].s) return NULL;
+    }
+}
+
+/* Room for one more binding (at most half full). */
+static pm_status_t tab_reserve(pm_cells_t *b)
+{
+    if (2 * (b->nbound + 1) <= b->tabcap) return PM_OK;
+    size_t nc = b->tabcap ? 2 * b->tabcap : 16;
+    binding *n = pm__calloc(&b->reg->a, nc * sizeof *n);
+    if (!n) return PM_ENOMEM;
+    for (size_t i = 0; i < b->tabcap; i++) {
+        if (!b->tab[i].s) continue;
+        size_t j = ptr_hash(b->tab[i].s, nc);
+        while (n[j].s) j = (j + 1) & (nc - 1);
+        n[j] = b->tab[i];
+    }
+    pm__free(&b->reg->a, b->tab);
+    b->tab = n;
+    b->tabcap = nc;
+    return PM_OK;
+}
+
+static binding *tab_insert(pm_cells_t *b, pm_series *s)
+{
+    size_t i = ptr_hash(s, b->tabcap);
+    while (b->tab[i].s) i = (i + 1) & (b->tabcap - 1);
+    b->tab[i].s = s;
+    b->nbound++;
+    return &b->tab[i];
+}
+
+/* ------------------------------------------------------------ pages */
+
+/* Under r->lock: the index of n zeroed doubles in one page. */
+static pm_status_t take_doubles(pm_cells_t *b, size_t n, size_t *index)
+{
+    if (n > PM_CELLS_PAGE_DOUBLES) return PM_ERANGE;
+    if (!b->npages || PM_CELLS_PAGE_DOUBLES - b->top < n) {
+        if (b->npages == b->cappages) {
+            size_t nc = b->cappages ? 2 * b->cappages : 4;
+            double **p = pm__alloc(&b->reg->a, nc * sizeof *p);
+            if (!p) return PM_ENOMEM;
+            if (b->npages) memcpy(p, b->pages, b->npages * sizeof *p);
+            pm__free(&b->reg->a, b->pages);
+            b->pages = p;
+            b->cappages = nc;
+        }
+        double *page = pm__alloc_aligned(&b->reg->a, PAGE_BYTES);
+        if (!page) return PM_ENOMEM;
+        memset(page, 0, PAGE_BYTES);
+        b->pages[b->npages++] = page;
+        b->top = 0;
+    }
+    *index = (b->npages - 1) * PM_CELLS_PAGE_DOUBLES + b->top;
+    b->top += n;
+    return PM_OK;
+}
+
+/* ------------------------------------------------------------ public calls */
+
+pm_status_t pm_cells_new(pm_registry_t *r, pm_cells_t **out)
+{
+    if (out) *out = NULL;
+    if (!r || !out) return PM_EINVAL;
+    pm_cells_t *b = pm__calloc(&r->a, sizeof *b);
+    if (!b) return PM_ENOMEM;
+    b->reg = r;
+    pthread_mutex_lock(&r->lock);
+    b->next = r->cells;
+    r->cells = b;
+    pthread_mutex_unlock(&r->lock);
+    *out = b;
+    return PM_OK;
+}
+
+/* Under r->lock: checks s for a bind of type t into b; the existing binding
+ * when there is one. */
+static pm_status_t bind_check(pm_cells_t *b, pm_series *s, pm_type_t t, binding **found)
+{
+    if (s->type != t) return PM_ETYPE;
+    if (s->reg != b->reg) return PM_EEXIST;
+    *found = tab_find(b, s);
+    return PM_OK;
+}
+
+static void bind_commit(pm_series *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    s->bound = 1;
+}
+
+pm_status_t pm_cells_counter(pm_cells_t *b, pm_counter_t *c, size_t *index)
+{
+    if (!b || !c || !index) return PM_EINVAL;
+    pm_series *s = (pm_series *)c;
+    pm_registry *r = b->reg;
+    binding *e = NULL;
+    pthread_mutex_lock(&r->lock);
+    pm_status_t st = bind_check(b, s, PM_TYPE_COUNTER, &e);
+    if (st == PM_OK && !e) {
+        size_t at;
+        if ((st = tab_reserve(b)) == PM_OK && (st = take_doubles(b, 1, &at)) == PM_OK) {
+            e = tab_insert(b, s);
+            e->index = at;
+            bind_commit(s);
+        }
+    }
+    if (st == PM_OK) *index = e->index;
+    pthread_mutex_unlock(&r->lock);
+    return st;
+}
+
+/* Under r->lock: a fresh histogram region of `cap` count cells for s. */
+static pm_status_t h_region_new(pm_cells_t *b, const pm_series *s, uint32_t cap, size_t *index)
+{
+    const pm_hist_layout *L = s->h.hl;
+    pm_status_t st = take_doubles(b, h_doubles(L->nbounds, cap), index);
+    if (st != PM_OK) return st;
+    double *h = cell_at(b, *index);
+    h[PM_CELLS_H_MIN] = INFINITY;
+    h[PM_CELLS_H_MAX] = -INFINITY;
+    h[PM_CELLS_H_CAP] = cap;
+    h[PM_CELLS_H_LOWEST] = L->lowest;
+    h[PM_CELLS_H_HIGHEST] = L->highest;
+    h[PM_CELLS_H_NBOUNDS] = L->nbounds;
+    for (uint32_t k = 0; k < L->nbounds; k++) {
+        h[PM_CELLS_H_BOUNDS + k] = L->bounds[k];
+        h[PM_CELLS_H_BOUNDS + L->nbounds + k] = L->bidx[k];
+    }
+    return PM_OK;
+}
+
+pm_status_t pm_cells_histogram(pm_cells_t *b, pm_histogram_t *hist, size_t *index)
+{
+    if (!b || !hist || !index) return PM_EINVAL;
+    pm_series *s = (pm_series *)hist;
+    pm_registry *r = b->reg;
+    binding *e = NULL;
+    pthread_mutex_lock(&r->lock);
+    pm_status_t st = bind_check(b, s, PM_TYPE_HISTOGRAM, &e);
+    if (st == PM_OK && !e) {
+        size_t at;
+        if ((st = tab_reserve(b)) == PM_OK && (st = h_region_new(b, s, HCAP_MIN, &at)) == PM_OK) {
+            e = tab_insert(b, s);
+            e->index = at;
+            e->cap = HCAP_MIN;
+            bind_commit(s);
+        }
+    }
+    if (st == PM_OK) *index = e->index;
+    pthread_mutex_unlock(&r->lock);
+    return st;
+}
+
+/* Calls fn(key, count, ctx) for every counted key of a histogram binding. */
+static void h_for_each(const pm_cells_t *b, const binding *e,
+                       void (*fn)(uint32_t key, uint64_t n, void *ctx), void *ctx)
+{
+    const pm_hist_layout *L = e->s->h.hl;
+    double *h = cell_at(b, e->index);
+    const double *counts = h + h_counts_off(L->nbounds);
+    const uint32_t *keys = h_keys(h, L->nbounds, e->cap);
+    for (uint32_t i = 0; i < e->cap; i++) {
+        uint32_t k = __atomic_load_n(&keys[i], __ATOMIC_RELAXED);
+        if (!k || k > L->nkeys) continue; /* free, or not a key of this layout */
+        uint64_t n = count_of(cell_load(&counts[i]));
+        if (n) fn(k - 1, n, ctx);
+    }
+}
+
+typedef struct {
+    double *counts;
+    uint32_t *keys;
+    uint32_t mask, shift;
+} h_dest;
+
+static void h_reinsert(uint32_t key, uint64_t n, void *ctx)
+{
+    h_dest *d = ctx;
+    uint32_t i = (key * 0x9E3779B1u) >> d->shift;
+    while (d->keys[i]) i = (i + 1) & d->mask;
+    d->keys[i] = key + 1;
+    d->counts[i] = (double)n;
+}
+
+pm_status_t pm_cells_histogram_grow(pm_cells_t *b, size_t index, size_t *new_index)
+{
+    if (!b || !new_index) return PM_EINVAL;
+    pm_registry *r = b->reg;
+    pthread_mutex_lock(&r->lock);
+    binding *e = NULL;
+    for (size_t i = 0; i < b->tabcap && !e; i++)
+        if (b->tab[i].s && b->tab[i].cap && b->tab[i].index == index) e = &b->tab[i];
+    pm_status_t st = e ? PM_OK : PM_EINVAL;
+    size_t at = 0;
+    if (st == PM_OK && e->cap >= HCAP_MAX) st = PM_ERANGE;
+    uint32_t cap = st == PM_OK && e->cap * 4 < HCAP_MAX ? e->cap * 4 : HCAP_MAX;
+    if (st == PM_OK) st = h_region_new(b, e->s, cap, &at);
+    if (st == PM_OK) {
+        uint32_t nb = e->s->h.hl->nbounds;
+        double *from = cell_at(b, e->index), *to = cell_at(b, at);
+        h_dest d = {to + h_counts_off(nb), h_keys(to, nb, cap), cap - 1,
+                    32u - (uint32_t)__builtin_ctz(cap)};
+        h_for_each(b, e, h_reinsert, &d);
+        uint32_t used = 0;
+        for (uint32_t i = 0; i < cap; i++) used += d.keys[i] != 0;
+        to[PM_CELLS_H_SUM] = from[PM_CELLS_H_SUM];
+        to[PM_CELLS_H_MIN] = from[PM_CELLS_H_MIN];
+        to[PM_CELLS_H_MAX] = from[PM_CELLS_H_MAX];
+        to[PM_CELLS_H_USED] = used;
+        memset(from, 0, h_doubles(nb, e->cap) * sizeof *from);
+        e->index = at;
+        e->cap = cap;
+        *new_index = at;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return st;
+}
+
+size_t pm_cells_page_count(const pm_cells_t *b) { return b ? b->npages : 0; }
+
+double *pm_cells_page(const pm_cells_t *b, size_t page)
+{
+    return b && page < b->npages ? b->pages[page] : NULL;
+}
+
+/* ------------------------------------------------------------ snapshot side */
+
+double pm__cells_counter_read(const pm_series *s)
+{
+    double v = 0;
+    for (const pm_cells_t *b = s->reg->cells; b; b = b->next) {
+        const binding *e = tab_find(b, s);
+        if (!e) continue;
+        double c = cell_load(cell_at(b, e->index));
+        if (c > 0 && c <= INFINITY) v += c; /* never negative, never NaN */
+    }
+    return v;
+}
+
+void pm__cells_hist_read(const pm_series *s, void (*fn)(uint32_t key, uint64_t n, void *ctx),
+                         void *ctx, double *sum, double *min, double *max)
+{
+    for (const pm_cells_t *b = s->reg->cells; b; b = b->next) {
+        const binding *e = tab_find(b, s);
+        if (!e) continue;
+        h_for_each(b, e, fn, ctx);
+        const double *h = cell_at(b, e->index);
+        double v = cell_load(&h[PM_CELLS_H_SUM]), lo = cell_load(&h[PM_CELLS_H_MIN]),
+               hi = cell_load(&h[PM_CELLS_H_MAX]);
+        if (v == v) *sum += v;
+        if (lo < *min) *min = lo;
+        if (hi > *max) *max = hi;
+    }
+}
+
+/* ------------------------------------------------------------ freeing */
+
+static void h_fold_key(uint32_t key, uint64_t n, void *ctx)
+{
+    pm__hist_fold_count(ctx, key, n);
+}
+
+/* Under r->lock: adds the binding's cells into its series (the block is
+ * already off the registry's list, so no snapshot counts them twice). */
+static void fold_locked(pm_cells_t *b, binding *e)
+{
+    pm_series *s = e->s;
+    if (s->type == PM_TYPE_COUNTER) {
+        double c = cell_load(cell_at(b, e->index));
+        if (c > 0 && c <= INFINITY) pm__counter_fold(s, c);
+        return;
+    }
+    h_for_each(b, e, h_fold_key, s);
+    const double *h = cell_at(b, e->index);
+    pm__hist_fold_extra(s, cell_load(&h[PM_CELLS_H_SUM]), cell_load(&h[PM_CELLS_H_MIN]),
+                        cell_load(&h[PM_CELLS_H_MAX]));
+}
+
+void pm_cells_free(pm_cells_t *b)
+{
+    if (!b) return;
+    pm_registry *r = b->reg;
+    pthread_mutex_lock(&r->lock);
+    for (pm_cells_t **p = &r->cells; *p; p = &(*p)->next)
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+    for (size_t i = 0; i < b->tabcap; i++) {
+        if (!b->tab[i].s) continue;
+        fold_locked(b, &b->tab[i]);
+        pm__series_unref_locked(r, b->tab[i].s);
+    }
+    pm__maintain_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < b->npages; i++) pm__free_aligned(&r->a, b->pages[i]);
+    pm__free(&r->a, b->pages);
+    pm__free(&r->a, b->tab);
+    pm__free(&r->a, b);
+}
+
+/* ------------------------------------------------------------ gauges */
+
+pm_status_t pm_gauge_cell(pm_gauge_t *g, double **cell)
+{
+    if (cell) *cell = NULL;
+    pm_series *s = (pm_series *)g;
+    if (!s || !cell) return PM_EINVAL;
+    if (s->type != PM_TYPE_GAUGE) return PM_ETYPE;
+    /* The cell holds a double's bits; an aligned store of a double is the
+     * same store as pm_gauge_set's. */
+    *cell = (double *)(void *)&s->gbits;
+    return PM_OK;
+}
+
+void pm__cells_free_all(pm_registry *r)
+{
+    while (r->cells) pm_cells_free(r->cells);
+}

@@ -1,0 +1,644 @@
+/* Cell blocks (perfmetrics/cells.h): bad inputs, counters, gauges, and a
+ * histogram writer written from the header's text alone, checked bucket for
+ * bucket against the library's own recording of the same values; growth,
+ * folding at free, removal while bound, hostile page contents, and a writer
+ * racing snapshots. */
+#include "harness.h"
+
+#include <perfmetrics/perfmetrics.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* A writer's stores and loads, as a binding makes them: aligned 8-byte (and
+ * 4-byte keys) plain accesses. Written as relaxed atomics, so a race
+ * detector sees the contract rather than a data race. */
+static double ld(const double *p)
+{
+    double v;
+    __atomic_load(p, &v, __ATOMIC_RELAXED);
+    return v;
+}
+static void st(double *p, double v) { __atomic_store(p, &v, __ATOMIC_RELAXED); }
+static void add(double *p, double d) { st(p, ld(p) + d); }
+
+static double *cell(pm_cells_t *b, size_t index)
+{
+    double *p = pm_cells_page(b, index / PM_CELLS_PAGE_DOUBLES);
+    return p ? p + index % PM_CELLS_PAGE_DOUBLES : NULL;
+}
+
+static pm_registry_t *quiet_registry(void)
+{
+    pm_registry_opts_t *o = NULL;
+    pm_registry_t *r = NULL;
+    if (pm_registry_opts_new(&o) != PM_OK) return NULL;
+    pm_registry_opts_set_self_metrics(o, 0);
+    pm_registry_new(o, &r);
+    pm_registry_opts_free(o);
+    return r;
+}
+
+/* The snapshot series of family `name` with label value v (NULL: unlabeled). */
+static const pm_snap_series_t *find(const pm_snapshot_t *s, const char *name, const char *v)
+{
+    for (size_t i = 0; i < pm_snapshot_family_count(s); i++) {
+        const pm_snap_family_t *f = pm_snapshot_family(s, i);
+        if (strcmp(pm_snap_family_name(f), name)) continue;
+        for (size_t j = 0; j < pm_snap_family_series_count(f); j++) {
+            const pm_snap_series_t *x = pm_snap_family_series(f, j);
+            if (!v || !strcmp(pm_snap_series_label_value(x, 0), v)) return x;
+        }
+    }
+    return NULL;
+}
+
+static double snap_value(pm_registry_t *r, const char *name)
+{
+    pm_snapshot_t *s = NULL;
+    if (pm_snapshot_new(r, &s) != PM_OK) return NAN;
+    const pm_snap_series_t *x = find(s, name, NULL);
+    double v = x ? pm_snap_series_value(x) : NAN;
+    pm_snapshot_release(s);
+    return v;
+}
+
+/* ------------------------------------------------------------ a writer from the header */
+
+/* What a binding does, from cells.h's text: key, open addressing, growth. */
+typedef struct {
+    pm_cells_t *b;
+    pm_histogram_t *h;
+    size_t idx;
+    int at_max;
+    uint64_t through_ffi; /* values recorded with pm_histogram_observe (no room) */
+} hwriter;
+
+static uint64_t bits(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return u;
+}
+
+static uint32_t hw_key(const double *r, double v)
+{
+    double lowest = r[PM_CELLS_H_LOWEST], highest = r[PM_CELLS_H_HIGHEST];
+    uint32_t nbounds = (uint32_t)r[PM_CELLS_H_NBOUNDS];
+    uint64_t lo = bits(lowest) >> 46;
+    uint32_t nb = (uint32_t)((bits(highest) >> 46) - lo + 1), idx;
+    if (!(v >= lowest)) {
+        idx = 0;
+    } else {
+        uint64_t k = (bits(v) >> 46) - lo;
+        idx = k >= nb ? nb + 1 : (uint32_t)k + 1;
+    }
+    for (uint32_t k = 0; k < nbounds; k++)
+        if ((uint32_t)r[PM_CELLS_H_BOUNDS + nbounds + k] == idx && v <= r[PM_CELLS_H_BOUNDS + k])
+            return nb + 2 + k;
+    return idx;
+}
+
+static void hw_record(hwriter *w, double v)
+{
+    for (;;) {
+        double *r = cell(w->b, w->idx);
+        uint32_t cap = (uint32_t)r[PM_CELLS_H_CAP], nbounds = (uint32_t)r[PM_CELLS_H_NBOUNDS];
+        double *counts = r + PM_CELLS_H_BOUNDS + 2 * nbounds;
+        uint32_t *keys = (uint32_t *)(void *)(counts + cap);
+        uint32_t key = hw_key(r, v), shift = 32u - (uint32_t)__builtin_ctz(cap);
+        uint32_t h = (key * 0x9E3779B1u) >> shift, k;
+        while ((k = __atomic_load_n(&keys[h], __ATOMIC_RELAXED)) && k != key + 1) h = (h + 1) & (cap - 1);
+        if (!k) {
+            double used = ld(&r[PM_CELLS_H_USED]);
+            if (!w->at_max && used >= cap * 3 / 4) {
+                size_t ni;
+                pm_status_t s = pm_cells_histogram_grow(w->b, w->idx, &ni);
+                if (s == PM_OK) {
+                    w->idx = ni;
+                    continue;
+                }
+                if (s != PM_ERANGE) abort();
+                w->at_max = 1;
+            }
+            if (used >= cap * 7 / 8) {
+                pm_histogram_observe(w->h, v);
+                w->through_ffi++;
+                return;
+            }
+            __atomic_store_n(&keys[h], key + 1, __ATOMIC_RELAXED);
+            st(&r[PM_CELLS_H_USED], used + 1);
+        }
+        add(&counts[h], 1);
+        add(&r[PM_CELLS_H_SUM], v);
+        if (v < ld(&r[PM_CELLS_H_MIN])) st(&r[PM_CELLS_H_MIN], v);
+        if (v > ld(&r[PM_CELLS_H_MAX])) st(&r[PM_CELLS_H_MAX], v);
+        return;
+    }
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+/* Values a histogram with bounds 0.005 .. 10 and range 1e-6 .. 100 must
+ * place right: log-uniform ones, every bound exactly and one ulp either
+ * side, below and above the range, zero and negatives. */
+static size_t make_values(double *v, size_t n)
+{
+    static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    size_t i = 0;
+    for (size_t k = 0; k < sizeof bounds / sizeof bounds[0]; k++) {
+        v[i++] = bounds[k];
+        v[i++] = nextafter(bounds[k], 0);
+        v[i++] = nextafter(bounds[k], INFINITY);
+    }
+    v[i++] = 0;
+    v[i++] = -3;
+    v[i++] = 1e-9;
+    v[i++] = 1e6;
+    while (i < n) v[i++] = 1e-7 * pow(10, (double)(rng() % 1000000) / 1e6 * 10); /* 1e-7 .. 1e3 */
+    return i;
+}
+
+static pm_family_t *hist_family(pm_registry_t *r, const char *name)
+{
+    static const double bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+    pm_family_opts_t *o = NULL;
+    pm_family_t *f = NULL;
+    if (pm_family_opts_new(&o) != PM_OK) return NULL;
+    pm_family_opts_set_buckets(o, bounds, sizeof bounds / sizeof bounds[0]);
+    pm_family_opts_set_range(o, 1e-6, 100);
+    pm_family_new(r, PM_TYPE_HISTOGRAM, name, "Latency.", o, &f);
+    pm_family_opts_free(o);
+    return f;
+}
+
+/* Everything a snapshot says of a histogram series, equal between a and b. */
+static void check_same_histogram(const pm_snap_series_t *a, const pm_snap_series_t *b,
+                                 size_t nbounds)
+{
+    REQUIRE(a && b);
+    CHECK_EQ_U64(pm_snap_series_count(a), pm_snap_series_count(b));
+    CHECK_NEAR(pm_snap_series_sum(a), pm_snap_series_sum(b), 1e-9 * fabs(pm_snap_series_sum(b)));
+    CHECK_EQ_DBL(pm_snap_series_min(a), pm_snap_series_min(b));
+    CHECK_EQ_DBL(pm_snap_series_max(a), pm_snap_series_max(b));
+    for (size_t k = 0; k <= nbounds; k++)
+        CHECK_EQ_U64(pm_snap_series_bucket_cumulative(a, k), pm_snap_series_bucket_cumulative(b, k));
+    static const double qs[] = {0, 0.01, 0.25, 0.5, 0.9, 0.99, 0.999, 1};
+    for (size_t i = 0; i < sizeof qs / sizeof qs[0]; i++) {
+        double qa = NAN, qb = NAN;
+        CHECK_OK(pm_snap_series_quantile(a, qs[i], &qa));
+        CHECK_OK(pm_snap_series_quantile(b, qs[i], &qb));
+        CHECK_EQ_DBL(qa, qb);
+    }
+}
+
+/* ------------------------------------------------------------ cases */
+
+TEST(bad_inputs)
+{
+    pm_registry_t *r = quiet_registry(), *r2 = quiet_registry();
+    REQUIRE(r && r2);
+    pm_cells_t *b = (pm_cells_t *)1;
+    CHECK_STATUS(pm_cells_new(NULL, &b), PM_EINVAL);
+    CHECK(b == NULL);
+    CHECK_STATUS(pm_cells_new(r, NULL), PM_EINVAL);
+    REQUIRE(pm_cells_new(r, &b) == PM_OK);
+    pm_counter_t *c = NULL, *c2 = NULL;
+    pm_histogram_t *h = NULL;
+    pm_gauge_t *g = NULL;
+    REQUIRE(pm_counter_new(r, "c", "c", &c) == PM_OK);
+    REQUIRE(pm_counter_new(r2, "c", "c", &c2) == PM_OK);
+    REQUIRE(pm_histogram_new(r, "h_seconds", "h", &h) == PM_OK);
+    REQUIRE(pm_gauge_new(r, "g", "g", &g) == PM_OK);
+    size_t i = 7;
+    CHECK_STATUS(pm_cells_counter(NULL, c, &i), PM_EINVAL);
+    CHECK_STATUS(pm_cells_counter(b, NULL, &i), PM_EINVAL);
+    CHECK_STATUS(pm_cells_counter(b, c, NULL), PM_EINVAL);
+    CHECK_STATUS(pm_cells_counter(b, c2, &i), PM_EEXIST);
+    CHECK_STATUS(pm_cells_counter(b, (pm_counter_t *)(void *)h, &i), PM_ETYPE);
+    CHECK_STATUS(pm_cells_histogram(NULL, h, &i), PM_EINVAL);
+    CHECK_STATUS(pm_cells_histogram(b, NULL, &i), PM_EINVAL);
+    CHECK_STATUS(pm_cells_histogram(b, h, NULL), PM_EINVAL);
+    CHECK_STATUS(pm_cells_histogram(b, (pm_histogram_t *)(void *)c, &i), PM_ETYPE);
+    CHECK_EQ_U64(i, 7); /* nothing written on error */
+    CHECK_EQ_U64(pm_cells_page_count(b), 0); /* and nothing allocated */
+    CHECK_STATUS(pm_cells_histogram_grow(NULL, 0, &i), PM_EINVAL);
+    CHECK_STATUS(pm_cells_histogram_grow(b, 0, NULL), PM_EINVAL);
+    CHECK_STATUS(pm_cells_histogram_grow(b, 0, &i), PM_EINVAL); /* no binding there */
+    size_t ci;
+    REQUIRE(pm_cells_counter(b, c, &ci) == PM_OK);
+    CHECK_STATUS(pm_cells_histogram_grow(b, ci, &i), PM_EINVAL); /* a counter's index */
+    CHECK_EQ_U64(pm_cells_page_count(NULL), 0);
+    CHECK(pm_cells_page(NULL, 0) == NULL);
+    CHECK(pm_cells_page(b, 1) == NULL);
+    CHECK(pm_cells_page(b, 0) != NULL);
+    CHECK(((uintptr_t)pm_cells_page(b, 0) & 63) == 0);
+    double *gc = (double *)1;
+    CHECK_STATUS(pm_gauge_cell(NULL, &gc), PM_EINVAL);
+    CHECK(gc == NULL);
+    CHECK_STATUS(pm_gauge_cell(g, NULL), PM_EINVAL);
+    CHECK_STATUS(pm_gauge_cell((pm_gauge_t *)(void *)c, &gc), PM_ETYPE);
+    pm_cells_free(NULL);
+    pm_cells_free(b);
+    pm_counter_release(c);
+    pm_counter_release(c2);
+    pm_histogram_release(h);
+    pm_gauge_release(g);
+    pm_registry_free(r);
+    pm_registry_free(r2);
+}
+
+TEST(counter_cells_sum_and_fold)
+{
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    pm_counter_t *c = NULL;
+    REQUIRE(pm_counter_new(r, "jobs", "Jobs.", &c) == PM_OK);
+    pm_cells_t *a = NULL, *b = NULL;
+    REQUIRE(pm_cells_new(r, &a) == PM_OK && pm_cells_new(r, &b) == PM_OK);
+    size_t ia, ia2, ib;
+    REQUIRE(pm_cells_counter(a, c, &ia) == PM_OK);
+    CHECK_OK(pm_cells_counter(a, c, &ia2));
+    CHECK_EQ_U64(ia2, ia); /* the same series, the same cell */
+    REQUIRE(pm_cells_counter(b, c, &ib) == PM_OK);
+    pm_counter_add(c, 5);
+    for (int i = 0; i < 1000; i++) *cell(a, ia) += 1;
+    *cell(b, ib) += 0.25;
+    CHECK_EQ_DBL(pm_counter_value(c), 1005.25);
+    CHECK_EQ_DBL(snap_value(r, "jobs"), 1005.25);
+    /* A stray negative or NaN cell never makes a counter go down. */
+    double keep = *cell(b, ib);
+    *cell(b, ib) = -100;
+    CHECK_EQ_DBL(pm_counter_value(c), 1005);
+    *cell(b, ib) = NAN;
+    CHECK_EQ_DBL(pm_counter_value(c), 1005);
+    *cell(b, ib) = keep;
+    pm_counter_release(c); /* the blocks keep the series */
+    pm_cells_free(a);      /* folded: nothing lost */
+    CHECK_EQ_DBL(snap_value(r, "jobs"), 1005.25);
+    pm_cells_free(b);
+    CHECK_EQ_DBL(snap_value(r, "jobs"), 1005.25);
+    pm_registry_free(r);
+}
+
+TEST(many_counters_across_pages)
+{
+    enum { N = 20000 };
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    static const char *const ln[] = {"id"};
+    pm_family_opts_t *o = NULL;
+    pm_family_t *f = NULL;
+    REQUIRE(pm_family_opts_new(&o) == PM_OK);
+    pm_family_opts_set_labels(o, ln, 1);
+    pm_family_opts_set_max_series(o, N);
+    REQUIRE(pm_family_new(r, PM_TYPE_COUNTER, "many", "Many.", o, &f) == PM_OK);
+    pm_family_opts_free(o);
+    pm_cells_t *b = NULL;
+    REQUIRE(pm_cells_new(r, &b) == PM_OK);
+    static size_t idx[N];
+    for (int i = 0; i < N; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        const char *vv[] = {v};
+        pm_counter_t *c = NULL;
+        REQUIRE(pm_counter_get(f, vv, 1, &c) == PM_OK);
+        REQUIRE(pm_cells_counter(b, c, &idx[i]) == PM_OK);
+        pm_counter_release(c);
+        *cell(b, idx[i]) += i;
+    }
+    CHECK(pm_cells_page_count(b) >= (size_t)N / PM_CELLS_PAGE_DOUBLES);
+    pm_snapshot_t *s = NULL;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    int ok = 1;
+    for (int i = 0; i < N && ok; i += 97) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        const pm_snap_series_t *x = find(s, "many", v);
+        ok = x && pm_snap_series_value(x) == i;
+    }
+    CHECK(ok);
+    pm_snapshot_release(s);
+    pm_cells_free(b);
+    pm_registry_free(r);
+}
+
+TEST(gauge_cell)
+{
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    pm_gauge_t *g = NULL;
+    REQUIRE(pm_gauge_new(r, "depth", "Depth.", &g) == PM_OK);
+    double *gc = NULL;
+    REQUIRE(pm_gauge_cell(g, &gc) == PM_OK && gc);
+    *gc = 42.5;
+    CHECK_EQ_DBL(pm_gauge_value(g), 42.5);
+    CHECK_EQ_DBL(snap_value(r, "depth"), 42.5);
+    pm_gauge_add(g, 1);
+    CHECK_EQ_DBL(*gc, 43.5);
+    pm_gauge_set(g, -7);
+    CHECK_EQ_DBL(*gc, -7);
+    pm_gauge_release(g);
+    pm_registry_free(r);
+}
+
+/* The header's writer against pm_histogram_observe, value for value; then
+ * the block is freed and the folded series must still say the same. */
+TEST(histogram_writer_matches_library)
+{
+    enum { N = 200000 };
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    pm_family_t *fc = hist_family(r, "cells_seconds"), *fr = hist_family(r, "ref_seconds");
+    REQUIRE(fc && fr);
+    pm_histogram_t *hc = NULL, *hr = NULL;
+    REQUIRE(pm_histogram_get(fc, NULL, 0, &hc) == PM_OK && pm_histogram_get(fr, NULL, 0, &hr) == PM_OK);
+    pm_cells_t *b = NULL;
+    REQUIRE(pm_cells_new(r, &b) == PM_OK);
+    hwriter w = {b, hc, 0, 0, 0};
+    size_t again;
+    REQUIRE(pm_cells_histogram(b, hc, &w.idx) == PM_OK);
+    CHECK_OK(pm_cells_histogram(b, hc, &again));
+    CHECK_EQ_U64(again, w.idx);
+    const double *hdr = cell(b, w.idx);
+    CHECK_EQ_DBL(hdr[PM_CELLS_H_CAP], 32);
+    CHECK_EQ_DBL(hdr[PM_CELLS_H_NBOUNDS], 11);
+    CHECK_EQ_DBL(hdr[PM_CELLS_H_LOWEST], 1e-6);
+    CHECK_EQ_DBL(hdr[PM_CELLS_H_HIGHEST], 100);
+    CHECK(isinf(hdr[PM_CELLS_H_MIN]) && hdr[PM_CELLS_H_MIN] > 0);
+    static double v[N];
+    size_t n = make_values(v, N);
+    for (size_t i = 0; i < n; i++) {
+        hw_record(&w, v[i]);
+        pm_histogram_observe(hr, v[i]);
+    }
+    CHECK(cell(b, w.idx)[PM_CELLS_H_CAP] > 32); /* it grew */
+    for (int round = 0; round < 2; round++) {
+        pm_snapshot_t *s = NULL;
+        REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+        check_same_histogram(find(s, "cells_seconds", NULL), find(s, "ref_seconds", NULL), 11);
+        CHECK_EQ_U64(pm_snap_series_count(find(s, "cells_seconds", NULL)), n);
+        pm_snapshot_release(s);
+        if (round == 0) pm_cells_free(b); /* fold, then the same again */
+    }
+    pm_histogram_release(hc);
+    pm_histogram_release(hr);
+    pm_registry_free(r);
+}
+
+/* Every fine bucket of a wide range hit: the region grows to its largest
+ * size, and what has no room goes through pm_histogram_observe. */
+TEST(histogram_grow_to_the_largest)
+{
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    pm_family_opts_t *o = NULL;
+    pm_family_t *f = NULL, *fr = NULL;
+    REQUIRE(pm_family_opts_new(&o) == PM_OK);
+    pm_family_opts_set_range(o, 1e-9, 1e9); /* 60 octaves x 64 = 3840 fine buckets */
+    REQUIRE(pm_family_new(r, PM_TYPE_HISTOGRAM, "wide", "Wide.", o, &f) == PM_OK);
+    REQUIRE(pm_family_new(r, PM_TYPE_HISTOGRAM, "wide_ref", "Wide.", o, &fr) == PM_OK);
+    pm_family_opts_free(o);
+    pm_histogram_t *h = NULL, *hr = NULL;
+    REQUIRE(pm_histogram_get(f, NULL, 0, &h) == PM_OK && pm_histogram_get(fr, NULL, 0, &hr) == PM_OK);
+    pm_cells_t *b = NULL;
+    REQUIRE(pm_cells_new(r, &b) == PM_OK);
+    hwriter w = {b, h, 0, 0, 0};
+    REQUIRE(pm_cells_histogram(b, h, &w.idx) == PM_OK);
+    for (int rep = 0; rep < 3; rep++)
+        for (double x = 1e-9; x < 1e9; x *= 1.005) { /* every fine bucket, twice */
+            hw_record(&w, x);
+            pm_histogram_observe(hr, x);
+        }
+    CHECK_EQ_DBL(cell(b, w.idx)[PM_CELLS_H_CAP], 4096);
+    CHECK(w.at_max);
+    size_t ni;
+    CHECK_STATUS(pm_cells_histogram_grow(b, w.idx, &ni), PM_ERANGE);
+    CHECK(w.through_ffi > 0);
+    printf("  info: %.0f keys in the largest region, %llu values through pm_histogram_observe\n", cell(b, w.idx)[PM_CELLS_H_USED], (unsigned long long)w.through_ffi);
+    pm_snapshot_t *s = NULL;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    check_same_histogram(find(s, "wide", NULL), find(s, "wide_ref", NULL), 0);
+    pm_snapshot_release(s);
+    pm_cells_free(b);
+    pm_histogram_release(h);
+    pm_histogram_release(hr);
+    pm_registry_free(r);
+}
+
+/* Whatever the writer scribbles over its pages, a snapshot neither crashes
+ * nor reads outside them, and counts only what parses as counts. */
+TEST(hostile_pages)
+{
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    pm_histogram_t *h = NULL;
+    pm_counter_t *c = NULL;
+    REQUIRE(pm_histogram_new(r, "h_seconds", "h", &h) == PM_OK);
+    REQUIRE(pm_counter_new(r, "c", "c", &c) == PM_OK);
+    pm_cells_t *b = NULL;
+    REQUIRE(pm_cells_new(r, &b) == PM_OK);
+    size_t ih, ic;
+    REQUIRE(pm_cells_histogram(b, h, &ih) == PM_OK && pm_cells_counter(b, c, &ic) == PM_OK);
+    for (int round = 0; round < 20; round++) {
+        double *page = pm_cells_page(b, 0);
+        for (size_t i = 0; i < PM_CELLS_PAGE_DOUBLES; i++) {
+            uint64_t x = rng();
+            memcpy(&page[i], &x, sizeof x);
+        }
+        pm_snapshot_t *s = NULL;
+        REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+        pm_buf_t *buf = NULL;
+        REQUIRE(pm_buf_new(&buf) == PM_OK);
+        CHECK_OK(pm_format(s, PM_FORMAT_OPENMETRICS, buf));
+        pm_buf_free(buf);
+        const pm_snap_series_t *x = find(s, "c", NULL);
+        CHECK(x && pm_snap_series_value(x) >= 0);
+        pm_snapshot_release(s);
+    }
+    memset(pm_cells_page(b, 0), 0, PM_CELLS_PAGE_DOUBLES * sizeof(double));
+    pm_cells_free(b);
+    pm_histogram_release(h);
+    pm_counter_release(c);
+    pm_registry_free(r);
+}
+
+TEST(removed_while_bound_and_registry_first)
+{
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    static const char *const ln[] = {"k"};
+    pm_family_opts_t *o = NULL;
+    pm_family_t *f = NULL;
+    REQUIRE(pm_family_opts_new(&o) == PM_OK);
+    pm_family_opts_set_labels(o, ln, 1);
+    REQUIRE(pm_family_new(r, PM_TYPE_COUNTER, "gone", "Gone.", o, &f) == PM_OK);
+    pm_family_opts_free(o);
+    const char *v[] = {"a"};
+    pm_counter_t *c = NULL;
+    REQUIRE(pm_counter_get(f, v, 1, &c) == PM_OK);
+    pm_cells_t *b = NULL;
+    size_t i;
+    REQUIRE(pm_cells_new(r, &b) == PM_OK && pm_cells_counter(b, c, &i) == PM_OK);
+    pm_counter_release(c);
+    *cell(b, i) += 3;
+    CHECK_OK(pm_family_remove(f, v, 1));
+    CHECK_EQ_INT(pm_family_series_count(f), 0);
+    *cell(b, i) += 1; /* like any handle's records into a removed series: not reported */
+    pm_snapshot_t *s = NULL;
+    REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+    CHECK(find(s, "gone", "a") == NULL);
+    pm_snapshot_release(s);
+    pm_cells_free(b); /* drops the last reference: the series goes */
+    /* A block its writer never freed goes with the registry. */
+    pm_cells_t *left = NULL;
+    pm_counter_t *c2 = NULL;
+    REQUIRE(pm_counter_new(r, "left", "Left.", &c2) == PM_OK);
+    REQUIRE(pm_cells_new(r, &left) == PM_OK && pm_cells_counter(left, c2, &i) == PM_OK);
+    pm_counter_release(c2);
+    pm_registry_free(r);
+}
+
+/* A writer thread records through its block while another thread takes
+ * snapshots: counts never go down, and the last snapshot is exact. */
+struct race {
+    pm_registry_t *r;
+    pm_cells_t *b;
+    pm_counter_t *c;
+    pm_histogram_t *h;
+    _Atomic int done;
+    uint64_t n;
+};
+
+static void *race_writer(void *arg)
+{
+    struct race *x = arg;
+    size_t ic;
+    hwriter w = {x->b, x->h, 0, 0, 0};
+    if (pm_cells_counter(x->b, x->c, &ic) != PM_OK || pm_cells_histogram(x->b, x->h, &w.idx) != PM_OK)
+        abort();
+    for (uint64_t i = 0; i < x->n; i++) {
+        add(cell(x->b, ic), 1);
+        hw_record(&w, 1e-6 * (double)(1 + i % 5000));
+    }
+    atomic_store(&x->done, 1);
+    return NULL;
+}
+
+TEST(writer_races_snapshots)
+{
+    struct race x = {quiet_registry(), NULL, NULL, NULL, 0, 300000};
+    REQUIRE(x.r);
+    REQUIRE(pm_counter_new(x.r, "race", "Race.", &x.c) == PM_OK);
+    REQUIRE(pm_histogram_new(x.r, "race_seconds", "Race.", &x.h) == PM_OK);
+    REQUIRE(pm_cells_new(x.r, &x.b) == PM_OK);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, race_writer, &x) == 0);
+    double last = 0;
+    uint64_t last_n = 0;
+    int monotonic = 1, snaps = 0;
+    while (!atomic_load(&x.done) || snaps < 3) {
+        pm_snapshot_t *s = NULL;
+        REQUIRE(pm_snapshot_new(x.r, &s) == PM_OK);
+        const pm_snap_series_t *c = find(s, "race", NULL), *h = find(s, "race_seconds", NULL);
+        REQUIRE(c && h);
+        monotonic &= pm_snap_series_value(c) >= last && pm_snap_series_count(h) >= last_n;
+        last = pm_snap_series_value(c);
+        last_n = pm_snap_series_count(h);
+        pm_snapshot_release(s);
+        snaps++;
+    }
+    pthread_join(t, NULL);
+    CHECK(monotonic);
+    pm_snapshot_t *s = NULL;
+    REQUIRE(pm_snapshot_new(x.r, &s) == PM_OK);
+    CHECK_EQ_DBL(pm_snap_series_value(find(s, "race", NULL)), (double)x.n);
+    CHECK_EQ_U64(pm_snap_series_count(find(s, "race_seconds", NULL)), x.n);
+    pm_snapshot_release(s);
+    pm_cells_free(x.b);
+    CHECK_EQ_DBL(pm_counter_value(x.c), (double)x.n);
+    pm_counter_release(x.c);
+    pm_histogram_release(x.h);
+    pm_registry_free(x.r);
+}
+
+/* Every allocation a bind or grow makes fails in turn: a clear PM_ENOMEM,
+ * nothing half made (the block and its earlier bindings keep working), and
+ * no leak (the counting allocator is back to zero at the end). */
+struct failing {
+    long live, budget; /* budget < 0: no failures */
+};
+static void *f_alloc(void *user, size_t n)
+{
+    struct failing *f = user;
+    if (f->budget == 0) return NULL;
+    if (f->budget > 0) f->budget--;
+    void *p = malloc(n);
+    if (p) f->live++;
+    return p;
+}
+static void f_free(void *user, void *p)
+{
+    if (p) ((struct failing *)user)->live--;
+    free(p);
+}
+
+TEST(out_of_memory)
+{
+    for (long fail_at = 0; fail_at < 40; fail_at++) {
+        struct failing fa = {0, -1};
+        pm_registry_opts_t *o = NULL;
+        pm_registry_t *r = NULL;
+        REQUIRE(pm_registry_opts_new(&o) == PM_OK);
+        pm_registry_opts_set_allocator(o, f_alloc, f_free, &fa);
+        pm_registry_opts_set_self_metrics(o, 0);
+        REQUIRE(pm_registry_new(o, &r) == PM_OK);
+        pm_registry_opts_free(o);
+        pm_counter_t *c = NULL, *c2 = NULL;
+        pm_histogram_t *h = NULL;
+        REQUIRE(pm_counter_new(r, "a", "a", &c) == PM_OK && pm_counter_new(r, "b", "b", &c2) == PM_OK);
+        REQUIRE(pm_histogram_new(r, "h_seconds", "h", &h) == PM_OK);
+        pm_cells_t *b = NULL;
+        size_t ic, ic2 = 0, ih = 0, ni = 0;
+        REQUIRE(pm_cells_new(r, &b) == PM_OK && pm_cells_counter(b, c, &ic) == PM_OK);
+        add(cell(b, ic), 2);
+        fa.budget = fail_at;
+        pm_status_t s1 = pm_cells_counter(b, c2, &ic2);
+        pm_status_t s2 = pm_cells_histogram(b, h, &ih);
+        pm_status_t s3 = s2 == PM_OK ? pm_cells_histogram_grow(b, ih, &ni) : PM_ENOMEM;
+        fa.budget = -1;
+        CHECK(s1 == PM_OK || s1 == PM_ENOMEM);
+        CHECK(s2 == PM_OK || s2 == PM_ENOMEM);
+        CHECK(s3 == PM_OK || s3 == PM_ENOMEM);
+        if (s1 == PM_OK) add(cell(b, ic2), 3);
+        if (s2 == PM_OK) { /* the binding works from the index it was given */
+            size_t at = s3 == PM_OK ? ni : ih;
+            hwriter w = {b, h, at, 0, 0};
+            hw_record(&w, 0.5);
+        }
+        CHECK_EQ_DBL(pm_counter_value(c), 2);
+        CHECK_EQ_DBL(pm_counter_value(c2), s1 == PM_OK ? 3 : 0);
+        pm_cells_free(b);
+        CHECK_EQ_DBL(pm_counter_value(c), 2);
+        CHECK_EQ_DBL(pm_counter_value(c2), s1 == PM_OK ? 3 : 0);
+        pm_counter_release(c);
+        pm_counter_release(c2);
+        pm_histogram_release(h);
+        pm_registry_free(r);
+        CHECK_EQ_INT(fa.live, 0);
+        if (s1 == PM_OK && s2 == PM_OK && s3 == PM_OK) break;
+    }
+}
+
+TEST_MAIN(TH_CASE(bad_inputs), TH_CASE(counter_cells_sum_and_fold),
+          TH_CASE(many_counters_across_pages), TH_CASE(gauge_cell),
+          TH_CASE(histogram_writer_matches_library), TH_CASE(histogram_grow_to_the_largest),
+          TH_CASE(hostile_pages), TH_CASE(removed_while_bound_and_registry_first),
+          TH_CASE(writer_races_snapshots), TH_CASE(out_of_memory))
