@@ -194,8 +194,8 @@ _callback_errors_lock = threading.Lock()
 
 
 def callback_errors():
-    """How many Python callbacks (exporters, notifiers, callback gauges, span
-    exporters) have raised since the process started. Each one was logged to
+    """How many Python callbacks (exporters, collectors, callback gauges,
+    alert notifiers, span exporters) have raised since the process started. Each one was logged to
     the "perfmetrics" logger and reported to the library as a failure."""
     return _callback_errors
 
