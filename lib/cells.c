@@ -335,7 +335,7 @@ void pm__cells_hist_read(const pm_series *s, void (*fn)(uint32_t key, uint64_t n
         const double *h = cell_at(b, e->index);
         double v = cell_load(&h[PM_CELLS_H_SUM]), lo = cell_load(&h[PM_CELLS_H_MIN]),
                hi = cell_load(&h[PM_CELLS_H_MAX]);
-        if (v == v) *sum += v;
+        *sum += v; /* as the library's own sum: +Inf and -Inf recorded make NaN */
         if (lo < *min) *min = lo;
         if (hi > *max) *max = hi;
     }

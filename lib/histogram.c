@@ -1170,7 +1170,7 @@ void pm__hist_fold_count(pm_series *s, uint32_t key, uint64_t n)
 void pm__hist_fold_extra(pm_series *s, double sum, double min, double max)
 {
     pm_hgen *g = atomic_load_explicit(&pm__hist_ext(s)->units[0], memory_order_acquire);
-    if (sum == sum && sum != 0) sum_shared(g, sum);
+    if (sum != 0) sum_shared(g, sum); /* NaN too: the sum of +Inf and -Inf, as recorded */
     if (min <= max) {
         extremes(s, min);
         extremes(s, max);

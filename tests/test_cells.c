@@ -433,6 +433,39 @@ TEST(histogram_grow_to_the_largest)
     pm_registry_free(r);
 }
 
+/* Infinite values make the sum what the library's own recording makes it:
+ * +Inf, then NaN once -Inf comes too; before and after folding. */
+TEST(histogram_infinite_values)
+{
+    pm_registry_t *r = quiet_registry();
+    REQUIRE(r);
+    pm_histogram_t *h = NULL, *hr = NULL;
+    REQUIRE(pm_histogram_new(r, "inf_seconds", "i", &h) == PM_OK);
+    REQUIRE(pm_histogram_new(r, "inf_ref_seconds", "i", &hr) == PM_OK);
+    pm_cells_t *b = NULL;
+    REQUIRE(pm_cells_new(r, &b) == PM_OK);
+    hwriter w = {b, h, 0, 0, 0};
+    REQUIRE(pm_cells_histogram(b, h, &w.idx) == PM_OK);
+    static const double v[] = {1, INFINITY, -INFINITY};
+    for (int step = 0; step < 3; step++) {
+        hw_record(&w, v[step]);
+        pm_histogram_observe(hr, v[step]);
+        for (int fold = 0; fold < (step == 2 ? 2 : 1); fold++) {
+            if (fold) pm_cells_free(b);
+            pm_snapshot_t *s = NULL;
+            REQUIRE(pm_snapshot_new(r, &s) == PM_OK);
+            double a = pm_snap_series_sum(find(s, "inf_seconds", NULL));
+            double e = pm_snap_series_sum(find(s, "inf_ref_seconds", NULL));
+            CHECK(a == e || (a != a && e != e));
+            CHECK_EQ_U64(pm_snap_series_count(find(s, "inf_seconds", NULL)), (uint64_t)step + 1);
+            pm_snapshot_release(s);
+        }
+    }
+    pm_histogram_release(h);
+    pm_histogram_release(hr);
+    pm_registry_free(r);
+}
+
 /* Whatever the writer scribbles over its pages, a snapshot neither crashes
  * nor reads outside them, and counts only what parses as counts. */
 TEST(hostile_pages)
@@ -640,5 +673,5 @@ TEST(out_of_memory)
 TEST_MAIN(TH_CASE(bad_inputs), TH_CASE(counter_cells_sum_and_fold),
           TH_CASE(many_counters_across_pages), TH_CASE(gauge_cell),
           TH_CASE(histogram_writer_matches_library), TH_CASE(histogram_grow_to_the_largest),
-          TH_CASE(hostile_pages), TH_CASE(removed_while_bound_and_registry_first),
+          TH_CASE(histogram_infinite_values), TH_CASE(hostile_pages), TH_CASE(removed_while_bound_and_registry_first),
           TH_CASE(writer_races_snapshots), TH_CASE(out_of_memory))
