@@ -233,6 +233,7 @@ class Metric {
     const key = values.join('\0');
     const hit = this._children.get(key);
     if (hit !== undefined) return hit;
+    this.registry._live(); // throws once the registry is closed
     for (const v of values) {
       if (v.includes('\0')) throw new Error(`perfmetrics: ${this.name}: label value ${JSON.stringify(v)} contains a NUL character`);
     }

@@ -1,0 +1,118 @@
+'use strict';
+// The package as a user gets it: library discovery (each branch and the
+// error), the ESM entry, the type declarations, exit with library threads
+// running, and the example in examples/node.
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { spawnSync } = require('node:child_process');
+const pm = require('..');
+
+const pkg = path.join(__dirname, '..');
+const lib = pm.library.path;
+
+function node(args, env, cwd) {
+  const e = { ...process.env, ...env };
+  for (const k of Object.keys(e)) if (e[k] === undefined) delete e[k];
+  return spawnSync(process.execPath, args, { env: e, cwd: cwd || pkg, encoding: 'utf8', timeout: 60000 });
+}
+
+const PRINT = "console.log(require(process.argv[1]).library.path)";
+
+test('discovery: PERFMETRICS_LIBRARY is used, and only it when set', () => {
+  const ok = node(['-e', PRINT, pkg], { PERFMETRICS_LIBRARY: lib });
+  assert.equal(ok.stdout.trim(), lib);
+  const bad = node(['-e', PRINT, pkg], { PERFMETRICS_LIBRARY: '/nonexistent/libperfmetrics.so.1' });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /cannot load libperfmetrics\.so\.1; tried:\n {2}PERFMETRICS_LIBRARY: \/nonexistent\/libperfmetrics\.so\.1 \(no such file\)/);
+  const notlib = node(['-e', PRINT, pkg], { PERFMETRICS_LIBRARY: __filename });
+  assert.match(notlib.stderr, /PERFMETRICS_LIBRARY: .*package\.test\.js \(.+\)/);
+});
+
+test('discovery: a copy next to the package, then the system path, then an error listing both', () => {
+  // A copy of the package with the library beside it.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-node-'));
+  try {
+    fs.cpSync(path.join(pkg, 'lib'), path.join(dir, 'lib'), { recursive: true });
+    fs.copyFileSync(path.join(pkg, 'package.json'), path.join(dir, 'package.json'));
+    fs.symlinkSync(path.join(pkg, 'node_modules'), path.join(dir, 'node_modules'));
+    const none = node(['-e', PRINT, dir], { PERFMETRICS_LIBRARY: undefined, LD_LIBRARY_PATH: undefined });
+    if (none.status === 0) {
+      // An installed library answered from the system path: that branch works.
+      assert.doesNotMatch(none.stdout, new RegExp(dir));
+    } else {
+      assert.match(none.stderr, /tried:\n {2}next to the package: .*libperfmetrics\.so\.1 \(no such file\)\n {2}system search path: libperfmetrics\.so\.1 \(.+\)\nSet PERFMETRICS_LIBRARY/);
+    }
+    const viaPath = node(['-e', PRINT, dir], { PERFMETRICS_LIBRARY: undefined, LD_LIBRARY_PATH: path.dirname(lib) });
+    assert.equal(viaPath.status, 0, viaPath.stderr);
+    assert.equal(viaPath.stdout.trim(), 'libperfmetrics.so.1');
+    fs.copyFileSync(lib, path.join(dir, 'libperfmetrics.so.1'));
+    const beside = node(['-e', PRINT, dir], { PERFMETRICS_LIBRARY: undefined });
+    assert.equal(beside.stdout.trim(), path.join(dir, 'libperfmetrics.so.1'));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('ESM entry: named and default exports are the CommonJS module\'s', () => {
+  const code = `
+    import pm, { Counter, register, library } from ${JSON.stringify(path.join(pkg, 'lib', 'index.mjs'))};
+    import { createRequire } from 'node:module';
+    const cjs = createRequire(import.meta.url)(${JSON.stringify(pkg)});
+    if (pm !== cjs || Counter !== cjs.Counter || register !== cjs.register) throw new Error('two instances');
+    new Counter({ name: 'esm_total', help: 'h' }).inc(2);
+    console.log(library.version, (await register.metrics()).includes('esm_total 2'));`;
+  const r = node(['--input-type=module', '-e', code]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), `${pm.library.version} true`);
+  const viaName = node(['--input-type=module', '-e', "import { Counter } from 'perfmetrics'; console.log(typeof Counter)"], {},
+    path.join(pkg, 'test'));
+  // Self-reference by package name resolves through package.json "exports".
+  assert.equal(viaName.stdout.trim(), 'function', viaName.stderr);
+});
+
+test('types: index.d.ts declares every export and package.json points at it', () => {
+  const dts = fs.readFileSync(path.join(pkg, 'index.d.ts'), 'utf8');
+  for (const name of Object.keys(pm)) {
+    assert.match(dts, new RegExp(`export (declare )?(class|function|const|type|interface) ${name}\\b`), name);
+  }
+  const pj = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8'));
+  assert.equal(pj.exports['.'].types, './index.d.ts');
+  assert.equal(pj.dependencies.koffi !== undefined, true);
+  assert.equal(pj.devDependencies['prom-client'] !== undefined, true);
+});
+
+test('exit with a server, an alert engine thread, a tracer and workers alive: clean, nothing lost', () => {
+  const code = `
+    const pm = require(${JSON.stringify(pkg)});
+    const { Worker } = require('node:worker_threads');
+    const t = new pm.Tracer({ registry: pm.register });
+    const e = new pm.AlertEngine({ interval: 0.01, rules: 'alert A {\\n  expr: up_total > 0\\n}\\n' });
+    e.start();
+    const s = pm.startServer({ port: 0, tracer: t, alertEngine: e });
+    const c = new pm.Counter({ name: 'up', help: 'h' });
+    c.inc();
+    t.startSpan('open'); // never ended
+    const w = new Worker('setInterval(() => {}, 1000)', { eval: true });
+    w.on('online', async () => {
+      await (await fetch(s.url + 'metrics')).text();
+      console.log('exiting');
+      process.exit(0);
+    });`;
+  const r = node(['-e', code]);
+  assert.equal(r.signal, null, r.stderr);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, 'exiting\n');
+});
+
+test('examples/node/quickstart.js runs and prints what it scraped', () => {
+  const example = path.join(pkg, '..', '..', 'examples', 'node', 'quickstart.js');
+  const r = node([example]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^scraped http:\/\/127\.0\.0\.1:\d+\/metrics:$/m);
+  assert.match(r.stdout, /http_requests_total\{route="\/orders",code="500"\} 2/);
+  assert.match(r.stdout, /^alert ManyErrors is firing: 4 requests failed$/m);
+});
