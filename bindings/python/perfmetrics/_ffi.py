@@ -183,7 +183,7 @@ pm_status_t pm_span_start(pm_tracer_t *t, const char *name, int kind,
                           const pm_trace_context_t *parent, pm_span_t **out);
 void pm_span_end(pm_span_t *s);
 pm_span_t *pm_span_enter(pm_span_t *s);
-void pm_span_exit(pm_span_t *previous);
+pm_span_t *pm_span_current(void);
 pm_status_t pm_span_context(const pm_span_t *s, pm_trace_context_t *out);
 int pm_span_is_sampled(const pm_span_t *s);
 pm_status_t pm_span_set_string(pm_span_t *s, const char *key, const char *value);

@@ -3,6 +3,7 @@ context, and span exporters written in Python."""
 
 import functools
 import threading
+from contextvars import ContextVar
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, TypeVar, Union
 
 from . import _core
@@ -56,10 +57,51 @@ def parse_traceparent(header: str) -> TraceContext:
     return _context_from_c(ctx)
 
 
+# Which span is current is tracked per thread *and* per asyncio task: the C
+# library's current span is per thread only, and tasks interleaving their
+# `with span()` blocks on one thread would otherwise take each other's spans
+# as parents and, worse, restore as current a span another task has ended
+# (a dangling pointer in the library). So:
+#   - the parent of a span started without one is the context's current span
+#     (a ContextVar), or, when spans of other tasks are open on this thread,
+#     the span that was current before any of them (a root if none);
+#   - the library's current span is set to the span entered last that is still
+#     open on this thread (or the one before them all), never to an ended one.
+_current: "ContextVar[Optional[Span]]" = ContextVar("perfmetrics_current_span", default=None)
+_threads = threading.local()  # .open: spans entered on this thread; .base: see _enter
+
+
+def _open_spans():
+    t = _threads
+    if not hasattr(t, "open"):
+        t.open = []
+        t.base = ffi.NULL
+    return t
+
+
+def _context_of(ptr):
+    ctx = ffi.new("pm_trace_context_t *")  # all zero: "a root span" if ptr is NULL
+    if ptr != ffi.NULL:
+        check(lib.pm_span_context(ptr, ctx), "pm_span_context")
+    return ctx
+
+
+def _implicit_parent():
+    """The parent of a span started without an explicit one."""
+    cur = _current.get()
+    if cur is not None:
+        if cur.closed:
+            return _c_parent(cur.context)  # ended inside its block: its ids still parent
+        ptr = cur._owner.ptr
+        return ffi.NULL if lib.pm_span_current() == ptr else _context_of(ptr)
+    t = _open_spans()
+    return _context_of(t.base) if t.open else ffi.NULL
+
+
 def _c_parent(parent):
-    """A pm_trace_context_t * (or NULL: the thread's current span) for parent."""
+    """A pm_trace_context_t * (or NULL: the library's current span) for parent."""
     if parent is None:
-        return ffi.NULL
+        return _implicit_parent()
     if isinstance(parent, Span):
         parent = parent.context
     if isinstance(parent, str):
@@ -90,16 +132,30 @@ class Span(Handle):
         out = ffi.new("pm_span_t **")
         check(lib.pm_span_start(tracer._ptr(), b, k, p, out), "pm_span_start", repr(name))
         self.name = name
-        self._prev = []
+        self._tokens = []
         self._ctx = None
         self._own(out[0], lib.pm_span_end, tracer._owner)
 
     def end(self) -> None:
         """Ends the span (records its end time); ending twice does nothing.
-        Its context stays readable, to parent spans that start later."""
-        if self._ctx is None and not self.closed:
-            self._ctx = self.context
+        Its context stays readable, to parent spans that start later. End a
+        span on the thread that entered it."""
+        if not self.closed:
+            if self._ctx is None:
+                self._ctx = self.context
+            self._leave()
         self.close()
+
+    def _leave(self):
+        # Before the library ends it: no longer open on this thread, and not
+        # the library's current span (which goes to the last open one).
+        t = _open_spans()
+        for i in range(len(t.open) - 1, -1, -1):
+            if t.open[i] is self:
+                del t.open[i]
+                break
+        if lib.pm_span_current() == self._owner.ptr:
+            lib.pm_span_enter(t.open[-1]._owner.ptr if t.open else t.base)
 
     @property
     def context(self) -> TraceContext:
@@ -156,17 +212,24 @@ class Span(Handle):
               "pm_span_set_status")
 
     def __enter__(self) -> "Span":
-        self._prev.append(lib.pm_span_enter(self._ptr()))
+        ptr = self._ptr()
+        t = _open_spans()
+        if not t.open:
+            t.base = lib.pm_span_current()  # a span of C code, or NULL
+        lib.pm_span_enter(ptr)
+        t.open.append(self)
+        self._tokens.append(_current.set(self))
         return self
 
     def __exit__(self, typ, value, tb):
-        if not self.closed:
-            if value is not None:
-                msg = "%s: %s" % (typ.__name__, value)
-                self.set_status("error", msg)
-                self.add_event("exception", "exception.type", typ.__name__)
-            if self._prev:
-                lib.pm_span_exit(self._prev.pop())
+        if self._tokens:
+            try:
+                _current.reset(self._tokens.pop())
+            except ValueError:  # exited in another context than it was entered in
+                pass
+        if not self.closed and value is not None:
+            self.set_status("error", "%s: %s" % (typ.__name__, value))
+            self.add_event("exception", "exception.type", typ.__name__)
         self.end()
         return False
 
@@ -193,6 +256,12 @@ class _SpanScope:
         return s.__enter__()
 
     def __exit__(self, typ, value, tb):
+        # With tasks sharing this scope object, the span to end is the one
+        # this context entered last.
+        cur = _current.get()
+        for i in range(len(self._spans) - 1, -1, -1):
+            if self._spans[i] is cur:
+                return self._spans.pop(i).__exit__(typ, value, tb)
         return self._spans.pop().__exit__(typ, value, tb)
 
     def __call__(self, f: F) -> F:

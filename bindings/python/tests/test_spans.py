@@ -226,3 +226,63 @@ def test_tracer_close_and_unsampled_spans():
         t2.set_default()
         assert pm.default_tracer() is t2
     assert pm.default_tracer() is not t2  # a new default replaces a closed one
+
+
+def test_asyncio_tasks_interleaving_spans(tracer):
+    # Two tasks on one thread open and close spans in interleaved order: each
+    # span's parent is its own task's, and the library's current span never
+    # points at a span another task ended.
+    import asyncio
+    from perfmetrics._ffi import ffi, lib
+    shared = tracer.span("shared-scope")
+    leftovers = []
+
+    async def task(name, d1, d2):
+        with tracer.span(name):
+            await asyncio.sleep(d1)
+            with shared:
+                await asyncio.sleep(d2)
+                with tracer.span(name + ".leaf"):
+                    pass
+
+    async def main():
+        await asyncio.gather(task("A", 0.01, 0.03), task("B", 0.02, 0.001))
+        leftovers.append(lib.pm_span_current() == ffi.NULL)
+
+    asyncio.run(main())
+    with tracer.span("after"):
+        pass
+    tracer.flush()
+    name = {d.span_id: d.name for d in tracer.got}
+    parent = {}
+    for d in tracer.got:
+        parent.setdefault(d.name, []).append(name.get(d.parent_id, d.parent_id or "-"))
+    assert parent["A"] == ["-"] and parent["B"] == ["-"] and parent["after"] == ["-"]
+    assert sorted(parent["shared-scope"]) == ["A", "B"]
+    assert parent["A.leaf"] == ["shared-scope"] and parent["B.leaf"] == ["shared-scope"]
+    by_id = {d.span_id: d for d in tracer.got}
+    for leaf in ("A.leaf", "B.leaf"):
+        d = [x for x in tracer.got if x.name == leaf][0]
+        assert name[by_id[d.parent_id].parent_id] == leaf[0]  # its own task's scope
+    assert leftovers == [True]
+
+
+def test_library_current_span_follows_python_blocks(tracer):
+    from perfmetrics._ffi import ffi, lib
+    assert lib.pm_span_current() == ffi.NULL
+    with tracer.span("a") as a:
+        assert lib.pm_span_current() == a._owner.ptr
+        with tracer.span("b") as b:
+            assert lib.pm_span_current() == b._owner.ptr
+        assert lib.pm_span_current() == a._owner.ptr
+        with tracer.span("ended-early") as e:
+            e.end()  # inside its block: the current span goes back to a
+            assert lib.pm_span_current() == a._owner.ptr
+            with tracer.span("after-early") as c:
+                pass
+    assert lib.pm_span_current() == ffi.NULL
+    tracer.flush()
+    by_name = {d.name: d for d in tracer.got}
+    assert by_name["after-early"].parent_id == by_name["ended-early"].span_id
+    assert by_name["b"].parent_id == by_name["a"].span_id
+    assert c.closed
