@@ -12,6 +12,7 @@ every library thread that could call into Python, then turns freeing off
 
 import atexit
 import logging
+import os
 import threading
 import weakref
 
@@ -217,13 +218,35 @@ _finalizing = False
 _owners_lock = threading.Lock()
 _live_threads = weakref.WeakSet()  # owners whose objects run library threads
 
+# A child made by fork() has copies of the objects created before it, but
+# none of their threads: freeing or stopping one there would join threads
+# that do not exist. Objects from before the fork are left alone in the child.
+_generation = 0
+
+
+def _after_fork_in_child():
+    # The module's locks may have been held by a thread that the child does
+    # not have: new ones.
+    global _generation, _live_threads, _owners_lock, _deferred, _deferred_lock
+    global _callback_errors_lock
+    _generation += 1
+    _live_threads = weakref.WeakSet()
+    _owners_lock = threading.Lock()
+    _deferred = []
+    _deferred_lock = threading.Lock()
+    _callback_errors_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 class _Owner:
     """Frees one C object exactly once. `free` is the C destructor (called
     with the pointer); `parent` an owner this one depends on (a series on its
     registry, a span on its tracer)."""
 
-    __slots__ = ("ptr", "free", "parent", "lock", "closed", "stop", "dependents", "__weakref__")
+    __slots__ = ("ptr", "free", "parent", "lock", "closed", "stop", "dependents", "generation",
+                 "__weakref__")
 
     def __init__(self, ptr, free, parent=None):
         self.ptr = ptr
@@ -232,10 +255,12 @@ class _Owner:
         # A child frees under its parent's lock, so that the parent cannot be
         # freed meanwhile; it needs no lock of its own (there may be
         # thousands of children).
-        self.lock = threading.RLock() if parent is None else parent.lock
+        self.lock = (parent.lock if parent is not None and parent.generation == _generation
+                     else threading.RLock())
         self.closed = False
         self.stop = None  # (kind, fn(owner)) for objects with threads: run at exit
         self.dependents = None  # see add_dependent
+        self.generation = _generation
 
     def add_dependent(self, owner):
         """owner's object reads this one (a server reads its registry): it is
@@ -256,6 +281,9 @@ class _Owner:
     def close(self):
         """Frees the object unless it, or a parent, was closed already.
         Returns whether this call closed it."""
+        if self.generation != _generation:  # from before a fork (see _generation)
+            self.closed = True
+            return False
         for d in list(self.dependents or ()):
             d.close()
         with self.lock:

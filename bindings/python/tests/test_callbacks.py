@@ -207,3 +207,37 @@ def test_engine_close_delivers_queued_events_to_python(reg):
     assert got == []  # queued, not delivered
     e.close()  # delivers what is queued, on this thread
     assert [(ev.rule, ev.state) for ev in got] == [("Backlog", "firing")]
+
+
+FORK_SCRIPT = """
+import os, time, perfmetrics as pm
+r = pm.Registry()
+c = pm.Counter("before_fork", "B.", registry=r)
+calls = []
+r.add_exporter("py", lambda s: calls.append(1))
+r.start_exporting(0.001)
+srv = pm.start_http_server(0, registry=r)
+def wait_for(n):
+    deadline = time.monotonic() + 20
+    while len(calls) < n and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return len(calls) >= n
+assert wait_for(2)
+pid = os.fork()
+if pid == 0:
+    # The child has the objects but not their threads. It records (lock-free),
+    # closes the registry (forgotten, not freed) and exits: its exit hook
+    # must not try to stop threads it does not have.
+    c.inc()
+    r.close()
+    raise SystemExit(0)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+print("parent", wait_for(len(calls) + 2) and srv.port > 0)
+"""
+
+
+def test_fork_child_leaves_the_parents_objects_alone():
+    p = run_python(FORK_SCRIPT, timeout=60)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "child 0" in p.stdout and "parent True" in p.stdout, (p.stdout, p.stderr[-3000:])
