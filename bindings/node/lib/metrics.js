@@ -5,7 +5,7 @@
 
 const { C, check, outPtr } = require('./native');
 const cells = require('./cells');
-const { register } = require('./registry');
+const { Registry, register } = require('./registry');
 
 const TYPE = { counter: 1, gauge: 2, histogram: 3 };
 const GET = { counter: C.pm_counter_get, gauge: C.pm_gauge_get, histogram: C.pm_histogram_get };
@@ -194,7 +194,7 @@ class Metric {
     }
     if (kind === 'histogram' && labelNames.includes('le')) throw new Error('le is a reserved label keyword');
     const registers = cfg.registers === undefined ? [register] : cfg.registers;
-    if (!Array.isArray(registers) || registers.length !== 1) {
+    if (!Array.isArray(registers) || registers.length !== 1 || !(registers[0] instanceof Registry)) {
       throw new Error('perfmetrics: a metric lives in exactly one registry: pass registers: [registry]');
     }
     this.name = cfg.name;
@@ -323,6 +323,7 @@ class Metric {
   remove(...args) {
     const values = this._values(args);
     const key = values.join('\0');
+    this.registry._live();
     const rc = C.pm_family_remove(this._family, values, values.length);
     if (rc !== -4) check(rc, `${this.name}: remove`);
     this._drop(key);
@@ -337,6 +338,7 @@ class Metric {
   }
 
   _clear() {
+    this.registry._live();
     check(C.pm_family_clear(this._family), `${this.name}: clear`);
     for (const key of [...this._children.keys()]) this._drop(key);
   }

@@ -63,6 +63,8 @@ test('metric definitions: names, help, label names, duplicates, registers', () =
   assert.throws(() => new pm.Counter({ name: 'x', help: 'h', labelNames: ['__r'], registers: [r] }),
     (e) => e.code === 'PM_EBADLABEL' && /labelNames: invalid or reserved label name/.test(e.message));
   assert.throws(() => new pm.Counter({ name: 'x', help: 'h', registers: [] }), /exactly one registry/);
+  assert.throws(() => new pm.Counter({ name: 'x', help: 'h', registers: [r, r] }), /exactly one registry/);
+  assert.throws(() => new pm.Counter({ name: 'x', help: 'h', registers: [{}] }), /exactly one registry/);
   assert.throws(() => new pm.Counter(null), /configuration object/);
   new pm.Counter({ name: 'dup', help: 'h', registers: [r] });
   assert.throws(() => new pm.Counter({ name: 'dup', help: 'h', registers: [r] }), /already been registered/);
@@ -269,6 +271,9 @@ test('closed registry: calls throw, held children drop records without crashing'
   assert.throws(() => r.format(), /registry is closed/);
   assert.throws(() => new pm.Counter({ name: 'n', help: 'h', registers: [r] }), /registry is closed/);
   assert.throws(() => c.labels(), /registry is closed/);
+  assert.throws(() => c.remove(), /registry is closed/);
+  assert.throws(() => c.reset(), /registry is closed/);
+  assert.throws(() => r.resetMetrics(), /registry is closed/);
   assert.throws(() => c.inc(), /registry is closed/);
   pm.register.close(); // the default registry is never freed
   assert.doesNotThrow(() => pm.register.format());
