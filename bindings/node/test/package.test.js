@@ -116,3 +116,10 @@ test('examples/node/quickstart.js runs and prints what it scraped', () => {
   assert.match(r.stdout, /http_requests_total\{route="\/orders",code="500"\} 2/);
   assert.match(r.stdout, /^alert ManyErrors is firing: 4 requests failed$/m);
 });
+
+test('types: prom-client-style TypeScript compiles against index.d.ts with --strict, misuse does not', () => {
+  const tsc = path.join(pkg, 'node_modules', 'typescript', 'bin', 'tsc');
+  const r = spawnSync(process.execPath, [tsc, '-p', path.join(__dirname, 'types')], { encoding: 'utf8', timeout: 120000 });
+  // usage.ts marks its misuse with @ts-expect-error: tsc fails if one compiles.
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+});
