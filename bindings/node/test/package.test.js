@@ -123,3 +123,8 @@ test('types: prom-client-style TypeScript compiles against index.d.ts with --str
   // usage.ts marks its misuse with @ts-expect-error: tsc fails if one compiles.
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
 });
+
+test('doc/node.md names every export of the package', () => {
+  const doc = fs.readFileSync(path.join(pkg, '..', '..', 'doc', 'node.md'), 'utf8');
+  for (const name of Object.keys(pm)) assert.match(doc, new RegExp(`\\b${name}\\b`), name);
+});
