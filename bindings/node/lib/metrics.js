@@ -52,7 +52,7 @@ function timerSeconds(t0) {
 class CounterChild {
   constructor(metric, handle) {
     this.handle = handle;
-    this.cell = new cells.Counter(metric._shard(), handle);
+    this.cell = cells.Counter.of(metric._shard(), handle);
   }
 
   inc(v) {
@@ -206,7 +206,6 @@ class Metric {
     this.layout = null; // histograms: the family's bucket layout (cells.js)
     this._kind = kind;
     this._children = new Map();
-    this._root = null;
     // Counters are named without _total in the library, which adds it on
     // output; prom-client users name them with it.
     const cname = kind === 'counter' && this.name.endsWith('_total') ? this.name.slice(0, -6) : this.name;
@@ -221,7 +220,11 @@ class Metric {
       C.pm_family_opts_free(opts);
     }
     this.registry._add(this);
-    if (this.labelNames.length === 0) this._root = this._resolve([]);
+    // Each root field is stored once here, after the child is made: V8 then
+    // treats them as constant fields on the inc path.
+    const root = this.labelNames.length === 0 ? this._resolve([]) : null;
+    this._root = root;
+    this._rootCell = root !== null ? root.cell : kind === 'counter' ? cells.NO_COUNTER : null;
   }
 
   _shard() {
@@ -306,6 +309,13 @@ class Metric {
     return this._resolve(this._values([obj]));
   }
 
+  // The unlabelled child, and (counters) its cell for Counter.inc's
+  // shortest path.
+  _setRoot(child) {
+    this._root = child;
+    if (this._kind === 'counter') this._rootCell = child === null ? cells.NO_COUNTER : child.cell;
+  }
+
   _rootChild() {
     return this._root !== null ? this._root : this._resolve(this._values([{}]));
   }
@@ -322,7 +332,7 @@ class Metric {
     const child = this._children.get(key);
     if (child === undefined) return;
     this._children.delete(key);
-    if (child === this._root) this._root = null;
+    if (child === this._root) this._setRoot(null);
     RELEASE[this._kind](child.handle);
   }
 
@@ -334,7 +344,7 @@ class Metric {
   // Drops every series; an unlabelled metric starts again at zero.
   reset() {
     this._clear();
-    if (this.labelNames.length === 0) this._root = this._resolve([]);
+    if (this.labelNames.length === 0) this._setRoot(this._resolve([]));
   }
 
   // The registry is being freed: children stop recording.
@@ -344,7 +354,7 @@ class Metric {
       child.handle = null;
     }
     this._children.clear();
-    this._root = null;
+    this._setRoot(null);
   }
 
   // prom-client's get(): {name, help, type, values, aggregator}.
@@ -363,6 +373,10 @@ class Counter extends Metric {
 
   // inc(), inc(value), inc(labels), inc(labels, value)
   inc(a, b) {
+    if (a === undefined && this._root !== null) {
+      this._rootCell.add(1);
+      return;
+    }
     if (a !== null && typeof a === 'object') {
       // The value is checked before the label set can create a series.
       if (b !== undefined) checkInc(b);

@@ -70,3 +70,17 @@ test('10k series: exposition holds every series with its value', () => {
   for (let i = 0; i < 10000; i += 997) assert.equal(s.get(`ops_total{id="${i}"}`), i);
   r.close();
 });
+
+test('large exposition with multi-byte UTF-8 decodes exactly across its 32 KiB pieces', () => {
+  const r = new pm.Registry(pm.Registry.PROMETHEUS_CONTENT_TYPE, { selfMetrics: false });
+  const c = new pm.Counter({ name: 'utf', help: 'Hélp ✓.', labelNames: ['v'], registers: [r] });
+  // Values of 1-, 2-, 3- and 4-byte characters shift where each piece ends.
+  for (let i = 0; i < 5000; i++) c.labels(`${'aü€😀'.repeat(1 + (i % 7))}-${i}`).inc(i);
+  const text = r.format();
+  assert.ok(Buffer.byteLength(text) > 200000);
+  assert.equal(text.includes('\ufffd'), false);
+  const s = samples(text);
+  for (let i = 0; i < 5000; i++) assert.equal(s.get(`utf_total{v="${'aü€😀'.repeat(1 + (i % 7))}-${i}"}`), i);
+  assert.match(text, /^# HELP utf_total Hélp ✓\.$/m);
+  r.close();
+});

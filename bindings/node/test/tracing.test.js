@@ -110,6 +110,10 @@ test('alert rules from text: load, tick with an explicit clock, active, history,
   assert.match(r.format(), /^# TYPE ALERTS gauge$/m);
   e.removeRule('QueueSlow');
   assert.equal(e.ruleCount, 1);
+  e.loadRules('alert Later {\n  expr: queue_depth < 0\n}\n');
+  assert.equal(e.ruleCount, 2);
+  assert.throws(() => e.loadRules('alert Later {\n  expr: up > 1\n}\n'), (x) => x.code === 'PM_EEXIST');
+  assert.throws(() => e.loadRules(null), /rule-file text/);
   assert.throws(() => e.removeRule('QueueSlow'), (x) => x.code === 'PM_ENOENT');
   assert.throws(() => e.tick(t0), (x) => x.code === 'PM_ERANGE', 'time going backwards');
   assert.throws(() => e.tick(NaN), /finite time/);
