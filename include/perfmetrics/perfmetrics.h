@@ -14,5 +14,6 @@
 #include <perfmetrics/alerts.h>
 #include <perfmetrics/server.h>
 #include <perfmetrics/cells.h>
+#include <perfmetrics/history.h>
 
 #endif
