@@ -5,8 +5,8 @@
 // gone at exit. Hosts read active() / history(), or the server's
 // /api/v1/alerts, and tick() from a timer or start() the engine's own thread.
 
-const { C, PerfmetricsError, check, outPtr } = require('./native');
-const { register, onExit, forgetAtExit } = require('./registry');
+const { C, PerfmetricsError, check, outPtr, instanceOf, optionsObject } = require('./native');
+const { Registry, register, onExit, forgetAtExit } = require('./registry');
 const { Owned } = require('./tracing');
 
 // A rule-file error with where it was found.
@@ -50,7 +50,8 @@ class AlertEngine extends Owned {
   // of tick() calls; default 15), rules (rule-file text to load).
   constructor(options = {}) {
     super();
-    this._registry = options.registry === undefined ? register : options.registry;
+    optionsObject(options, 'AlertEngine');
+    this._registry = options.registry === undefined ? register : instanceOf(options.registry, Registry, 'registry');
     const opts = outPtr((o) => C.pm_alert_engine_opts_new(o), 'pm_alert_engine_opts_new');
     try {
       check(C.pm_alert_engine_opts_set_dispatch_thread(opts, 0), 'alert engine options');

@@ -18,7 +18,7 @@ const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
 function describe(v) {
-  return typeof v === 'string' ? JSON.stringify(v) : String(v);
+  return typeof v === 'string' ? JSON.stringify(v) : typeof v === 'bigint' ? `${v}n` : String(v);
 }
 
 function badValue(v) {
@@ -28,7 +28,7 @@ function badValue(v) {
 // Throws unless v is a counter increment (a finite number >= 0, or omitted).
 // NaN fails v >= 0; Infinity is refused as prom-client refuses it.
 function checkInc(v) {
-  if (!(v >= 0) || v === Infinity || typeof v !== 'number') {
+  if (typeof v !== 'number' || !(v >= 0) || v === Infinity) {
     if (typeof v === 'number' && v < 0) throw new Error('It is not possible to decrease a counter');
     throw badValue(v);
   }
@@ -60,7 +60,7 @@ class CounterChild {
       this.cell.add(1);
       return;
     }
-    if (!(v >= 0) || v === Infinity || typeof v !== 'number') checkInc(v);
+    if (typeof v !== 'number' || !(v >= 0) || v === Infinity) checkInc(v);
     this.cell.add(v);
   }
 

@@ -238,6 +238,18 @@ function check(status, what, detail) {
   if (status !== 0) throw new PerfmetricsError(status, what, detail);
 }
 
+// Argument checks shared by the classes: clear TypeErrors instead of a
+// property read on the wrong kind of value.
+function instanceOf(value, cls, what) {
+  if (!(value instanceof cls)) throw new TypeError(`perfmetrics: ${what} must be a ${cls.name}`);
+  return value;
+}
+
+function optionsObject(options, what) {
+  if (options === null || typeof options !== 'object') throw new TypeError(`perfmetrics: ${what} options must be an object`);
+  return options;
+}
+
 // Runs fn(out) with a one-slot out-parameter and returns the pointer it got.
 function outPtr(fn, what, detail) {
   const out = [null];
@@ -277,6 +289,6 @@ function scratchBuf() {
 }
 
 module.exports = {
-  koffi, C, STATUS, PerfmetricsError, check, outPtr, bufString, scratchBuf,
+  koffi, C, STATUS, PerfmetricsError, check, outPtr, bufString, scratchBuf, instanceOf, optionsObject,
   hasCells, libraryPath, SONAME,
 };

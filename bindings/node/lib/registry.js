@@ -5,7 +5,7 @@
 // register.metrics() shows what every thread recorded, with no message
 // passing per scrape.
 
-const { C, check, outPtr, bufString, scratchBuf } = require('./native');
+const { C, check, outPtr, bufString, scratchBuf, optionsObject } = require('./native');
 const cells = require('./cells');
 
 const FORMATS = { prometheus: 1, openmetrics: 2, json: 3 };
@@ -41,6 +41,7 @@ class Registry {
     if (contentType !== PROMETHEUS_CONTENT_TYPE && contentType !== OPENMETRICS_CONTENT_TYPE) {
       throw new TypeError(`perfmetrics: content type ${JSON.stringify(contentType)} is not supported`);
     }
+    optionsObject(options, 'Registry');
     this._contentType = contentType;
     this._metrics = new Map();
     // Tracers, alert engines and servers that read this registry.

@@ -4,9 +4,10 @@
 // only C snapshots, alert lists and trace lists, never JS state, so serving
 // does not wait on the event loop and no JS runs per scrape.
 
-const { C, check, outPtr } = require('./native');
-const { register, onExit, forgetAtExit } = require('./registry');
-const { Owned } = require('./tracing');
+const { C, check, outPtr, instanceOf, optionsObject } = require('./native');
+const { Registry, register, onExit, forgetAtExit } = require('./registry');
+const { Tracer } = require('./tracing');
+const { AlertEngine } = require('./alerts');
 
 // One of server.h's counters by name.
 const STATS = {
@@ -21,7 +22,8 @@ class Server {
   // /api/v1/traces), alertEngine (an AlertEngine for /api/v1/alerts and
   // /health).
   constructor(options = {}) {
-    const registry = options.registry === undefined ? register : options.registry;
+    optionsObject(options, 'Server');
+    const registry = options.registry === undefined ? register : instanceOf(options.registry, Registry, 'registry');
     this._reads = [registry];
     const opts = outPtr((o) => C.pm_server_opts_new(o), 'pm_server_opts_new');
     try {
@@ -37,11 +39,12 @@ class Server {
       }
       if (options.title !== undefined) check(C.pm_server_opts_set_title(opts, String(options.title)), 'server title');
       if (options.tracer !== undefined) {
-        check(C.pm_server_opts_set_tracer(opts, options.tracer._live()), 'server tracer');
+        check(C.pm_server_opts_set_tracer(opts, instanceOf(options.tracer, Tracer, 'tracer')._live()), 'server tracer');
         this._reads.push(options.tracer);
       }
       if (options.alertEngine !== undefined) {
-        check(C.pm_server_opts_set_alert_engine(opts, options.alertEngine._live()), 'server alertEngine');
+        check(C.pm_server_opts_set_alert_engine(opts, instanceOf(options.alertEngine, AlertEngine, 'alertEngine')._live()),
+          'server alertEngine');
         this._reads.push(options.alertEngine);
       }
       this.ptr = outPtr((o) => C.pm_server_new(registry._live(), opts, o), 'pm_server_new', `${host}:${port}`);

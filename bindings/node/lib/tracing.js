@@ -3,8 +3,8 @@
 // JS thread runs many tasks at once, so the C library's per-thread "current
 // span" says nothing useful here), and spans carry W3C trace context.
 
-const { C, check, outPtr } = require('./native');
-const { onExit, forgetAtExit } = require('./registry');
+const { C, check, outPtr, instanceOf, optionsObject } = require('./native');
+const { Registry, onExit, forgetAtExit } = require('./registry');
 
 const SAMPLERS = { always: 1, never: 2, ratio: 3, parent: 4 };
 const KINDS = { internal: 1, server: 2, client: 3, producer: 4, consumer: 5 };
@@ -117,6 +117,7 @@ class Tracer extends Owned {
   // ratio, registry (spans then feed pm_span_duration_seconds and friends).
   constructor(options = {}) {
     super();
+    optionsObject(options, 'Tracer');
     const opts = outPtr((o) => C.pm_tracer_opts_new(o), 'pm_tracer_opts_new');
     try {
       if (options.sampler !== undefined || options.ratio !== undefined) {
@@ -129,7 +130,7 @@ class Tracer extends Owned {
         check(C.pm_tracer_opts_set_service(opts, String(options.serviceName)), 'tracer serviceName');
       }
       if (options.registry !== undefined) {
-        check(C.pm_tracer_opts_set_registry(opts, options.registry._live()), 'tracer registry');
+        check(C.pm_tracer_opts_set_registry(opts, instanceOf(options.registry, Registry, 'registry')._live()), 'tracer registry');
         this._registry = options.registry;
       }
       this.ptr = outPtr((o) => C.pm_tracer_new(opts, o), 'pm_tracer_new');
@@ -148,6 +149,7 @@ class Tracer extends Owned {
   // startSpan(name, {kind, parent}): parent is a Span, a traceparent string
   // (from another process), or omitted for a root span.
   startSpan(name, options = {}) {
+    optionsObject(options, 'startSpan');
     if (typeof name !== 'string') throw new TypeError('perfmetrics: a span name must be a string');
     const kind = pick(KINDS, options.kind === undefined ? 'internal' : options.kind, 'kind');
     let parent = null;
