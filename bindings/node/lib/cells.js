@@ -2,9 +2,9 @@
 // The hot path. Each JS thread (the main thread, each worker) records into
 // its own cell block per registry (include/perfmetrics/cells.h): memory the
 // C library owns and adds into the series at snapshot time. A counter
-// child's inc() is an add into a Float64Array over a page of the block and a
-// histogram's observe() finds its bucket in JS with the library's formula:
-// no FFI call per record. This module's state is per thread because every
+// child's inc() stores its new sum into a Float64Array over a page of the
+// block and a histogram's observe() finds its bucket in JS with the
+// library's formula: no FFI call per record. This module's state is per thread because every
 // worker loads its own copy of the module.
 //
 // Libraries without cells (before 1.4) get the same classes' FFI forms: one

@@ -30,8 +30,8 @@ module.exports = {
   startServer: server.startServer,
   PerfmetricsError: native.PerfmetricsError,
   // Frees this thread's cell blocks now (their counts fold into the series;
-  // metrics recorded from this thread afterwards are dropped). A worker does
-  // this by itself when it exits.
+  // children made before drop what they record afterwards, new ones bind a
+  // new block). A worker does this by itself when it exits.
   closeThread: () => cells.closeShards(),
   // Which library was loaded, and whether it has cells (the FFI-free hot path).
   library: Object.freeze({

@@ -3,7 +3,7 @@
 // family; each label set is a child that holds its series handle and the
 // thread's cell for it, found once and cached by its label values.
 
-const { C, check, outPtr } = require('./native');
+const { C, check, outPtr, describe } = require('./native');
 const cells = require('./cells');
 const { Registry, register } = require('./registry');
 
@@ -16,10 +16,6 @@ const RELEASE = {
 };
 const NAME_RE = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_RE = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-
-function describe(v) {
-  return typeof v === 'string' ? JSON.stringify(v) : typeof v === 'bigint' ? `${v}n` : String(v);
-}
 
 function badValue(v) {
   return new TypeError(`Value is not a valid number: ${describe(v)}`);
@@ -271,7 +267,7 @@ class Metric {
     }
     if (args.length !== names.length) {
       throw new Error(
-        `Invalid number of arguments (${args.length}): "${args.join(', ')}" for label names (${names.length}): "${names.join(', ')}".`,
+        `Invalid number of arguments (${args.length}): "${args.map(describe).join(', ')}" for label names (${names.length}): "${names.join(', ')}".`,
       );
     }
     return args.map(String);

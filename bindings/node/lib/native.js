@@ -238,6 +238,15 @@ function check(status, what, detail) {
   if (status !== 0) throw new PerfmetricsError(status, what, detail);
 }
 
+// A user's value in an error message: strings quoted, anything printable
+// (Symbols and BigInts included, which JSON.stringify and templates refuse).
+function describe(v) {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (Array.isArray(v)) return `[${v.map(describe).join(', ')}]`;
+  return String(v);
+}
+
 // Argument checks shared by the classes: clear TypeErrors instead of a
 // property read on the wrong kind of value.
 function instanceOf(value, cls, what) {
@@ -289,6 +298,6 @@ function scratchBuf() {
 }
 
 module.exports = {
-  koffi, C, STATUS, PerfmetricsError, check, outPtr, bufString, scratchBuf, instanceOf, optionsObject,
+  koffi, C, STATUS, PerfmetricsError, check, outPtr, bufString, scratchBuf, instanceOf, optionsObject, describe,
   hasCells, libraryPath, SONAME,
 };

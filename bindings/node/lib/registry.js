@@ -5,7 +5,7 @@
 // register.metrics() shows what every thread recorded, with no message
 // passing per scrape.
 
-const { C, check, outPtr, bufString, scratchBuf, optionsObject } = require('./native');
+const { C, check, outPtr, bufString, scratchBuf, optionsObject, describe } = require('./native');
 const cells = require('./cells');
 
 const FORMATS = { prometheus: 1, openmetrics: 2, json: 3 };
@@ -15,7 +15,7 @@ const OPENMETRICS_CONTENT_TYPE = C.pm_format_content_type(FORMATS.openmetrics);
 function formatCode(fmt) {
   const code = FORMATS[fmt];
   if (code === undefined) {
-    throw new TypeError(`perfmetrics: unknown format ${JSON.stringify(fmt)} (prometheus, openmetrics or json)`);
+    throw new TypeError(`perfmetrics: unknown format ${describe(fmt)} (prometheus, openmetrics or json)`);
   }
   return code;
 }
@@ -30,7 +30,14 @@ function forgetAtExit(obj) {
   closers.delete(obj);
 }
 process.on('exit', () => {
-  for (const obj of [...closers].reverse()) obj.close();
+  for (const obj of [...closers].reverse()) {
+    try {
+      obj.close();
+    } catch (e) {
+      // Nothing can act on it any more; the rest still gets closed.
+      process.stderr.write(`perfmetrics: at exit: ${e.message}\n`);
+    }
+  }
   cells.closeShards();
 });
 
@@ -39,7 +46,7 @@ class Registry {
   // metrics() returns, as prom-client's Registry(contentType) does.
   constructor(contentType = PROMETHEUS_CONTENT_TYPE, options = {}) {
     if (contentType !== PROMETHEUS_CONTENT_TYPE && contentType !== OPENMETRICS_CONTENT_TYPE) {
-      throw new TypeError(`perfmetrics: content type ${JSON.stringify(contentType)} is not supported`);
+      throw new TypeError(`perfmetrics: content type ${describe(contentType)} is not supported`);
     }
     optionsObject(options, 'Registry');
     this._contentType = contentType;
@@ -76,7 +83,7 @@ class Registry {
 
   setContentType(contentType) {
     if (contentType !== PROMETHEUS_CONTENT_TYPE && contentType !== OPENMETRICS_CONTENT_TYPE) {
-      throw new TypeError(`perfmetrics: content type ${JSON.stringify(contentType)} is not supported`);
+      throw new TypeError(`perfmetrics: content type ${describe(contentType)} is not supported`);
     }
     this._contentType = contentType;
   }
@@ -149,12 +156,13 @@ class Registry {
     const m = this._metrics.get(name);
     if (m === undefined) throw new Error(`perfmetrics: no metric named ${name} in this registry`);
     const text = await this.metrics();
-    // Keep the family's own block: its HELP/TYPE lines and samples.
-    const prefix = m._exposedName;
+    // Keep the family's own block: its HELP/TYPE lines and its samples.
+    const fam = m._exposedName;
+    const own = new Set(m.type === 'histogram' ? [`${fam}_bucket`, `${fam}_sum`, `${fam}_count`] : [fam]);
     return text
       .split('\n')
-      .filter((l) => l.startsWith(`# HELP ${prefix} `) || l.startsWith(`# TYPE ${prefix} `) ||
-        l.startsWith(`${prefix}{`) || l.startsWith(`${prefix} `) || l.startsWith(`${prefix}_`))
+      .filter((l) => l.startsWith(`# HELP ${fam} `) || l.startsWith(`# TYPE ${fam} `) ||
+        own.has(l.slice(0, l.search(/[{ ]/))))
       .join('\n');
   }
 

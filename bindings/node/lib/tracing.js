@@ -3,7 +3,7 @@
 // JS thread runs many tasks at once, so the C library's per-thread "current
 // span" says nothing useful here), and spans carry W3C trace context.
 
-const { C, check, outPtr, instanceOf, optionsObject } = require('./native');
+const { C, check, outPtr, instanceOf, optionsObject, describe } = require('./native');
 const { Registry, onExit, forgetAtExit } = require('./registry');
 
 const SAMPLERS = { always: 1, never: 2, ratio: 3, parent: 4 };
@@ -19,7 +19,7 @@ function hex(bytes) {
 function pick(table, value, what) {
   const v = table[value];
   if (v === undefined) {
-    throw new TypeError(`perfmetrics: ${what} must be one of ${Object.keys(table).join(', ')}; got ${JSON.stringify(value)}`);
+    throw new TypeError(`perfmetrics: ${what} must be one of ${Object.keys(table).join(', ')}; got ${describe(value)}`);
   }
   return v;
 }
@@ -158,7 +158,7 @@ class Tracer extends Owned {
     } else if (typeof options.parent === 'string') {
       parent = Buffer.alloc(CTX_BYTES);
       const rc = C.pm_traceparent_parse(options.parent, Buffer.byteLength(options.parent), parent);
-      check(rc, 'traceparent', JSON.stringify(options.parent));
+      check(rc, 'traceparent', describe(options.parent));
     } else if (options.parent !== undefined && options.parent !== null) {
       throw new TypeError('perfmetrics: parent must be a Span or a traceparent string');
     }

@@ -223,6 +223,12 @@ test('registry: content types, formats, JSON shapes, collect callbacks, getSingl
   const one = await r.getSingleMetricAsString('x');
   assert.equal(one, '# HELP x_total h\n# TYPE x_total counter\nx_total 2');
   await assert.rejects(r.getSingleMetricAsString('nope'), /no metric named nope/);
+  new pm.Gauge({ name: 'x_total_extra', help: 'h', registers: [r] }).set(1); // shares the prefix
+  assert.equal(await r.getSingleMetricAsString('x'), one);
+  const hist = new pm.Histogram({ name: 'hs', help: 'h', buckets: [1], registers: [r] });
+  hist.observe(0.5);
+  assert.equal(await r.getSingleMetricAsString('hs'),
+    '# HELP hs h\n# TYPE hs histogram\nhs_bucket{le="1.0"} 1\nhs_bucket{le="+Inf"} 1\nhs_sum 0.5\nhs_count 1');
   assert.equal((await g.get()).values[0].value, calls * 10);
   r.close();
 });
