@@ -31,6 +31,8 @@ function totals(text) {
     le05: s.get('worker_seconds_bucket{le="0.5"}') || 0,
     le1: s.get('worker_seconds_bucket{le="1.0"}') || 0,
     level: s.get('worker_level') || 0,
+    wide: s.get('worker_wide_seconds_count') || 0,
+    wideLe1: s.get('worker_wide_seconds_bucket{le="1.0"}') || 0,
   };
 }
 
@@ -40,7 +42,21 @@ test('N workers x M records: exact totals in the main thread, while they run and
   const before = totals(pm.register.format());
   const modes = ['return', 'close', 'return', 'hang'];
   const ws = modes.slice(0, N).map((mode) => run(M, mode));
-  const replies = await Promise.all(ws.map((x) => x.done));
+  const all = Promise.all(ws.map((x) => x.done));
+  // Scrapes while the workers record: every total only ever grows.
+  let finished = false;
+  all.then(() => { finished = true; }, () => { finished = true; });
+  let last = before;
+  let scrapes = 0;
+  while (!finished) {
+    const now = totals(pm.register.format());
+    for (const k of Object.keys(now)) assert.ok(now[k] >= last[k], `${k} went back from ${last[k]} to ${now[k]}`);
+    last = now;
+    scrapes++;
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.ok(scrapes > 0);
+  const replies = await all;
   for (const r of replies) assert.equal(r.cells, pm.library.cells);
   // Every worker has finished recording; the 'hang' one is still alive with
   // its block unfreed, the others may be exiting: the totals are exact either way.
@@ -51,6 +67,9 @@ test('N workers x M records: exact totals in the main thread, while they run and
   assert.equal(t.le05 - before.le05, (N * M) / 2);
   assert.equal(t.le1 - before.le1, (3 * N * M) / 4);
   assert.equal(t.level - before.level, N * M);
+  assert.equal(t.wide - before.wide, N * M);
+  // exp(x / 250 - 10) <= 1 for x <= 2500: 2501 of every 5000 values.
+  assert.equal(t.wideLe1 - before.wideLe1, N * (M / 5000) * 2501);
   await ws[3].w.terminate(); // no exit hook runs: the block stays, still summed
   await Promise.all(ws.map((x) => x.exited));
   const after = totals(pm.register.format());
