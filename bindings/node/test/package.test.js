@@ -128,3 +128,13 @@ test('doc/node.md names every export of the package', () => {
   const doc = fs.readFileSync(path.join(pkg, '..', '..', 'doc', 'node.md'), 'utf8');
   for (const name of Object.keys(pm)) assert.match(doc, new RegExp(`\\b${name}\\b`), name);
 });
+
+test('the FFI forms (a library without cells, or PERFMETRICS_NO_CELLS=1) pass the metric and worker tests', () => {
+  const files = ['metrics.test.js', 'workers.test.js', 'exposition.test.js'].map((f) => path.join(__dirname, f));
+  // A runner of its own (not a child reporting to this one).
+  const r = node(['--test', '--test-reporter=tap', ...files], { PERFMETRICS_NO_CELLS: '1', NODE_TEST_CONTEXT: undefined });
+  assert.equal(r.status, 0, r.stdout.split('\n').filter((l) => /^not ok|error:/.test(l.trim())).join('\n'));
+  assert.match(r.stdout, /^# fail 0$/m);
+  const probe = node(['-e', PRINT.replace('library.path', 'library.cells'), pkg], { PERFMETRICS_NO_CELLS: '1' });
+  assert.equal(probe.stdout.trim(), 'false');
+});
