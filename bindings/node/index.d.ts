@@ -51,8 +51,25 @@ export class Registry {
   clear(): void;
   resetMetrics(): void;
   collectDefaultMetrics(): void;
+  /** An exporter: exportNow() hands fn the snapshot, to format during the call. */
+  addExporter(name: string, fn: (snapshot: ExportSnapshot) => void): Exporter;
+  /** Runs every exporter on one snapshot, on this thread; throws the first error one threw. */
+  exportNow(): void;
+  /** exportNow() every `seconds` from an unref'd timer. */
+  startExporting(seconds: number, onError?: (e: unknown) => void): void;
+  stopExporting(): void;
   /** Frees the registry (not the default one). */
   close(): void;
+}
+
+export interface ExportSnapshot {
+  /** Only during the exporter's call. */
+  format(fmt?: Format): string;
+}
+
+export interface Exporter {
+  readonly name: string;
+  remove(): void;
 }
 
 export const register: Registry;

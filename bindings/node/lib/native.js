@@ -99,6 +99,10 @@ declare(C, [
   'void pm_histogram_release(void *h)',
   'void pm_histogram_observe(void *h, double v)',
   'int pm_process_collector_enable(void *r)',
+  // export.h
+  'int pm_exporter_add(void *r, const char *name, void *fn, void *user, void *release, _Out_ void **out)',
+  'int pm_exporter_remove(void *e)',
+  'int pm_export_now(void *r)',
   // snapshot.h, format.h
   'int pm_snapshot_new(void *r, _Out_ void **out)',
   'void pm_snapshot_release(void *s)',

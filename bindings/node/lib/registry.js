@@ -7,6 +7,7 @@
 
 const { C, check, outPtr, bufString, scratchBuf, optionsObject, describe } = require('./native');
 const cells = require('./cells');
+const { Exporter } = require('./exporters');
 
 const FORMATS = { prometheus: 1, openmetrics: 2, json: 3 };
 const PROMETHEUS_CONTENT_TYPE = C.pm_format_content_type(FORMATS.prometheus);
@@ -53,6 +54,9 @@ class Registry {
     this._metrics = new Map();
     // Tracers, alert engines and servers that read this registry.
     this._readers = new Set();
+    this._exporters = new Set();
+    this._exportErrors = [];
+    this._exportTimer = null;
     if (options._ptr !== undefined) {
       this.ptr = options._ptr;
       this._owned = false;
@@ -190,6 +194,59 @@ class Registry {
     check(C.pm_process_collector_enable(this._live()), 'collectDefaultMetrics');
   }
 
+  // Registers fn as an exporter: exportNow() hands it the snapshot, which
+  // it may format(fmt) during the call. Returns the Exporter (remove()).
+  addExporter(name, fn) {
+    const e = new Exporter(this, name, fn);
+    this._exporters.add(e);
+    if (this._exporters.size === 1) onExit(this._exitExporters);
+    return e;
+  }
+
+  // Takes one snapshot and runs every exporter on it, on this thread; throws
+  // the first error an exporter threw (after all of them ran).
+  exportNow() {
+    this._exportErrors = [];
+    check(C.pm_export_now(this._live()), 'exportNow');
+    const errors = this._exportErrors;
+    this._exportErrors = [];
+    if (errors.length) throw errors[0];
+  }
+
+  // Runs exportNow() every `seconds` from a timer that does not keep the
+  // process alive; onError(e) gets what an export threw (default: a
+  // process warning).
+  startExporting(seconds, onError = (e) => process.emitWarning(e)) {
+    if (!(seconds > 0) || typeof seconds !== 'number') throw new TypeError('perfmetrics: startExporting needs seconds > 0');
+    this.stopExporting();
+    this._exportTimer = setInterval(() => {
+      try {
+        this.exportNow();
+      } catch (e) {
+        onError(e);
+      }
+    }, seconds * 1e3);
+    this._exportTimer.unref();
+  }
+
+  stopExporting() {
+    if (this._exportTimer !== null) clearInterval(this._exportTimer);
+    this._exportTimer = null;
+  }
+
+  // At exit: the exporters go before their callbacks do.
+  get _exitExporters() {
+    if (this._exitCloser === undefined) {
+      this._exitCloser = {
+        close: () => {
+          this.stopExporting();
+          for (const e of [...this._exporters]) e.remove();
+        },
+      };
+    }
+    return this._exitCloser;
+  }
+
   // Frees the registry (never the default one): this thread's cells are
   // folded and freed, every metric of it stops recording (records are
   // dropped, not written to freed memory) and later calls throw.
@@ -198,7 +255,9 @@ class Registry {
     if (this._readers.size) throw new Error('perfmetrics: close the tracers, alert engines and servers reading this registry first');
     for (const m of this._metrics.values()) m._detach();
     cells.closeShards(this.ptr);
-    C.pm_registry_free(this.ptr);
+    this.stopExporting();
+    C.pm_registry_free(this.ptr); // frees the exporters too
+    for (const e of [...this._exporters]) e._forget();
     this.ptr = null;
     forgetAtExit(this);
   }

@@ -85,7 +85,7 @@ test('types: index.d.ts declares every export and package.json points at it', ()
   assert.equal(pj.devDependencies['prom-client'] !== undefined, true);
 });
 
-test('exit with a server, an alert engine thread, a tracer and workers alive: clean, nothing lost', () => {
+test('exit with a server, an alert engine thread, an exporter timer, a tracer and workers alive: clean', () => {
   const code = `
     const pm = require(${JSON.stringify(pkg)});
     const { Worker } = require('node:worker_threads');
@@ -95,6 +95,8 @@ test('exit with a server, an alert engine thread, a tracer and workers alive: cl
     const s = pm.startServer({ port: 0, tracer: t, alertEngine: e });
     const c = new pm.Counter({ name: 'up', help: 'h' });
     c.inc();
+    pm.register.addExporter('push', (snap) => snap.format());
+    pm.register.startExporting(0.001);
     t.startSpan('open'); // never ended
     const w = new Worker('setInterval(() => {}, 1000)', { eval: true });
     w.on('online', async () => {

@@ -24,6 +24,11 @@ const secs: number = end();
 h.zero({});
 const text: Promise<string> = register.metrics();
 const json: string = r.format('json');
+const ex = r.addExporter('push', (snap) => console.log(snap.format('openmetrics').length));
+r.exportNow();
+r.startExporting(10, (err) => console.error(err));
+r.stopExporting();
+ex.remove();
 // @ts-expect-error: not a format
 r.format('xml');
 const t = new Tracer({ sampler: 'ratio', ratio: 0.5, registry: r });
