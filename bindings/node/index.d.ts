@@ -187,6 +187,8 @@ export interface TracerOptions {
   ratio?: number;
   /** Spans feed pm_span_duration_seconds, pm_spans_total and pm_span_errors_total here. */
   registry?: Registry;
+  /** Interval of the flush thread start() runs (default 5 s). */
+  flushSeconds?: number;
 }
 
 export interface OperationStats {
@@ -201,6 +203,9 @@ export class Tracer {
   constructor(options?: TracerOptions);
   startSpan(name: string, options?: { kind?: SpanKind; parent?: Span | string }): Span;
   flush(): number;
+  /** Flushes on the library's own thread every flushSeconds; stop() joins it. */
+  start(): void;
+  stop(): void;
   stats(): { started: number; sampled: number; ended: number; dropped: number; exported: number };
   operations(): OperationStats[];
   close(): void;

@@ -114,7 +114,8 @@ class Span {
 
 class Tracer extends Owned {
   // options: serviceName, sampler ('always', 'never', 'ratio', 'parent'),
-  // ratio, registry (spans then feed pm_span_duration_seconds and friends).
+  // ratio, registry (spans then feed pm_span_duration_seconds and friends),
+  // flushSeconds (the interval of start()'s thread).
   constructor(options = {}) {
     super();
     optionsObject(options, 'Tracer');
@@ -125,6 +126,10 @@ class Tracer extends Owned {
         const ratio = options.ratio === undefined ? 1 : options.ratio;
         if (typeof ratio !== 'number') throw new TypeError('perfmetrics: ratio must be a number');
         check(C.pm_tracer_opts_set_sampler(opts, s, ratio), 'tracer sampler', `ratio ${ratio}`);
+      }
+      if (options.flushSeconds !== undefined) {
+        if (typeof options.flushSeconds !== 'number') throw new TypeError('perfmetrics: flushSeconds must be a number');
+        check(C.pm_tracer_opts_set_batch(opts, 512, options.flushSeconds), 'tracer flushSeconds', `${options.flushSeconds}`);
       }
       if (options.serviceName !== undefined) {
         check(C.pm_tracer_opts_set_service(opts, String(options.serviceName)), 'tracer serviceName');
@@ -172,6 +177,18 @@ class Tracer extends Owned {
     const n = [0];
     check(C.pm_tracer_flush(this._live(), n), 'pm_tracer_flush');
     return n[0];
+  }
+
+  // Flushes every `flushSeconds` (the tracer option, default 5) on the
+  // library's own thread, which runs no JS: spans then reach the RED
+  // metrics and the server without flush() calls. stop() joins it after a
+  // last flush.
+  start() {
+    check(C.pm_tracer_start(this._live()), 'tracer start');
+  }
+
+  stop() {
+    check(C.pm_tracer_stop(this._live()), 'tracer stop');
   }
 
   stats() {

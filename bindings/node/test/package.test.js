@@ -85,11 +85,12 @@ test('types: index.d.ts declares every export and package.json points at it', ()
   assert.equal(pj.devDependencies['prom-client'] !== undefined, true);
 });
 
-test('exit with a server, an alert engine thread, an exporter timer, a tracer and workers alive: clean', () => {
+test('exit with a server, alert engine and tracer threads, an exporter timer and workers alive: clean', () => {
   const code = `
     const pm = require(${JSON.stringify(pkg)});
     const { Worker } = require('node:worker_threads');
-    const t = new pm.Tracer({ registry: pm.register });
+    const t = new pm.Tracer({ registry: pm.register, flushSeconds: 0.01 });
+    t.start();
     const e = new pm.AlertEngine({ interval: 0.01, rules: 'alert A {\\n  expr: up_total > 0\\n}\\n' });
     e.start();
     const s = pm.startServer({ port: 0, tracer: t, alertEngine: e });

@@ -47,6 +47,20 @@ test('spans: parents, remote traceparent, attributes, events, status, analytics 
   r.close();
 });
 
+test('spans: start() flushes on the library\'s thread into the RED metrics', async () => {
+  const r = new pm.Registry(pm.Registry.PROMETHEUS_CONTENT_TYPE, { selfMetrics: false });
+  const t = new pm.Tracer({ registry: r, flushSeconds: 0.01 });
+  t.start();
+  assert.throws(() => t.start(), (e) => e.code === 'PM_ESTATE');
+  t.startSpan('tick').end();
+  await until(() => samples(r.format()).get('pm_spans_total{operation="tick"}') === 1);
+  t.stop();
+  assert.throws(() => new pm.Tracer({ flushSeconds: 0 }), (e) => e.code === 'PM_ERANGE');
+  assert.throws(() => new pm.Tracer({ flushSeconds: '1' }), /flushSeconds must be a number/);
+  t.close();
+  r.close();
+});
+
 test('spans: bad inputs', () => {
   const t = new pm.Tracer({ sampler: 'never' });
   const s = t.startSpan('x');

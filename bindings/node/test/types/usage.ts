@@ -31,7 +31,9 @@ r.stopExporting();
 ex.remove();
 // @ts-expect-error: not a format
 r.format('xml');
-const t = new Tracer({ sampler: 'ratio', ratio: 0.5, registry: r });
+const t = new Tracer({ sampler: 'ratio', ratio: 0.5, registry: r, flushSeconds: 1 });
+t.start();
+t.stop();
 const s = t.startSpan('op', { kind: 'server' });
 s.setAttribute('k', 1).addEvent('e', { a: 'b' }).setStatus('ok');
 const tp: string = s.traceparent;
