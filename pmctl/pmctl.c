@@ -1,0 +1,700 @@
+/* pmctl — questions asked of a libperfmetrics history store (doc/pmctl.md).
+ *
+ *   pmctl summary --store DIR [range] [--label k=v]... [--format text|json]
+ *   pmctl export  --store DIR [range] [--label k=v]... --format csv|json|prom
+ *   pmctl diff BASELINE CURRENT [--max-regression PCT] [--format text|json]
+ *     (a latency quantile regresses when it grows by more than PCT percent of
+ *     the baseline's, the success rate when it falls by more than PCT points)
+ *
+ * range: --since DURATION (30m, 12h, 7d) | --days N | --start T --end T
+ * (T: Unix seconds or YYYY-MM-DD[THH:MM:SS]Z, UTC).
+ *
+ * What is asked of a window is its increase: counters and histograms are
+ * cumulative, so a window's tasks are the last snapshot's count less the
+ * first's, and its latency quantiles come from the difference of the two
+ * snapshots' fine buckets (the 1/129 bound holds for the window too).
+ * Names follow the orchestrator demo's (examples/orchestrator.c) and can be
+ * changed: --tasks FAMILY [tasks], --duration FAMILY [task_duration_seconds],
+ * --type-label [task_type], --agent-label [agent], --status-label [status],
+ * --ok VALUE [ok]. Token and cost counters are the families whose name
+ * contains "tokens" or "cost".
+ *
+ * Exit status: 0; 1 for a regression found by diff; 2 for a usage error or
+ * an unreadable store. Progress goes to stderr on reads over 64 MiB. */
+#include <perfmetrics/perfmetrics.h>
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_FILTERS 16
+
+typedef struct {
+    const char *store;
+    double start, end;
+    const char *fk[MAX_FILTERS], *fv[MAX_FILTERS]; /* fk: "k=v" from argv, the key before '=' */
+    size_t fkl[MAX_FILTERS], nf;
+    const char *format;
+    const char *tasks, *duration, *type_label, *agent_label, *status_label, *ok;
+    double max_regression; /* percent */
+} opts;
+
+static void die(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("pmctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(code);
+}
+
+/* ------------------------------------------------------------ arguments */
+
+static double parse_duration(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    double unit = !strcmp(end, "s") || !*end ? 1
+                  : !strcmp(end, "m")        ? 60
+                  : !strcmp(end, "h")        ? 3600
+                  : !strcmp(end, "d")        ? 86400
+                  : !strcmp(end, "w")        ? 7 * 86400
+                                             : NAN;
+    if (end == s || !(v >= 0) || unit != unit) die(2, "bad duration '%s' (e.g. 30m, 12h, 7d)", s);
+    return v * unit;
+}
+
+static double parse_time(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end != s && !*end) return v;
+    struct tm tm = {0};
+    const char *rest = strptime(s, "%Y-%m-%d", &tm);
+    if (rest && *rest == 'T') rest = strptime(rest + 1, "%H:%M:%S", &tm);
+    if (!rest || (*rest && strcmp(rest, "Z"))) die(2, "bad time '%s' (Unix seconds or YYYY-MM-DD[THH:MM:SSZ])", s);
+    return (double)timegm(&tm);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int parse_opts(int argc, char **argv, int first, opts *o, const char **pos, int npos)
+{
+    int got = 0;
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+#define VAL() (i + 1 < argc ? argv[++i] : (die(2, "%s needs a value", a), ""))
+        if (!strcmp(a, "--store")) o->store = VAL();
+        else if (!strcmp(a, "--since")) o->start = now_s() - parse_duration(VAL());
+        else if (!strcmp(a, "--days")) o->start = now_s() - 86400 * atof(VAL());
+        else if (!strcmp(a, "--start")) o->start = parse_time(VAL());
+        else if (!strcmp(a, "--end")) o->end = parse_time(VAL());
+        else if (!strcmp(a, "--format")) o->format = VAL();
+        else if (!strcmp(a, "--tasks")) o->tasks = VAL();
+        else if (!strcmp(a, "--duration")) o->duration = VAL();
+        else if (!strcmp(a, "--type-label")) o->type_label = VAL();
+        else if (!strcmp(a, "--agent-label")) o->agent_label = VAL();
+        else if (!strcmp(a, "--status-label")) o->status_label = VAL();
+        else if (!strcmp(a, "--ok")) o->ok = VAL();
+        else if (!strcmp(a, "--max-regression")) o->max_regression = atof(VAL());
+        else if (!strcmp(a, "--label")) {
+            const char *kv = VAL(), *eq = strchr(kv, '=');
+            if (!eq || eq == kv || o->nf == MAX_FILTERS) die(2, "bad --label '%s' (k=v)", kv);
+            o->fk[o->nf] = kv;
+            o->fkl[o->nf] = (size_t)(eq - kv);
+            o->fv[o->nf++] = eq + 1;
+        } else if (a[0] == '-' && a[1] == '-') {
+            die(2, "unknown option %s (pmctl --help)", a);
+        } else if (got < npos) {
+            pos[got++] = a;
+        } else {
+            die(2, "unexpected argument '%s'", a);
+        }
+#undef VAL
+    }
+    if (o->start > o->end) die(2, "the range starts after it ends");
+    return got;
+}
+
+/* ------------------------------------------------------------ reading a window */
+
+typedef struct {
+    pm_snapshot_t *first, *last;
+    size_t n;
+} window;
+
+static window read_window(const char *store, double start, double end)
+{
+    pm_history_reader_t *rd = NULL;
+    pm_status_t st = pm_history_reader_open(store, &rd);
+    if (st != PM_OK) die(2, "%s: %s", store, st == PM_ENOENT ? "no history store here" : pm_strerror(st));
+    pm_history_reader_set_range(rd, start, end);
+    window w = {NULL, NULL, 0};
+    uint64_t total = 0, done = 0, shown = 0;
+    pm_history_reader_progress(rd, NULL, &total);
+    pm_snapshot_t *s;
+    while ((st = pm_history_reader_next(rd, &s)) == PM_OK) {
+        if (!w.first) w.first = pm_snapshot_ref(s);
+        if (w.last) pm_snapshot_release(w.last);
+        w.last = s;
+        w.n++;
+        pm_history_reader_progress(rd, &done, NULL);
+        if (total > (64u << 20) && done - shown > total / 20) {
+            fprintf(stderr, "pmctl: read %llu%%\r", (unsigned long long)(100 * done / total));
+            shown = done;
+        }
+    }
+    if (shown) fputc('\n', stderr);
+    if (st != PM_ENOENT) die(2, "%s: %s", store, pm_strerror(st));
+    if (pm_history_reader_skipped(rd))
+        fprintf(stderr, "pmctl: %llu damaged records skipped\n",
+                (unsigned long long)pm_history_reader_skipped(rd));
+    pm_history_reader_close(rd);
+    return w;
+}
+
+static const pm_snap_family_t *family(const pm_snapshot_t *s, const char *name)
+{
+    for (size_t i = 0; s && i < pm_snapshot_family_count(s); i++)
+        if (!strcmp(pm_snap_family_name(pm_snapshot_family(s, i)), name))
+            return pm_snapshot_family(s, i);
+    return NULL;
+}
+
+/* The value of label `name` (its first n bytes) of series x of f, or NULL. */
+static const char *label_n(const pm_snap_family_t *f, const pm_snap_series_t *x, const char *name,
+                           size_t n)
+{
+    for (size_t k = 0; k < pm_snap_family_label_count(f); k++) {
+        const char *l = pm_snap_family_label_name(f, k);
+        if (!strncmp(l, name, n) && !l[n]) return pm_snap_series_label_value(x, k);
+    }
+    return NULL;
+}
+
+static const char *label(const pm_snap_family_t *f, const pm_snap_series_t *x, const char *name)
+{
+    return label_n(f, x, name, strlen(name));
+}
+
+static int passes(const opts *o, const pm_snap_family_t *f, const pm_snap_series_t *x)
+{
+    for (size_t i = 0; i < o->nf; i++) {
+        const char *v = label_n(f, x, o->fk[i], o->fkl[i]);
+        if (v && strcmp(v, o->fv[i])) return 0; /* families without the label are not filtered */
+    }
+    return 1;
+}
+
+/* The same series (same label values) in another snapshot's family. */
+static const pm_snap_series_t *same_series(const pm_snap_family_t *f, const pm_snap_family_t *g,
+                                           const pm_snap_series_t *x)
+{
+    if (!g || pm_snap_family_label_count(g) != pm_snap_family_label_count(f)) return NULL;
+    for (size_t j = 0; j < pm_snap_family_series_count(g); j++) {
+        const pm_snap_series_t *y = pm_snap_family_series(g, j);
+        size_t k = 0;
+        while (k < pm_snap_family_label_count(f) &&
+               !strcmp(pm_snap_series_label_value(x, k), pm_snap_series_label_value(y, k)))
+            k++;
+        if (k == pm_snap_family_label_count(f)) return y;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ histogram windows */
+
+/* A histogram's fine buckets as pm_hdata_encode writes them (doc/histograms.md). */
+typedef struct {
+    double lowest, highest, min, max;
+    uint32_t n, *idx;
+    uint64_t *cnt;
+} fine;
+
+static uint64_t rd64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static double rdf(const unsigned char *p)
+{
+    uint64_t u = rd64(p);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static int fine_of(const pm_hdata_t *h, fine *f)
+{
+    memset(f, 0, sizeof *f);
+    unsigned char *b = NULL;
+    size_t len = 0;
+    if (!h || pm_hdata_encode(h, &b, &len) != PM_OK) return 0;
+    f->lowest = rdf(b + 4);
+    f->highest = rdf(b + 12);
+    f->min = rdf(b + 36);
+    f->max = rdf(b + 44);
+    f->n = (uint32_t)(b[52] | b[53] << 8 | b[54] << 16 | (uint32_t)b[55] << 24);
+    f->idx = calloc(f->n + 1, sizeof *f->idx);
+    f->cnt = calloc(f->n + 1, sizeof *f->cnt);
+    for (uint32_t i = 0; i < f->n; i++) {
+        const unsigned char *p = b + 56 + 12 * (size_t)i;
+        f->idx[i] = (uint32_t)(p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24);
+        f->cnt[i] = rd64(p + 4);
+    }
+    pm_free(b);
+    return 1;
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void putf(unsigned char *p, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    put64(p, u);
+}
+
+/* The histogram of what was recorded between `a` (NULL: nothing) and `b`:
+ * b's fine buckets less a's. NULL when there is none. */
+static pm_hdata_t *window_hist(const pm_snap_series_t *a, const pm_snap_series_t *b)
+{
+    fine fb, fa;
+    if (!fine_of(pm_snap_series_hdata(b), &fb)) return NULL;
+    int have_a = a && fine_of(pm_snap_series_hdata(a), &fa) && fa.lowest == fb.lowest &&
+                 fa.highest == fb.highest;
+    size_t len = 56 + 12 * (size_t)fb.n;
+    unsigned char *e = calloc(1, len);
+    uint32_t n = 0, j = 0;
+    uint64_t count = 0;
+    unsigned char *p = e + 56;
+    for (uint32_t i = 0; i < fb.n; i++) {
+        uint64_t c = fb.cnt[i];
+        if (have_a) {
+            while (j < fa.n && fa.idx[j] < fb.idx[i]) j++;
+            if (j < fa.n && fa.idx[j] == fb.idx[i]) c = c >= fa.cnt[j] ? c - fa.cnt[j] : 0;
+        }
+        if (!c) continue;
+        p[0] = (unsigned char)fb.idx[i];
+        p[1] = (unsigned char)(fb.idx[i] >> 8);
+        p[2] = (unsigned char)(fb.idx[i] >> 16);
+        p[3] = (unsigned char)(fb.idx[i] >> 24);
+        put64(p + 4, c);
+        p += 12;
+        n++;
+        count += c;
+    }
+    double sum = pm_snap_series_sum(b) - (have_a ? pm_snap_series_sum(a) : 0);
+    memcpy(e, "PMH1", 4);
+    putf(e + 4, fb.lowest);
+    putf(e + 12, fb.highest);
+    put64(e + 20, count);
+    putf(e + 28, sum);
+    putf(e + 36, count ? fb.min : INFINITY); /* the window's extremes lie within the whole's */
+    putf(e + 44, count ? fb.max : -INFINITY);
+    e[52] = (unsigned char)n;
+    e[53] = (unsigned char)(n >> 8);
+    e[54] = (unsigned char)(n >> 16);
+    e[55] = (unsigned char)(n >> 24);
+    pm_hdata_t *h = NULL;
+    if (count && pm_hdata_decode(e, 56 + 12 * (size_t)n, &h) != PM_OK) h = NULL;
+    free(e);
+    free(fb.idx);
+    free(fb.cnt);
+    if (have_a) {
+        free(fa.idx);
+        free(fa.cnt);
+    }
+    return h;
+}
+
+static double q_of(const pm_hdata_t *h, double q)
+{
+    double v = NAN;
+    if (h) pm_hdata_quantile(h, q, &v);
+    return v;
+}
+
+/* ------------------------------------------------------------ summary */
+
+typedef struct {
+    char *key;
+    double total, ok;
+    pm_hdata_t *lat;
+} group;
+
+typedef struct {
+    group *g;
+    size_t n;
+} groups;
+
+static group *group_get(groups *gs, const char *key)
+{
+    for (size_t i = 0; i < gs->n; i++)
+        if (!strcmp(gs->g[i].key, key)) return &gs->g[i];
+    gs->g = realloc(gs->g, (gs->n + 1) * sizeof *gs->g);
+    group *g = &gs->g[gs->n++];
+    memset(g, 0, sizeof *g);
+    g->key = strdup(key);
+    return g;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    return strcmp(((const group *)a)->key, ((const group *)b)->key);
+}
+
+/* Task counts by a label (type or agent): the window's increase. */
+static void count_tasks(const opts *o, const window *w, const char *by, groups *gs, double *all,
+                        double *ok)
+{
+    const pm_snap_family_t *f = family(w->last, o->tasks), *f0 = family(w->first, o->tasks);
+    for (size_t j = 0; f && j < pm_snap_family_series_count(f); j++) {
+        const pm_snap_series_t *x = pm_snap_family_series(f, j);
+        if (!passes(o, f, x)) continue;
+        const pm_snap_series_t *x0 = w->n > 1 ? same_series(f, f0, x) : NULL;
+        double d = pm_snap_series_value(x) - (x0 ? pm_snap_series_value(x0) : 0);
+        if (d < 0) d = pm_snap_series_value(x); /* a reset: the process restarted */
+        const char *k = label(f, x, by), *st = label(f, x, o->status_label);
+        group *g = group_get(gs, k ? k : "-");
+        g->total += d;
+        int good = st && !strcmp(st, o->ok);
+        if (good) g->ok += d;
+        if (all) *all += d;
+        if (ok && good) *ok += d;
+    }
+}
+
+static void latency_by(const opts *o, const window *w, const char *by, groups *gs)
+{
+    const pm_snap_family_t *f = family(w->last, o->duration), *f0 = family(w->first, o->duration);
+    for (size_t j = 0; f && j < pm_snap_family_series_count(f); j++) {
+        const pm_snap_series_t *x = pm_snap_family_series(f, j);
+        if (!passes(o, f, x)) continue;
+        const char *k = label(f, x, by);
+        if (!k) continue;
+        pm_hdata_t *h = window_hist(w->n > 1 ? same_series(f, f0, x) : NULL, x);
+        if (!h) continue;
+        group *g = group_get(gs, k);
+        if (!g->lat) {
+            g->lat = h;
+        } else {
+            pm_hdata_merge(g->lat, h);
+            pm_hdata_free(h);
+        }
+    }
+}
+
+static double counter_increase(const opts *o, const window *w, const char *needle)
+{
+    double v = 0;
+    for (size_t i = 0; i < pm_snapshot_family_count(w->last); i++) {
+        const pm_snap_family_t *f = pm_snapshot_family(w->last, i);
+        if (pm_snap_family_type(f) != PM_TYPE_COUNTER || !strstr(pm_snap_family_name(f), needle))
+            continue;
+        const pm_snap_family_t *f0 = family(w->first, pm_snap_family_name(f));
+        for (size_t j = 0; j < pm_snap_family_series_count(f); j++) {
+            const pm_snap_series_t *x = pm_snap_family_series(f, j);
+            if (!passes(o, f, x)) continue;
+            const pm_snap_series_t *x0 = w->n > 1 ? same_series(f, f0, x) : NULL;
+            double d = pm_snap_series_value(x) - (x0 ? pm_snap_series_value(x0) : 0);
+            v += d < 0 ? pm_snap_series_value(x) : d;
+        }
+    }
+    return v;
+}
+
+static void iso(double t, char *buf, size_t n)
+{
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void print_groups(const char *title, groups *gs, int json, int last)
+{
+    qsort(gs->g, gs->n, sizeof *gs->g, by_key);
+    if (json) {
+        printf("  \"%s\": [", title);
+        for (size_t i = 0; i < gs->n; i++) {
+            group *g = &gs->g[i];
+            printf("%s\n    {\"name\": \"%s\", \"tasks\": %.17g, \"success_rate\": %.6g, "
+                   "\"p50\": %.6g, \"p95\": %.6g, \"p99\": %.6g}",
+                   i ? "," : "", g->key, g->total, g->total ? g->ok / g->total : 0,
+                   q_of(g->lat, 0.5), q_of(g->lat, 0.95), q_of(g->lat, 0.99));
+        }
+        printf("\n  ]%s\n", last ? "" : ",");
+        return;
+    }
+    printf("\n%-24s %10s %9s %10s %10s %10s\n", title, "tasks", "success", "p50", "p95", "p99");
+    for (size_t i = 0; i < gs->n; i++) {
+        group *g = &gs->g[i];
+        printf("%-24s %10.0f %8.1f%% %9.3fs %9.3fs %9.3fs\n", g->key, g->total,
+               g->total ? 100 * g->ok / g->total : 0, q_of(g->lat, 0.5), q_of(g->lat, 0.95),
+               q_of(g->lat, 0.99));
+    }
+}
+
+static void groups_free(groups *gs)
+{
+    for (size_t i = 0; i < gs->n; i++) {
+        free(gs->g[i].key);
+        pm_hdata_free(gs->g[i].lat);
+    }
+    free(gs->g);
+}
+
+static int cmd_summary(opts *o)
+{
+    if (!o->store) die(2, "summary needs --store DIR");
+    window w = read_window(o->store, o->start, o->end);
+    if (!w.n) die(2, "%s: no snapshot in the range", o->store);
+    int json = o->format && !strcmp(o->format, "json");
+    double all = 0, ok = 0;
+    groups types = {0}, agents = {0};
+    count_tasks(o, &w, o->type_label, &types, &all, &ok);
+    count_tasks(o, &w, o->agent_label, &agents, NULL, NULL);
+    latency_by(o, &w, o->type_label, &types);
+    latency_by(o, &w, o->agent_label, &agents);
+    double tokens = counter_increase(o, &w, "tokens"), cost = counter_increase(o, &w, "cost");
+    char t0[32], t1[32];
+    iso(pm_snapshot_time(w.first), t0, sizeof t0);
+    iso(pm_snapshot_time(w.last), t1, sizeof t1);
+    if (json) {
+        printf("{\n  \"from\": \"%s\", \"to\": \"%s\", \"snapshots\": %zu,\n", t0, t1, w.n);
+        printf("  \"tasks\": %.17g, \"success_rate\": %.6g, \"tokens\": %.17g, \"cost\": %.17g,\n",
+               all, all ? ok / all : 0, tokens, cost);
+        print_groups("by_type", &types, 1, 0);
+        print_groups("by_agent", &agents, 1, 1);
+        printf("}\n");
+    } else {
+        printf("window %s .. %s (%zu snapshots)\n", t0, t1, w.n);
+        printf("tasks %.0f, success %.1f%%, tokens %.0f, cost %.4f\n", all,
+               all ? 100 * ok / all : 0, tokens, cost);
+        print_groups(o->type_label, &types, 0, 0);
+        print_groups(o->agent_label, &agents, 0, 1);
+    }
+    groups_free(&types);
+    groups_free(&agents);
+    pm_snapshot_release(w.first);
+    pm_snapshot_release(w.last);
+    return 0;
+}
+
+/* ------------------------------------------------------------ export */
+
+static void csv_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"') putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+static void export_csv(const opts *o, const pm_snapshot_t *s, int header)
+{
+    static const char *const types[] = {"", "counter", "gauge", "histogram"};
+    if (header) puts("time,family,type,labels,value,count,sum,p50,p95,p99");
+    char t[32];
+    iso(pm_snapshot_time(s), t, sizeof t);
+    for (size_t i = 0; i < pm_snapshot_family_count(s); i++) {
+        const pm_snap_family_t *f = pm_snapshot_family(s, i);
+        pm_type_t ty = pm_snap_family_type(f);
+        for (size_t j = 0; j < pm_snap_family_series_count(f); j++) {
+            const pm_snap_series_t *x = pm_snap_family_series(f, j);
+            if (!passes(o, f, x)) continue;
+            printf("%s,", t);
+            csv_str(pm_snap_family_name(f));
+            printf(",%s,", types[ty]);
+            size_t need = 1;
+            for (size_t k = 0; k < pm_snap_family_label_count(f); k++)
+                need += strlen(pm_snap_family_label_name(f, k)) + strlen(pm_snap_series_label_value(x, k)) + 2;
+            char *lb = calloc(1, need);
+            for (size_t k = 0; k < pm_snap_family_label_count(f); k++) {
+                if (k) strcat(lb, ";");
+                strcat(lb, pm_snap_family_label_name(f, k));
+                strcat(lb, "=");
+                strcat(lb, pm_snap_series_label_value(x, k));
+            }
+            csv_str(lb);
+            free(lb);
+            if (ty == PM_TYPE_HISTOGRAM) {
+                double q[3];
+                pm_snap_series_quantile(x, 0.5, &q[0]);
+                pm_snap_series_quantile(x, 0.95, &q[1]);
+                pm_snap_series_quantile(x, 0.99, &q[2]);
+                printf(",,%llu,%.17g,%.17g,%.17g,%.17g\n",
+                       (unsigned long long)pm_snap_series_count(x), pm_snap_series_sum(x), q[0], q[1],
+                       q[2]);
+            } else {
+                printf(",%.17g,,,,,\n", pm_snap_series_value(x));
+            }
+        }
+    }
+}
+
+static int cmd_export(opts *o)
+{
+    if (!o->store) die(2, "export needs --store DIR");
+    const char *fmt = o->format ? o->format : "csv";
+    int csv = !strcmp(fmt, "csv"), json = !strcmp(fmt, "json"), prom = !strcmp(fmt, "prom");
+    if (!csv && !json && !prom) die(2, "export --format csv|json|prom");
+    pm_history_reader_t *rd = NULL;
+    pm_status_t st = pm_history_reader_open(o->store, &rd);
+    if (st != PM_OK) die(2, "%s: %s", o->store, pm_strerror(st));
+    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_snapshot_t *s, *last = NULL;
+    pm_buf_t *b = NULL;
+    pm_buf_new(&b);
+    size_t n = 0;
+    while ((st = pm_history_reader_next(rd, &s)) == PM_OK) {
+        if (csv) export_csv(o, s, n == 0);
+        if (json) { /* JSON lines: one snapshot per line, as pm_format's JSON */
+            pm_buf_reset(b);
+            pm_format(s, PM_FORMAT_JSON, b);
+            const char *d = pm_buf_data(b);
+            for (; *d; d++)
+                if (*d != '\n') putchar(*d);
+            putchar('\n');
+        }
+        if (last) pm_snapshot_release(last);
+        last = s;
+        n++;
+    }
+    if (prom && last) { /* the newest snapshot of the range, as a scrape would see it */
+        pm_buf_reset(b);
+        pm_format(last, PM_FORMAT_PROMETHEUS, b);
+        fputs(pm_buf_data(b), stdout);
+    }
+    pm_buf_free(b);
+    if (last) pm_snapshot_release(last);
+    pm_history_reader_close(rd);
+    if (st != PM_ENOENT) die(2, "%s: %s", o->store, pm_strerror(st));
+    return 0;
+}
+
+/* ------------------------------------------------------------ diff */
+
+static int cmd_diff(opts *o, const char *base, const char *cur)
+{
+    if (!base || !cur) die(2, "diff BASELINE CURRENT (two stores)");
+    window a = read_window(base, o->start, o->end), b = read_window(cur, o->start, o->end);
+    if (!a.n || !b.n) die(2, "diff: a store has no snapshot in the range");
+    groups ga = {0}, gb = {0};
+    double alla = 0, oka = 0, allb = 0, okb = 0;
+    count_tasks(o, &a, o->type_label, &ga, &alla, &oka);
+    count_tasks(o, &b, o->type_label, &gb, &allb, &okb);
+    latency_by(o, &a, o->type_label, &ga);
+    latency_by(o, &b, o->type_label, &gb);
+    int json = o->format && !strcmp(o->format, "json"), regressions = 0;
+    double lim = o->max_regression;
+    if (json) printf("{\"max_regression_pct\": %.6g, \"rows\": [", lim);
+    else printf("%-24s %-12s %12s %12s %9s %s\n", "type", "measure", "baseline", "current", "change", "verdict");
+    qsort(gb.g, gb.n, sizeof *gb.g, by_key);
+    size_t rows = 0;
+    for (size_t i = 0; i < gb.n; i++) {
+        group *y = &gb.g[i], *x = group_get(&ga, y->key);
+        static const double qs[] = {0.5, 0.95, 0.99};
+        static const char *const qn[] = {"p50", "p95", "p99"};
+        for (int k = 0; k < 4; k++) {
+            double va, vb;
+            const char *m;
+            int worse_up = 1;
+            if (k < 3) {
+                va = q_of(x->lat, qs[k]);
+                vb = q_of(y->lat, qs[k]);
+                m = qn[k];
+            } else {
+                va = x->total ? 100 * x->ok / x->total : NAN;
+                vb = y->total ? 100 * y->ok / y->total : NAN;
+                m = "success_pct";
+                worse_up = 0;
+            }
+            if (va != va || vb != vb) continue;
+            double pct = va ? 100 * (vb - va) / va : 0;
+            /* success is compared in points, latency in percent of the baseline */
+            double worse = worse_up ? pct : va - vb;
+            int bad = worse > lim;
+            regressions += bad;
+            if (json)
+                printf("%s\n  {\"type\": \"%s\", \"measure\": \"%s\", \"baseline\": %.6g, "
+                       "\"current\": %.6g, \"change\": %.6g, \"unit\": \"%s\", "
+                       "\"regression\": %s}",
+                       rows++ ? "," : "", y->key, m, va, vb, worse_up ? pct : vb - va,
+                       worse_up ? "percent" : "points", bad ? "true" : "false");
+            else if (worse_up)
+                printf("%-24s %-12s %12.6g %12.6g %+8.1f%% %s\n", y->key, m, va, vb, pct,
+                       bad ? "REGRESSION" : "ok");
+            else
+                printf("%-24s %-12s %12.6g %12.6g %+7.1fpt %s\n", y->key, m, va, vb, vb - va,
+                       bad ? "REGRESSION" : "ok");
+        }
+    }
+    if (json) printf("\n], \"regressions\": %d}\n", regressions);
+    else printf("%d regression%s (threshold %.1f%%)\n", regressions, regressions == 1 ? "" : "s", lim);
+    groups_free(&ga);
+    groups_free(&gb);
+    pm_snapshot_release(a.first);
+    pm_snapshot_release(a.last);
+    pm_snapshot_release(b.first);
+    pm_snapshot_release(b.last);
+    return regressions ? 1 : 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+static const char usage[] =
+    "usage: pmctl summary --store DIR [range] [--label k=v]... [--format text|json]\n"
+    "       pmctl export  --store DIR [range] [--label k=v]... --format csv|json|prom\n"
+    "       pmctl diff BASELINE CURRENT [range] [--max-regression PCT] [--format text|json]\n"
+    "range: --since 30m|12h|7d, --days N, --start T --end T (Unix seconds or\n"
+    "       YYYY-MM-DD[THH:MM:SSZ], UTC)\n"
+    "names: --tasks FAMILY [tasks] --duration FAMILY [task_duration_seconds]\n"
+    "       --type-label [task_type] --agent-label [agent] --status-label [status] --ok [ok]\n"
+    "exit: 0; 1 regression (diff); 2 usage or store error\n";
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    opts o = {NULL, -INFINITY, INFINITY, {0}, {0}, {0}, 0, NULL, "tasks", "task_duration_seconds",
+              "task_type", "agent", "status", "ok", 10.0};
+    const char *pos[2] = {NULL, NULL};
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "summary")) {
+        parse_opts(argc, argv, 2, &o, pos, 0);
+        return cmd_summary(&o);
+    }
+    if (!strcmp(cmd, "export")) {
+        parse_opts(argc, argv, 2, &o, pos, 0);
+        return cmd_export(&o);
+    }
+    if (!strcmp(cmd, "diff")) {
+        parse_opts(argc, argv, 2, &o, pos, 2);
+        return cmd_diff(&o, pos[0], pos[1]);
+    }
+    fprintf(stderr, "pmctl: unknown command '%s'\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,154 @@
+"""pmctl against deterministic histories written by tests/history_fixture:
+golden text of summary and diff, summary's JSON checked against the
+workload's own arithmetic, CSV read back with Python's csv module, the
+Prometheus export parsed by prometheus_client, JSON lines, time ranges,
+label filters, exit codes, and a damaged store."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pmcheck  # noqa: E402
+from pmcheck import check  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def pmctl_path():
+    root = os.environ.get("PM_BUILD_ROOT")
+    fixture = pmcheck.find_program("history_fixture")
+    base = root if root else (os.path.dirname(os.path.dirname(fixture)) if fixture else None)
+    return os.path.join(base, "pmctl", "pmctl") if base else None
+
+
+def run(argv, want_rc=0):
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    check(p.returncode == want_rc, "%s: exit %d, want %d (stderr: %s)"
+          % (" ".join(argv[1:3]), p.returncode, want_rc, p.stderr.strip()))
+    return p
+
+
+def workload(current):
+    """The fixture's workload, minute by minute (must match history_fixture.c)."""
+    types = ["code_review", "deploy", "research", "test_run"]
+    n, per_minute = 0, []
+    for minute in range(30):
+        rows = []
+        for t in range(4):
+            for a in range(3):
+                for _ in range(1 + (t + a + minute) % 3):
+                    fail = n % (3 if current and t == 1 else 7) == 0
+                    rows.append((types[t], a, fail, 100 + 10 * t, 0.002 * (1 + t)))
+                    n += 1
+        per_minute.append(rows)
+    return per_minute
+
+
+def main():
+    fixture = pmcheck.built_program("history_fixture")
+    pmctl = pmctl_path()
+    if not fixture or not pmctl or not os.access(pmctl, os.X_OK):
+        check(False, "history_fixture or pmctl not built")
+        return pmcheck.summary("validate_pmctl")
+    with tempfile.TemporaryDirectory() as tmp:
+        base, cur = os.path.join(tmp, "base"), os.path.join(tmp, "cur")
+        run([fixture, base, "baseline"])
+        run([fixture, cur, "current"])
+
+        # Golden text: the same bytes on every run and machine.
+        for name, argv, rc in [("pmctl_summary.txt", [pmctl, "summary", "--store", base], 0),
+                               ("pmctl_diff.txt", [pmctl, "diff", base, cur], 1)]:
+            out = run(argv, rc).stdout
+            with open(os.path.join(HERE, "golden", name)) as f:
+                want = f.read()
+            check(out == want, "%s differs from tests/golden/%s:\n%s" % (argv[1], name, out))
+
+        # summary --format json against the workload's arithmetic: the window
+        # is the increase from the first snapshot to the last (minutes 1..29).
+        js = json.loads(run([pmctl, "summary", "--store", base, "--format", "json"]).stdout)
+        rows = [r for m in workload(False)[1:] for r in m]
+        check(js["snapshots"] == 30, "snapshots %r" % js["snapshots"])
+        check(js["tasks"] == len(rows), "tasks %r, want %d" % (js["tasks"], len(rows)))
+        ok = sum(1 for r in rows if not r[2])
+        check(abs(js["success_rate"] - ok / len(rows)) < 1e-6, "success_rate %r" % js["success_rate"])
+        check(js["tokens"] == sum(r[3] for r in rows), "tokens %r" % js["tokens"])
+        check(abs(js["cost"] - sum(r[4] for r in rows)) < 1e-9, "cost %r" % js["cost"])
+        by_type = {g["name"]: g for g in js["by_type"]}
+        for t in ["code_review", "deploy", "research", "test_run"]:
+            mine = [r for r in rows if r[0] == t]
+            check(by_type[t]["tasks"] == len(mine), "%s tasks %r" % (t, by_type[t]["tasks"]))
+            check(by_type[t]["p50"] <= by_type[t]["p95"] <= by_type[t]["p99"], "%s quantiles" % t)
+        check(sum(g["tasks"] for g in js["by_agent"]) == len(rows), "agents add up")
+
+        # A time range and a label filter.
+        js = json.loads(run([pmctl, "summary", "--store", base, "--format", "json",
+                             "--start", "2026-12-01T00:10:00Z", "--end", "2026-12-01T00:20:00Z",
+                             "--label", "agent=agent-2"]).stdout)
+        rows = [r for m in workload(False)[11:21] for r in m if r[1] == 1]
+        check(js["snapshots"] == 11, "range: snapshots %r" % js["snapshots"])
+        check(js["tasks"] == len(rows), "range+label: tasks %r, want %d" % (js["tasks"], len(rows)))
+        check([g["name"] for g in js["by_agent"]] == ["agent-2"], "filtered agents")
+
+        # CSV: Python's csv reader, a row per series per snapshot.
+        text = run([pmctl, "export", "--store", base, "--format", "csv"]).stdout
+        table = list(csv.DictReader(io.StringIO(text)))
+        check(len(table) > 0 and set(table[0]) == {"time", "family", "type", "labels", "value",
+                                                   "count", "sum", "p50", "p95", "p99"},
+              "csv header")
+        last = [r for r in table if r["time"] == "2026-12-01T00:29:00Z" and r["family"] == "tasks"]
+        check(sum(float(r["value"]) for r in last) == sum(len(m) for m in workload(False)),
+              "csv: last tasks total")
+        hist = [r for r in table if r["type"] == "histogram"]
+        check(hist and all(int(r["count"]) > 0 and float(r["p99"]) >= float(r["p50"]) for r in hist),
+              "csv histograms")
+
+        # Prometheus text of the newest snapshot, read by prometheus_client.
+        from prometheus_client.parser import text_string_to_metric_families
+        prom = run([pmctl, "export", "--store", base, "--format", "prom"]).stdout
+        fams = {f.name: f for f in text_string_to_metric_families(prom)}
+        check("tasks" in fams and "task_duration_seconds" in fams, "prom families")
+        total = sum(s.value for s in fams["tasks"].samples if s.name == "tasks_total")
+        check(total == sum(len(m) for m in workload(False)), "prom tasks_total %r" % total)
+
+        # JSON lines: one snapshot each.
+        lines = run([pmctl, "export", "--store", base, "--format", "json"]).stdout.splitlines()
+        check(len(lines) == 30 and all(json.loads(line) for line in lines), "json lines")
+
+        # diff: regressions found (exit 1), none against itself (exit 0), JSON.
+        js = json.loads(run([pmctl, "diff", base, cur, "--format", "json"], 1).stdout)
+        bad = sorted({r["type"] for r in js["rows"] if r["regression"]})
+        check(bad == ["deploy"], "regressed types %r" % bad)
+        run([pmctl, "diff", base, base])
+        run([pmctl, "diff", base, cur, "--max-regression", "60"])
+
+        # Usage and store errors: exit 2 with a message.
+        for argv in [[pmctl], [pmctl, "nonsense"], [pmctl, "summary"],
+                     [pmctl, "summary", "--store", os.path.join(tmp, "none")],
+                     [pmctl, "summary", "--store", base, "--since", "soon"],
+                     [pmctl, "export", "--store", base, "--format", "xml"],
+                     [pmctl, "diff", base]]:
+            p = run(argv, 2)
+            check(p.stderr.startswith("pmctl:") or p.stderr.startswith("usage:"),
+                  "%r: message %r" % (argv[1:], p.stderr))
+
+        # A damaged store: a flipped byte costs that record, and says so.
+        seg = sorted(f for f in os.listdir(base) if f.startswith("hist-"))[-1]
+        path = os.path.join(base, seg)
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0x20]))
+        p = run([pmctl, "summary", "--store", base, "--format", "json"])
+        check("damaged records skipped" in p.stderr, "damage reported: %r" % p.stderr)
+        check(json.loads(p.stdout)["snapshots"] == 29, "one snapshot lost")
+    return pmcheck.summary("validate_pmctl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
