@@ -141,3 +141,17 @@ test('the FFI forms (a library without cells, or PERFMETRICS_NO_CELLS=1) pass th
   const probe = node(['-e', PRINT.replace('library.path', 'library.cells'), pkg], { PERFMETRICS_NO_CELLS: '1' });
   assert.equal(probe.stdout.trim(), 'false');
 });
+
+test('bench/bench_node.js runs (shortened) and prints its rows in bench/run\'s table format', () => {
+  const bench = path.join(pkg, '..', '..', 'bench', 'bench_node.js');
+  const r = node([bench], { BENCH_REPS: '7', BENCH_REP_MS: '1' });
+  // Exit 1 only says a target was missed, which short repetitions may do.
+  assert.ok(r.status === 0 || r.status === 1, r.stderr);
+  const rows = r.stdout.trim().split('\n');
+  assert.equal(rows.length, 9, r.stdout);
+  for (const row of rows) {
+    assert.match(row, /^\| node: .{34,} \| +1 \| +[\d.]+ \| .+ \(\d[\d.]*\) *\| +\d+\.\d\dx \| .+ \|$/, row);
+  }
+  assert.match(r.stdout, /10k series .*target >= 5x faster: (MET|MISSED)/);
+  assert.match(r.stdout, /koffi call, pm_version\(\)/);
+});
