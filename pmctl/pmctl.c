@@ -2,6 +2,9 @@
  *
  *   pmctl summary --store DIR [range] [--label k=v]... [--format text|json]
  *   pmctl export  --store DIR [range] [--label k=v]... --format csv|json|prom
+ *   pmctl trends  --store DIR [range] [--period DURATION] [--format text|json]
+ *     (per task type: tasks per hour, success and mean duration per interval,
+ *     the current period against the previous one, with the statistics)
  *   pmctl diff BASELINE CURRENT [--max-regression PCT] [--format text|json]
  *     (a latency quantile regresses when it grows by more than PCT percent of
  *     the baseline's, the success rate when it falls by more than PCT points)
@@ -42,6 +45,7 @@ typedef struct {
     const char *format;
     const char *tasks, *duration, *type_label, *agent_label, *status_label, *ok;
     double max_regression; /* percent */
+    double period;         /* trends: seconds, 0 = half the window */
 } opts;
 
 static void die(int code, const char *fmt, ...)
@@ -109,6 +113,7 @@ static int parse_opts(int argc, char **argv, int first, opts *o, const char **po
         else if (!strcmp(a, "--status-label")) o->status_label = VAL();
         else if (!strcmp(a, "--ok")) o->ok = VAL();
         else if (!strcmp(a, "--max-regression")) o->max_regression = atof(VAL());
+        else if (!strcmp(a, "--period")) o->period = parse_duration(VAL());
         else if (!strcmp(a, "--label")) {
             const char *kv = VAL(), *eq = strchr(kv, '=');
             if (!eq || eq == kv || o->nf == MAX_FILTERS) die(2, "bad --label '%s' (k=v)", kv);
@@ -593,6 +598,183 @@ static int cmd_export(opts *o)
     return 0;
 }
 
+/* ------------------------------------------------------------ trends */
+
+/* Per task type, one point per snapshot: cumulative tasks, successes,
+ * duration count and sum. */
+typedef struct {
+    double t, tasks, ok, dcount, dsum;
+} point;
+
+typedef struct {
+    char *key;
+    point *p;
+    size_t n, cap;
+} track;
+
+typedef struct {
+    track *v;
+    size_t n;
+} tracks;
+
+static track *track_get(tracks *ts, const char *key)
+{
+    for (size_t i = 0; i < ts->n; i++)
+        if (!strcmp(ts->v[i].key, key)) return &ts->v[i];
+    ts->v = realloc(ts->v, (ts->n + 1) * sizeof *ts->v);
+    track *k = &ts->v[ts->n++];
+    memset(k, 0, sizeof *k);
+    k->key = strdup(key);
+    return k;
+}
+
+/* Adds snapshot s's point to every type's track. */
+static void track_snapshot(const opts *o, const pm_snapshot_t *s, tracks *ts)
+{
+    double tm = pm_snapshot_time(s);
+    const pm_snap_family_t *f = family(s, o->tasks), *d = family(s, o->duration);
+    for (size_t pass = 0; pass < 2; pass++) {
+        const pm_snap_family_t *g = pass ? d : f;
+        for (size_t j = 0; g && j < pm_snap_family_series_count(g); j++) {
+            const pm_snap_series_t *x = pm_snap_family_series(g, j);
+            const char *k = label(g, x, o->type_label);
+            if (!k || !passes(o, g, x)) continue;
+            track *tr = track_get(ts, k);
+            if (!tr->n || tr->p[tr->n - 1].t != tm) {
+                if (tr->n == tr->cap) {
+                    tr->cap = tr->cap ? 2 * tr->cap : 64;
+                    tr->p = realloc(tr->p, tr->cap * sizeof *tr->p);
+                }
+                tr->p[tr->n++] = (point){tm, 0, 0, 0, 0};
+            }
+            point *pt = &tr->p[tr->n - 1];
+            if (pass) {
+                pt->dcount += (double)pm_snap_series_count(x);
+                pt->dsum += pm_snap_series_sum(x);
+            } else {
+                const char *st = label(g, x, o->status_label);
+                pt->tasks += pm_snap_series_value(x);
+                if (st && !strcmp(st, o->ok)) pt->ok += pm_snap_series_value(x);
+            }
+        }
+    }
+}
+
+typedef struct {
+    double mean, sd;
+    size_t n;
+} stats;
+
+static stats stats_of(const double *v, size_t n)
+{
+    stats s = {NAN, NAN, n};
+    if (!n) return s;
+    double m = 0, q = 0;
+    for (size_t i = 0; i < n; i++) m += v[i];
+    m /= (double)n;
+    for (size_t i = 0; i < n; i++) q += (v[i] - m) * (v[i] - m);
+    s.mean = m;
+    s.sd = n > 1 ? sqrt(q / (double)(n - 1)) : 0;
+    return s;
+}
+
+/* The verdict on one measure from its per-interval values in the previous
+ * and the current period: volatile when the current period's coefficient of
+ * variation passes 0.5; stable when Welch's t is under 2 or the means differ
+ * by under 5%; else improving or degrading by the measure's good direction. */
+static const char *verdict(stats a, stats b, int up_is_good, double *t, double *change)
+{
+    double se = sqrt((a.n ? a.sd * a.sd / (double)a.n : 0) + (b.n ? b.sd * b.sd / (double)b.n : 0));
+    *change = a.mean ? 100 * (b.mean - a.mean) / fabs(a.mean) : 0;
+    *t = se > 0 ? (b.mean - a.mean) / se : (b.mean == a.mean ? 0 : INFINITY * (b.mean - a.mean));
+    if (a.n < 2 || b.n < 2) return "insufficient";
+    if (b.mean && b.sd / fabs(b.mean) > 0.5) return "volatile";
+    if (fabs(*t) < 2 || fabs(*change) < 5) return "stable";
+    return (b.mean > a.mean) == (up_is_good != 0) ? "improving" : "degrading";
+}
+
+static int cmd_trends(opts *o)
+{
+    if (!o->store) die(2, "trends needs --store DIR");
+    pm_history_reader_t *rd = NULL;
+    pm_status_t st = pm_history_reader_open(o->store, &rd);
+    if (st != PM_OK) die(2, "%s: %s", o->store, st == PM_ENOENT ? "no history store here" : pm_strerror(st));
+    pm_history_reader_set_range(rd, o->start, o->end);
+    tracks ts = {0};
+    pm_snapshot_t *s;
+    double t0 = NAN, t1 = NAN;
+    while ((st = pm_history_reader_next(rd, &s)) == PM_OK) {
+        if (t0 != t0) t0 = pm_snapshot_time(s);
+        t1 = pm_snapshot_time(s);
+        track_snapshot(o, s, &ts);
+        pm_snapshot_release(s);
+    }
+    pm_history_reader_close(rd);
+    if (st != PM_ENOENT) die(2, "%s: %s", o->store, pm_strerror(st));
+    if (t0 != t0) die(2, "%s: no snapshot in the range", o->store);
+    /* The current period is the second half of the snapshots' time span
+     * (or the last --period), the previous one the same length before it. */
+    double mid = o->period > 0 ? t1 - o->period : (t0 + t1) / 2;
+    double lo = o->period > 0 ? mid - o->period : t0;
+    int json = o->format && !strcmp(o->format, "json");
+    char a[32], b[32], c[32];
+    iso(lo, a, sizeof a);
+    iso(mid, b, sizeof b);
+    iso(t1, c, sizeof c);
+    if (json)
+        printf("{\"previous\": [\"%s\", \"%s\"], \"current\": [\"%s\", \"%s\"], \"rows\": [", a, b, b, c);
+    else
+        printf("previous %s .. %s, current %s .. %s\n%-16s %-15s %11s %11s %8s %7s %s\n", a, b, b,
+               c, o->type_label, "measure", "previous", "current", "change", "t", "verdict");
+    qsort(ts.v, ts.n, sizeof *ts.v, by_key);
+    size_t rows = 0;
+    for (size_t i = 0; i < ts.n; i++) {
+        track *tr = &ts.v[i];
+        size_t cap = tr->n ? tr->n : 1;
+        double *v[3][2];
+        size_t nv[3][2] = {{0}};
+        for (int m = 0; m < 3; m++)
+            for (int h = 0; h < 2; h++) v[m][h] = malloc(cap * sizeof(double));
+        for (size_t k = 1; k < tr->n; k++) {
+            const point *p = &tr->p[k - 1], *q = &tr->p[k];
+            if (q->t <= lo || q->t - p->t <= 0) continue;
+            int h = q->t > mid; /* the interval belongs to the period it ends in */
+            double dt = q->t - p->t, dn = q->tasks - p->tasks, dk = q->ok - p->ok;
+            double dc = q->dcount - p->dcount, ds = q->dsum - p->dsum;
+            if (dn < 0 || dc < 0) continue; /* a restart */
+            v[0][h][nv[0][h]++] = 3600 * dn / dt;
+            if (dn > 0) v[1][h][nv[1][h]++] = 100 * dk / dn;
+            if (dc > 0) v[2][h][nv[2][h]++] = ds / dc;
+        }
+        static const char *const names[] = {"tasks_per_hour", "success_pct", "mean_seconds"};
+        static const int up_good[] = {1, 1, 0};
+        for (int m = 0; m < 3; m++) {
+            stats sa = stats_of(v[m][0], nv[m][0]), sb = stats_of(v[m][1], nv[m][1]);
+            double tt, ch;
+            const char *vd = verdict(sa, sb, up_good[m], &tt, &ch);
+            /* t is infinite when both periods are constant and differ: JSON null. */
+            char tj[32];
+            snprintf(tj, sizeof tj, isfinite(tt) ? "%.6g" : "null", tt);
+            if (json)
+                printf("%s\n  {\"type\": \"%s\", \"measure\": \"%s\", \"previous\": {\"mean\": %.6g, "
+                       "\"sd\": %.6g, \"n\": %zu}, \"current\": {\"mean\": %.6g, \"sd\": %.6g, "
+                       "\"n\": %zu}, \"change_pct\": %.6g, \"t\": %s, \"verdict\": \"%s\"}",
+                       rows++ ? "," : "", tr->key, names[m], sa.mean, sa.sd, sa.n, sb.mean, sb.sd,
+                       sb.n, ch, tj, vd);
+            else
+                printf("%-16s %-15s %11.4g %11.4g %+7.1f%% %7.2f %s\n", tr->key, names[m], sa.mean,
+                       sb.mean, ch, tt, vd);
+            free(v[m][0]);
+            free(v[m][1]);
+        }
+        free(tr->p);
+        free(tr->key);
+    }
+    free(ts.v);
+    if (json) printf("\n]}\n");
+    return 0;
+}
+
 /* ------------------------------------------------------------ diff */
 
 static int cmd_diff(opts *o, const char *base, const char *cur)
@@ -666,6 +848,7 @@ static int cmd_diff(opts *o, const char *base, const char *cur)
 static const char usage[] =
     "usage: pmctl summary --store DIR [range] [--label k=v]... [--format text|json]\n"
     "       pmctl export  --store DIR [range] [--label k=v]... --format csv|json|prom\n"
+    "       pmctl trends  --store DIR [range] [--period DURATION] [--label k=v]... [--format text|json]\n"
     "       pmctl diff BASELINE CURRENT [range] [--max-regression PCT] [--format text|json]\n"
     "range: --since 30m|12h|7d, --days N, --start T --end T (Unix seconds or\n"
     "       YYYY-MM-DD[THH:MM:SSZ], UTC)\n"
@@ -680,7 +863,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     opts o = {NULL, -INFINITY, INFINITY, {0}, {0}, {0}, 0, NULL, "tasks", "task_duration_seconds",
-              "task_type", "agent", "status", "ok", 10.0};
+              "task_type", "agent", "status", "ok", 10.0, 0};
     const char *pos[2] = {NULL, NULL};
     const char *cmd = argv[1];
     if (!strcmp(cmd, "summary")) {
@@ -690,6 +873,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "export")) {
         parse_opts(argc, argv, 2, &o, pos, 0);
         return cmd_export(&o);
+    }
+    if (!strcmp(cmd, "trends")) {
+        parse_opts(argc, argv, 2, &o, pos, 0);
+        return cmd_trends(&o);
     }
     if (!strcmp(cmd, "diff")) {
         parse_opts(argc, argv, 2, &o, pos, 2);

@@ -1,11 +1,12 @@
 /* Writes a deterministic orchestrator history for pmctl's checks
  * (tests/validate_pmctl.py):
- *   history_fixture DIR baseline|current|corrupt
+ *   history_fixture DIR baseline|current|trend
  * 30 snapshots one minute apart from 2026-12-01T00:00:00Z; each minute,
  * every (task_type, agent) pair completes tasks with known durations (every
  * 7th fails), tokens and cost. "current" makes deploy 50% slower and
- * failing twice as often; "corrupt" is baseline with one record's byte
- * flipped afterwards. Snapshot times are set directly (internal header), so
+ * failing twice as often; "trend" makes deploy slower minute by minute,
+ * research busier in the second half and test_run bursty in it (for pmctl
+ * trends). Snapshot times are set directly (internal header), so
  * outputs are the same on every run. */
 #include "internal/snapshot_internal.h"
 
@@ -17,13 +18,22 @@
 
 #define T0 1796083200.0 /* 2026-12-01T00:00:00Z */
 
+/* Tasks a (type, agent) pair finishes in a minute. */
+static int tasks_in(int t, int a, int minute, int trend)
+{
+    int base = 1 + (t + a + minute) % 3;
+    if (trend && t == 2 && minute >= 15) return base + 3;                 /* research: busier */
+    if (trend && t == 3 && minute >= 15) return minute % 4 == 0 ? 12 : 0; /* test_run: bursts */
+    return base;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: history_fixture DIR baseline|current|corrupt\n");
+        fprintf(stderr, "usage: history_fixture DIR baseline|current|trend\n");
         return 2;
     }
-    int current = !strcmp(argv[2], "current");
+    int current = !strcmp(argv[2], "current"), trend = !strcmp(argv[2], "trend");
     pm_registry_opts_t *ro = NULL;
     pm_registry_t *r = NULL;
     pm_registry_opts_new(&ro);
@@ -51,8 +61,9 @@ int main(int argc, char **argv)
     for (int minute = 0; minute < 30; minute++) {
         for (int t = 0; t < 4; t++)
             for (int a = 0; a < 3; a++)
-                for (int k = 0; k < 1 + (t + a + minute) % 3; k++, n++) {
-                    double d = 0.05 * (1 + t) * (1 + (n % 11)) * (current && t == 1 ? 1.5 : 1);
+                for (int k = 0; k < tasks_in(t, a, minute, trend); k++, n++) {
+                    double d = 0.05 * (1 + t) * (1 + (n % 11)) * (current && t == 1 ? 1.5 : 1) *
+                               (trend && t == 1 ? 1 + minute / 5.0 : 1);
                     int fail = n % (current && t == 1 ? 3 : 7) == 0;
                     const char *v[] = {types[t], agents[a], fail ? "error" : "ok"};
                     pm_counter_add_labeled(tasks, v, 3, 1);

@@ -1,5 +1,6 @@
 """pmctl against deterministic histories written by tests/history_fixture:
-golden text of summary and diff, summary's JSON checked against the
+golden text of summary, diff and trends, trends' verdicts on a history made
+to improve, degrade and burst, summary's JSON checked against the
 workload's own arithmetic, CSV read back with Python's csv module, the
 Prometheus export parsed by prometheus_client, JSON lines, time ranges,
 label filters, exit codes, and a damaged store."""
@@ -126,12 +127,34 @@ def main():
         run([pmctl, "diff", base, base])
         run([pmctl, "diff", base, cur, "--max-regression", "60"])
 
+        # trends: verdicts with the statistics behind them.
+        tr = os.path.join(tmp, "trend")
+        run([fixture, tr, "trend"])
+        js = json.loads(run([pmctl, "trends", "--store", tr, "--format", "json"]).stdout)
+        v = {(r["type"], r["measure"]): r for r in js["rows"]}
+        for key, want in [(("deploy", "mean_seconds"), "degrading"),
+                          (("research", "tasks_per_hour"), "improving"),
+                          (("test_run", "tasks_per_hour"), "volatile"),
+                          (("code_review", "tasks_per_hour"), "stable"),
+                          (("code_review", "mean_seconds"), "stable")]:
+            check(v[key]["verdict"] == want, "trends %s: %s, want %s (%r)"
+                  % (key, v[key]["verdict"], want, v[key]))
+        r = v[("deploy", "mean_seconds")]
+        check(r["current"]["mean"] > r["previous"]["mean"] and r["t"] > 2 and r["previous"]["n"] >= 2,
+              "trends statistics %r" % r)
+        out = run([pmctl, "trends", "--store", tr]).stdout
+        with open(os.path.join(HERE, "golden", "pmctl_trends.txt")) as f:
+            check(out == f.read(), "trends differs from tests/golden/pmctl_trends.txt:\n" + out)
+        js = json.loads(run([pmctl, "trends", "--store", tr, "--period", "5m", "--format", "json"]).stdout)
+        check(js["previous"] == ["2026-12-01T00:19:00Z", "2026-12-01T00:24:00Z"], "--period %r" % js["previous"])
+
         # Usage and store errors: exit 2 with a message.
         for argv in [[pmctl], [pmctl, "nonsense"], [pmctl, "summary"],
                      [pmctl, "summary", "--store", os.path.join(tmp, "none")],
                      [pmctl, "summary", "--store", base, "--since", "soon"],
                      [pmctl, "export", "--store", base, "--format", "xml"],
-                     [pmctl, "diff", base]]:
+                     [pmctl, "diff", base],
+                     [pmctl, "trends", "--store", base, "--period", "x"]]:
             p = run(argv, 2)
             check(p.stderr.startswith("pmctl:") or p.stderr.startswith("usage:"),
                   "%r: message %r" % (argv[1:], p.stderr))
