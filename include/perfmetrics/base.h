@@ -51,7 +51,8 @@ extern "C" {
     XX(ECALLBACK, -13, "a callback reported failure")                              \
     XX(EPARSE, -14, "malformed input")                                             \
     XX(EUNSUPPORTED, -15, "not supported on this platform or build")              \
-    XX(ETHREAD, -16, "could not start a thread")
+    XX(ETHREAD, -16, "could not start a thread")                                  \
+    XX(ETIMEDOUT, -17, "timed out")
 
 typedef enum pm_status {
 #define PM_STATUS_ENUM_(name, value, text) PM_##name = value,
