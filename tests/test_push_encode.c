@@ -509,6 +509,73 @@ TEST(remote_write_10k_series_cpu)
     pm_registry_free(r);
 }
 
+/* ------------------------------------------------------------ OTLP metrics */
+
+TEST(otlp_metrics_exact)
+{
+    pm_registry_t *r = quiet_registry();
+    const char *code[] = {"code"};
+    pm_family_t *req = family(r, PM_TYPE_COUNTER, "req", "Requests \"served\".", code, 1, NULL, 0);
+    const char *v200[] = {"200"}, *vnone[] = {""};
+    CHECK_OK(pm_counter_add_labeled(req, v200, 1, 3));
+    CHECK_OK(pm_counter_add_labeled(req, vnone, 1, 1));
+    pm_gauge_t *g = NULL;
+    CHECK_OK(pm_gauge_new(r, "g", "", &g));
+    pm_gauge_set(g, -INFINITY);
+    const double bounds[] = {0.5, 2};
+    pm_family_t *h = family(r, PM_TYPE_HISTOGRAM, "lat", "", NULL, 0, bounds, 2);
+    CHECK_OK(pm_histogram_observe_labeled(h, NULL, 0, 0.25));
+    CHECK_OK(pm_histogram_observe_labeled(h, NULL, 0, 1));
+    CHECK_OK(pm_histogram_observe_labeled(h, NULL, 0, 1.5));
+    pm_family_t *empty = family(r, PM_TYPE_HISTOGRAM, "lat_empty", "", code, 1, bounds, 2);
+    pm_histogram_t *he = NULL;
+    CHECK_OK(pm_histogram_get(empty, v200, 1, &he));
+    pm_snapshot_t *s = snapshot_at(r, 1700000000.5);
+    /* Fixed creation times, for exact text. */
+    for (size_t i = 0; i < s->nfam; i++)
+        for (size_t j = 0; j < s->fams[i]->nseries; j++) s->fams[i]->series[j].created = 1600000000;
+
+    const char *ln[] = {"job", "service_name"}, *lv[] = {"j\"1", "svc"};
+    pm__push_view_t v = {2, ln, lv, NULL, NULL};
+    pm_buf_t *b = NULL;
+    CHECK_OK(pm_buf_new(&b));
+    CHECK_OK(pm__otlp_metrics_encode(s, &v, b));
+#define T0 "\"startTimeUnixNano\":\"1600000000000000000\",\"timeUnixNano\":\"1700000000500000000\""
+    CHECK_STR(pm_buf_data(b),
+              "{\"resourceMetrics\":[{\"resource\":{\"attributes\":["
+              "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"svc\"}},"
+              "{\"key\":\"job\",\"value\":{\"stringValue\":\"j\\\"1\"}}]},"
+              "\"scopeMetrics\":[{\"scope\":{\"name\":\"libperfmetrics\",\"version\":\"" PM_VERSION_STRING
+              "\"},\"metrics\":[\n"
+              "{\"name\":\"g\",\"description\":\"\",\"unit\":\"\",\"gauge\":{\"dataPoints\":["
+              "{\"attributes\":[]," T0 ",\"asDouble\":\"-Infinity\"}]}},\n"
+              "{\"name\":\"lat\",\"description\":\"\",\"unit\":\"\",\"histogram\":{\"dataPoints\":["
+              "{\"attributes\":[]," T0 ",\"count\":\"3\",\"sum\":2.75,\"bucketCounts\":[\"1\",\"2\",\"0\"],"
+              "\"explicitBounds\":[0.5,2],\"min\":0.25,\"max\":1.5}],\"aggregationTemporality\":2}},\n"
+              "{\"name\":\"lat_empty\",\"description\":\"\",\"unit\":\"\",\"histogram\":{\"dataPoints\":["
+              "{\"attributes\":[{\"key\":\"code\",\"value\":{\"stringValue\":\"200\"}}]," T0
+              ",\"count\":\"0\",\"sum\":0,\"bucketCounts\":[\"0\",\"0\",\"0\"],\"explicitBounds\":[0.5,2]}],"
+              "\"aggregationTemporality\":2}},\n"
+              "{\"name\":\"req\",\"description\":\"Requests \\\"served\\\".\",\"unit\":\"\",\"sum\":{\"dataPoints\":["
+              "{\"attributes\":[{\"key\":\"code\",\"value\":{\"stringValue\":\"200\"}}]," T0 ",\"asDouble\":3},"
+              "{\"attributes\":[]," T0 ",\"asDouble\":1}],"
+              "\"aggregationTemporality\":2,\"isMonotonic\":true}}\n"
+              "]}]}]}\n");
+#undef T0
+    /* Filtered to nothing: still a valid request, with its resource. */
+    pm_buf_reset(b);
+    pm__push_view_t none = {0, NULL, NULL, keep_app, "zzz"};
+    CHECK_OK(pm__otlp_metrics_encode(s, &none, b));
+    CHECK_STR(pm_buf_data(b), "{\"resourceMetrics\":[{\"resource\":{\"attributes\":["
+                              "{\"key\":\"service.name\",\"value\":{\"stringValue\":\"perfmetrics\"}}]},"
+                              "\"scopeMetrics\":[{\"scope\":{\"name\":\"libperfmetrics\",\"version\":\"" PM_VERSION_STRING
+                              "\"},\"metrics\":[\n]}]}]}\n");
+    pm_histogram_release(he);
+    pm_buf_free(b);
+    pm_snapshot_release(s);
+    pm_registry_free(r);
+}
+
 TEST_MAIN(TH_CASE(snappy_edges), TH_CASE(snappy_random_and_repetitive), TH_CASE(remote_write_bytes),
           TH_CASE(remote_write_histogram_overflow_filter), TH_CASE(remote_write_overflow_series),
-          TH_CASE(remote_write_10k_series_cpu))
+          TH_CASE(remote_write_10k_series_cpu), TH_CASE(otlp_metrics_exact))

@@ -6,6 +6,7 @@
 
 #include <perfmetrics/format.h>
 #include <perfmetrics/snapshot.h>
+#include <perfmetrics/spans.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,6 +36,11 @@ pm_status_t pm__remote_write_encode(const pm_snapshot_t *s, const pm__push_view_
  * out (doc/push-formats.md). Errors: PM_ENOMEM. */
 pm_status_t pm__otlp_metrics_encode(const pm_snapshot_t *s, const pm__push_view_t *v,
                                     pm_buf_t *out);
+
+/* Appends span batch b as pm_span_batch_format's OTLP JSON with the view's
+ * labels added to the resource's attributes (service_name excepted: the
+ * tracer's service is service.name). Errors: as pm_span_batch_format. */
+pm_status_t pm__otlp_traces_body(const pm_span_batch_t *b, const pm__push_view_t *v, pm_buf_t *out);
 
 /* The Snappy-compressed remote-write body of s into body (its old contents
  * replaced), through raw (scratch, reused). Errors: PM_ENOMEM. */
