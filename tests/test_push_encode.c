@@ -576,6 +576,207 @@ TEST(otlp_metrics_exact)
     pm_registry_free(r);
 }
 
+/* ------------------------------------------------------------ StatsD */
+
+static int udp_listener(int *port)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    socklen_t al = sizeof a;
+    CHECK(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+/* Every datagram waiting on fd (the first awaited up to 5 s: loopback
+ * delivers during send, so the rest are there already), joined with "\n"
+ * after each; *ndgrams counts them and checks each is <= 1432 bytes. */
+static char *udp_drain(int fd, int *ndgrams)
+{
+    static char all[1 << 20];
+    size_t n = 0;
+    *ndgrams = 0;
+    for (int wait_ms = 5000;; wait_ms = 0) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, wait_ms) <= 0) break;
+        char d[65536];
+        ssize_t got = recv(fd, d, sizeof d, MSG_DONTWAIT);
+        if (got < 0) break;
+        CHECK(got <= 1432);
+        CHECK(got > 0 && d[got - 1] != '\n');
+        (*ndgrams)++;
+        if (n + (size_t)got + 2 < sizeof all) {
+            memcpy(all + n, d, (size_t)got);
+            n += (size_t)got;
+            all[n++] = '\n';
+        }
+    }
+    all[n] = '\0';
+    return all;
+}
+
+static pm_push_t *statsd_dest(pm_registry_t *r, int port, pm_statsd_flavor_t fl)
+{
+    char hp[64];
+    snprintf(hp, sizeof hp, "127.0.0.1:%d", port);
+    pm_push_opts_t *o = NULL;
+    CHECK_OK(pm_push_opts_new(&o));
+    CHECK_OK(pm_push_opts_add_label(o, "job", "fx"));
+    CHECK_OK(pm_push_opts_add_label(o, "env", "te.st"));
+    pm_push_t *p = NULL;
+    CHECK_OK(pm_push_statsd_new(r, hp, fl, o, &p));
+    pm_push_opts_free(o);
+    return p;
+}
+
+static void statsd_flavour(pm_statsd_flavor_t fl, const char *want1, const char *want2)
+{
+    int port = 0, fd = udp_listener(&port);
+    pm_registry_t *r = quiet_registry();
+    const char *code[] = {"code"};
+    pm_family_t *req = family(r, PM_TYPE_COUNTER, "req", "", code, 1, NULL, 0);
+    const char *v200[] = {"200"}, *v500[] = {"5|0:0"};
+    CHECK_OK(pm_counter_add_labeled(req, v200, 1, 3));
+    CHECK_OK(pm_counter_add_labeled(req, v500, 1, 1));
+    pm_gauge_t *temp = NULL, *ok = NULL;
+    CHECK_OK(pm_gauge_new(r, "temp", "", &temp));
+    CHECK_OK(pm_gauge_new(r, "ok", "", &ok));
+    pm_gauge_set(temp, -2.5);
+    pm_gauge_set(ok, 4);
+    pm_histogram_t *lat = NULL;
+    CHECK_OK(pm_histogram_new(r, "lat", "", &lat));
+    for (int i = 0; i < 3; i++) pm_histogram_observe(lat, 2);
+    pm_push_t *p = statsd_dest(r, port, fl);
+
+    int nd = 0;
+    CHECK_OK(pm_export_now(r));
+    CHECK_STR(udp_drain(fd, &nd), want1);
+    CHECK_EQ_INT(nd, 1);
+    /* Only what moved: req{200} +2, lat one more 2; req{5|0:0} is not sent. */
+    CHECK_OK(pm_counter_add_labeled(req, v200, 1, 2));
+    pm_histogram_observe(lat, 2);
+    CHECK_OK(pm_export_now(r));
+    CHECK_STR(udp_drain(fd, &nd), want2);
+    uint64_t sent = 0, failed = 1, bytes = 0;
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_SENT, &sent));
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_FAILED, &failed));
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_BYTES, &bytes));
+    CHECK_EQ_U64(sent, 2);
+    CHECK_EQ_U64(failed, 0);
+    CHECK_EQ_U64(bytes, strlen(want1) + strlen(want2) - 2);
+    pm_push_free(p);
+    pm_histogram_release(lat);
+    pm_registry_free(r);
+    close(fd);
+}
+
+TEST(statsd_dogstatsd)
+{
+#define TAGS "|#job:fx,env:te.st"
+    statsd_flavour(PM_STATSD_DOGSTATSD,
+                   "lat.count:3|c" TAGS "\nlat.sum:6|c" TAGS "\nlat.p50:2|g" TAGS "\nlat.p90:2|g" TAGS
+                   "\nlat.p99:2|g" TAGS "\nlat.max:2|g" TAGS "\nok:4|g" TAGS "\nreq:3|c" TAGS
+                   ",code:200\nreq:1|c" TAGS ",code:5_0_0\ntemp:-2.5|g" TAGS "\n",
+                   "lat.count:1|c" TAGS "\nlat.sum:2|c" TAGS "\nlat.p50:2|g" TAGS "\nlat.p90:2|g" TAGS
+                   "\nlat.p99:2|g" TAGS "\nlat.max:2|g" TAGS "\nok:4|g" TAGS "\nreq:2|c" TAGS
+                   ",code:200\ntemp:-2.5|g" TAGS "\n");
+#undef TAGS
+}
+
+TEST(statsd_plain)
+{
+    /* A negative gauge goes as 0 then the value: a signed gauge is a change in StatsD. */
+    statsd_flavour(PM_STATSD_PLAIN,
+                   "fx.te_st.lat.count:3|c\nfx.te_st.lat.sum:6|c\nfx.te_st.lat.p50:2|g\n"
+                   "fx.te_st.lat.p90:2|g\nfx.te_st.lat.p99:2|g\nfx.te_st.lat.max:2|g\n"
+                   "fx.te_st.ok:4|g\nfx.te_st.req.200:3|c\nfx.te_st.req.5_0_0:1|c\n"
+                   "fx.te_st.temp:0|g\nfx.te_st.temp:-2.5|g\n",
+                   "fx.te_st.lat.count:1|c\nfx.te_st.lat.sum:2|c\nfx.te_st.lat.p50:2|g\n"
+                   "fx.te_st.lat.p90:2|g\nfx.te_st.lat.p99:2|g\nfx.te_st.lat.max:2|g\n"
+                   "fx.te_st.ok:4|g\nfx.te_st.req.200:2|c\n"
+                   "fx.te_st.temp:0|g\nfx.te_st.temp:-2.5|g\n");
+}
+
+TEST(statsd_datagrams_packed)
+{
+    int port = 0, fd = udp_listener(&port);
+    pm_registry_t *r = quiet_registry();
+    const char *ln[] = {"n"};
+    pm_family_t *f = family(r, PM_TYPE_COUNTER, "many", "", ln, 1, NULL, 0);
+    for (int i = 0; i < 500; i++) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", i);
+        const char *vals[] = {v};
+        CHECK_OK(pm_counter_add_labeled(f, vals, 1, 1));
+    }
+    pm_push_t *p = statsd_dest(r, port, PM_STATSD_DOGSTATSD);
+    CHECK_OK(pm_export_now(r));
+    int nd = 0;
+    char *all = udp_drain(fd, &nd);
+    int lines = 0;
+    for (char *q = all; *q; q++) lines += *q == '\n';
+    CHECK_EQ_INT(lines, 500);
+    CHECK(nd >= 500 * 36 / 1432 && nd < 30); /* about 36 bytes a line */
+    CHECK(strstr(all, "many:1|c|#job:fx,env:te.st,n:499\n") != NULL);
+    uint64_t sent = 0;
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_SENT, &sent));
+    CHECK_EQ_U64(sent, (uint64_t)nd);
+    pm_push_free(p);
+    pm_registry_free(r);
+    close(fd);
+}
+
+TEST(statsd_nothing_listening)
+{
+    int port = 0, fd = udp_listener(&port);
+    close(fd); /* the port is free now: datagrams to it are refused */
+    pm_registry_t *r = quiet_registry();
+    pm_counter_t *c = NULL;
+    CHECK_OK(pm_counter_new(r, "c", "", &c));
+    pm_push_t *p = statsd_dest(r, port, PM_STATSD_PLAIN);
+    struct timespec a, z;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    /* The first datagram goes out; the ICMP answer makes a later send fail
+     * with ECONNREFUSED. */
+    uint64_t failed = 0, attempts = 0, sent = 0;
+    for (int i = 0; i < 50 && failed == 0; i++) {
+        pm_counter_inc(c);
+        CHECK_OK(pm_export_now(r));
+        CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_FAILED, &failed));
+    }
+    clock_gettime(CLOCK_MONOTONIC, &z);
+    CHECK(failed >= 1);
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_ATTEMPTS, &attempts));
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_SENT, &sent));
+    CHECK_EQ_U64(sent + failed, attempts);
+    CHECK((double)(z.tv_sec - a.tv_sec) + (double)(z.tv_nsec - a.tv_nsec) / 1e9 < 5);
+    pm_push_free(p);
+    pm_registry_free(r);
+}
+
+TEST(statsd_bad_arguments)
+{
+    pm_registry_t *r = quiet_registry();
+    pm_push_t *p = (pm_push_t *)1;
+    CHECK_STATUS(pm_push_statsd_new(NULL, "127.0.0.1:1", PM_STATSD_PLAIN, NULL, &p), PM_EINVAL);
+    CHECK(p == NULL);
+    CHECK_STATUS(pm_push_statsd_new(r, NULL, PM_STATSD_PLAIN, NULL, &p), PM_EINVAL);
+    CHECK_STATUS(pm_push_statsd_new(r, "127.0.0.1:1", (pm_statsd_flavor_t)7, NULL, &p), PM_EINVAL);
+    const char *bad[] = {"127.0.0.1", "127.0.0.1:", "127.0.0.1:x1", "::1:8125", ":8125",
+                         "no.such.host.invalid:8125"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_STATUS(pm_push_statsd_new(r, bad[i], PM_STATSD_PLAIN, NULL, &p), PM_EIO);
+    CHECK_OK(pm_push_statsd_new(r, "[::1]:8125", PM_STATSD_PLAIN, NULL, &p));
+    pm_push_free(p);
+    pm_registry_free(r);
+}
+
 TEST_MAIN(TH_CASE(snappy_edges), TH_CASE(snappy_random_and_repetitive), TH_CASE(remote_write_bytes),
           TH_CASE(remote_write_histogram_overflow_filter), TH_CASE(remote_write_overflow_series),
-          TH_CASE(remote_write_10k_series_cpu), TH_CASE(otlp_metrics_exact))
+          TH_CASE(remote_write_10k_series_cpu), TH_CASE(otlp_metrics_exact),
+          TH_CASE(statsd_dogstatsd), TH_CASE(statsd_plain), TH_CASE(statsd_datagrams_packed),
+          TH_CASE(statsd_nothing_listening), TH_CASE(statsd_bad_arguments))
