@@ -30,6 +30,16 @@ const char *pm__push_opts_label_value(const pm_push_opts_t *o, size_t i);
 bool pm__push_opts_wants(const pm_push_opts_t *o, const char *name);
 bool pm__push_opts_gzip(const pm_push_opts_t *o);
 
+/* The engine's own reads of the options (lib/push.c). */
+pm_status_t pm__push_opts_copy(const pm_push_opts_t *src, pm_push_opts_t **out); /* src NULL: defaults */
+void pm__push_opts_timeouts(const pm_push_opts_t *o, double *step_s, double *whole_s);
+void pm__push_opts_retry(const pm_push_opts_t *o, unsigned *attempts, double *first_s,
+                         double *cap_s);
+void pm__push_opts_queue(const pm_push_opts_t *o, size_t *payloads, size_t *bytes);
+size_t pm__push_opts_nheaders(const pm_push_opts_t *o);
+const char *pm__push_opts_header_name(const pm_push_opts_t *o, size_t i);
+const char *pm__push_opts_header_value(const pm_push_opts_t *o, size_t i);
+
 /* ------------------------------------------------------------ destinations */
 
 typedef struct pm_push pm_push;
@@ -74,6 +84,15 @@ pm_status_t pm__push_attach_exporter(pm_push *p, pm_registry *r,
 /* Registers p's span exporter on t. Errors: as pm_tracer_add_exporter. */
 pm_status_t pm__push_attach_tracer(pm_push *p, pm_tracer_t *t,
                                    pm_status_t (*fn)(const pm_span_batch_t *b, pm_push *p));
+
+/* Calls fn(p) on p's sender thread every interval_s seconds (> 0), first
+ * interval_s after the call, until pm_push_free: periodic work of a kind
+ * (the Alertmanager resend), which may enqueue. Set once, before the
+ * destination is attached. HTTP destinations only. */
+void pm__push_set_periodic(pm_push *p, double interval_s, void (*fn)(pm_push *p));
+/* fn(p) runs first in pm_push_free, before the queue drains: for kinds that
+ * attach themselves (the Alertmanager notifier) to detach. */
+void pm__push_set_detach(pm_push *p, void (*fn)(pm_push *p));
 
 /* Frees a destination that was never attached (a failed _new). */
 void pm__push_discard(pm_push *p);
