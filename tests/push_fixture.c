@@ -7,6 +7,7 @@
  *   push_fixture otlp_traces URL         one span batch as OTLP/HTTP JSON traces
  *   push_fixture dump_rw_raw | dump_rw_snappy | dump_otlp_metrics
  *                                        the body that would be sent, on stdout
+ *                                        (snapshot time fixed at 1700000000.25)
  *   push_fixture bench_rw URL N          N more counter series; CPU time of each
  *                                        export on the exporting thread
  *
@@ -26,6 +27,7 @@
 
 #include "internal/format_internal.h"
 #include "internal/push_encode.h"
+#include "internal/snapshot_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +202,7 @@ static int dump(const char *what)
     if (rc) return rc;
     pm_snapshot_t *s = NULL;
     TRY(pm_snapshot_new(r, &s));
+    s->time = 1700000000.25; /* the same bytes on every run */
     static const char *const ln[] = {"job", "instance"}, *const lv[] = {"push_fixture", "fx1"};
     pm__push_view_t v = {2, ln, lv, NULL, NULL};
     pm_buf_t *raw = NULL, *body = NULL;
