@@ -220,10 +220,11 @@ pm_status_t pm__otlp_metrics_encode(const pm_snapshot_t *s, const pm__push_view_
  * added. */
 pm_status_t pm__otlp_traces_body(const pm_span_batch_t *b, const pm__push_view_t *v, pm_buf_t *out)
 {
+    size_t start = out->len;
     pm_status_t st = pm_span_batch_format(b, PM_SPAN_FORMAT_OTLP_JSON, out);
     if (st != PM_OK || v->nlabels == 0 || !out->data) return st;
     static const char mark[] = "]},\"scopeSpans\"";
-    char *at = strstr(out->data, mark);
+    char *at = strstr(out->data + start, mark);
     if (!at) return PM_OK;
     pm_buf_t *attrs = NULL;
     if ((st = pm_buf_new(&attrs)) != PM_OK) return st;

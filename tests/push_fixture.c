@@ -33,6 +33,19 @@
 #include <string.h>
 #include <time.h>
 
+/* Sanitized builds run several times slower: the CPU target is for the
+ * others (tests/validate_remote_write.py). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 static int fixture_registry(pm_registry_t **out)
 {
     pm_registry_opts_t *ro = NULL;
@@ -152,7 +165,8 @@ static int bench_rw(const char *url, long n)
         if (ms < best) best = ms;
         TRY(pm_push_flush(p, 20));
     }
-    printf("bench series=%ld best_cpu_ms=%.3f mean_cpu_ms=%.3f\n", n, best, total / reps);
+    printf("bench series=%ld best_cpu_ms=%.3f mean_cpu_ms=%.3f sanitized=%d\n", n, best,
+           total / reps, SANITIZED);
     rc = report(p);
     pm_push_free(p);
     pm_registry_free(r);

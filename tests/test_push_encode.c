@@ -11,6 +11,7 @@
 #include "../lib/internal/push_encode.h"
 #include "../lib/internal/snapshot_internal.h"
 #include "../lib/internal/snappy.h"
+#include "span_fixture.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -576,6 +577,52 @@ TEST(otlp_metrics_exact)
     pm_registry_free(r);
 }
 
+/* ------------------------------------------------------------ OTLP traces */
+
+TEST(otlp_traces_resource_labels)
+{
+    static sf_fixture f;
+    sf_fixture_build(&f);
+    /* A service name holding the very text the splice looks for: inside a
+     * JSON string its quotes are escaped, so the splice is not fooled. */
+    f.batch.service = "svc ]},\"scopeSpans\" x";
+    pm_buf_t *plain = NULL, *b = NULL;
+    CHECK_OK(pm_buf_new(&plain));
+    CHECK_OK(pm_buf_new(&b));
+    CHECK_OK(pm_span_batch_format(&f.batch, PM_SPAN_FORMAT_OTLP_JSON, plain));
+    static const char head[] = "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+                               "\"service.name\",\"value\":{\"stringValue\":\"svc ]},\\\"scopeSpans\\\" "
+                               "x\"}}";
+    CHECK(strncmp(pm_buf_data(plain), head, sizeof head - 1) == 0);
+    const char *ln[] = {"job", "service_name", "zone"}, *lv[] = {"j", "ignored", "e\"u"};
+    pm__push_view_t v = {3, ln, lv, NULL, NULL};
+    CHECK_OK(pm_buf_append(b, PM__LIT_ARG("X]},\"scopeSpans\""))); /* appends, after what is there */
+    CHECK_OK(pm__otlp_traces_body(&f.batch, &v, b));
+    pm_buf_t *want = NULL;
+    CHECK_OK(pm_buf_new(&want));
+    CHECK_OK(pm_buf_append(want, PM__LIT_ARG("X]},\"scopeSpans\"")));
+    CHECK_OK(pm_buf_append(want, head, sizeof head - 1));
+    static const char added[] = ",{\"key\":\"job\",\"value\":{\"stringValue\":\"j\"}},"
+                                "{\"key\":\"zone\",\"value\":{\"stringValue\":\"e\\\"u\"}}";
+    CHECK_OK(pm_buf_append(want, added, sizeof added - 1));
+    CHECK_OK(pm_buf_append(want, pm_buf_data(plain) + sizeof head - 1,
+                           pm_buf_len(plain) - (sizeof head - 1)));
+    CHECK_STR(pm_buf_data(b), pm_buf_data(want));
+    CHECK_EQ_U64(pm_buf_len(b), pm_buf_len(want));
+    /* Without labels: the batch's body as it is. No spans: no resource. */
+    pm__push_view_t none = {0, NULL, NULL, NULL, NULL};
+    pm_buf_reset(b);
+    CHECK_OK(pm__otlp_traces_body(&f.batch, &none, b));
+    CHECK_STR(pm_buf_data(b), pm_buf_data(plain));
+    f.batch.n = 0;
+    pm_buf_reset(b);
+    CHECK_OK(pm__otlp_traces_body(&f.batch, &v, b));
+    CHECK_STR(pm_buf_data(b), "{\"resourceSpans\":[]}\n");
+    pm_buf_free(want);
+    pm_buf_free(plain);
+    pm_buf_free(b);
+}
+
 /* ------------------------------------------------------------ StatsD */
 
 static int udp_listener(int *port)
@@ -778,5 +825,6 @@ TEST(statsd_bad_arguments)
 TEST_MAIN(TH_CASE(snappy_edges), TH_CASE(snappy_random_and_repetitive), TH_CASE(remote_write_bytes),
           TH_CASE(remote_write_histogram_overflow_filter), TH_CASE(remote_write_overflow_series),
           TH_CASE(remote_write_10k_series_cpu), TH_CASE(otlp_metrics_exact),
+          TH_CASE(otlp_traces_resource_labels),
           TH_CASE(statsd_dogstatsd), TH_CASE(statsd_plain), TH_CASE(statsd_datagrams_packed),
           TH_CASE(statsd_nothing_listening), TH_CASE(statsd_bad_arguments))

@@ -18,8 +18,8 @@
     other fx_ series;
   - `push_fixture bench_rw <url> 10000`: 10,000 more series pushed ten
     times; the best CPU time of an export (snapshot, encode, compress,
-    queue) is printed and checked against the 10 ms target, and the 10,000
-    series are all in Prometheus;
+    queue) is printed and checked against the 10 ms target (100 ms in
+    sanitized builds), and the 10,000 series are all in Prometheus;
   - a push to a path Prometheus does not serve is rejected (404), not
     retried, and reported by the fixture (exit 1).
 A missing prometheus or python3-snappy fails the run when CI=true;
@@ -226,7 +226,9 @@ def check_peer(exe, base):
         print(line[0])
         kv = dict(p.split("=") for p in line[0].split()[1:])
         best = float(kv["best_cpu_ms"])
-        check(best < 10.0, "export of 10,000 series took %.2f ms of CPU, target 10" % best)
+        # Sanitizers multiply the cost: the target holds for plain builds.
+        bound = 10.0 if kv.get("sanitized") == "0" else 100.0
+        check(best < bound, "export of 10,000 series took %.2f ms of CPU, bound %g" % (best, bound))
     r = poll(lambda: query(base, "count(fx_bench_total)"), 30,
              done=lambda v: v is not None and v and float(v[0]["value"][1]) == 10000)
     check(r is not None and r and float(r[0]["value"][1]) == 10000,
