@@ -123,8 +123,11 @@ static long chunked_end(const char *buf, const char *p, const char *end)
 {
     for (;;) {
         size_t eol;
+        /* Bounds checked the same way on a prefix and on the whole line, so
+         * that more bytes never turn a refusal into an acceptance or back. */
         long n = find_eol(p, end, &eol);
-        if (n < 0) return (size_t)(end - p) > 1024 ? -1 : 0;
+        if (n < 0) return (size_t)(end - p) >= 1024 ? -1 : 0;
+        if ((size_t)n + eol > 1024) return -1;
         uint64_t size = 0;
         long i = 0;
         for (; i < n; i++) {
@@ -140,11 +143,13 @@ static long chunked_end(const char *buf, const char *p, const char *end)
         if (i < n && p[i] != ';' && p[i] != ' ' && p[i] != '\t') return -1; /* chunk-ext */
         p += n + (long)eol;
         if (size == 0) {
-            /* Trailer section: lines up to an empty one. */
+            /* Trailer section: lines up to an empty one, 64 KiB at most. */
+            const char *t0 = p;
             for (;;) {
                 n = find_eol(p, end, &eol);
-                if (n < 0) return (size_t)(end - p) > 65536 ? -1 : 0;
+                if (n < 0) return (size_t)(end - t0) >= 65536 ? -1 : 0;
                 p += n + (long)eol;
+                if (p - t0 > 65536) return -1;
                 if (n == 0) return p - buf;
             }
         }

@@ -96,6 +96,30 @@ void pm__push_count(pm_push *p, pm_push_stat_t which, uint64_t n)
 void *pm__push_state(const pm_push *p) { return p->state; }
 const pm_push_opts_t *pm__push_opts(const pm_push *p) { return p->o; }
 const char *pm__push_url_path(const pm_push *p) { return p->http ? p->url.path : "/"; }
+const char *pm__push_kind(const pm_push *p) { return p->kind; }
+
+pm_status_t pm__push_format_filtered(const pm_snapshot_t *s, const pm_push_opts_t *o,
+                                     pm_format_t fmt, pm_buf_t *out)
+{
+    if (!s || !out) return PM_EINVAL;
+    size_t n = pm_snapshot_family_count(s), k = 0;
+    for (size_t i = 0; i < n; i++) k += pm__push_opts_wants(o, s->fams[i]->name);
+    if (k == n) return pm_format(s, fmt, out);
+    /* A view: the same snapshot with fewer families (formatters read the
+     * family array and the times only; the view is never released). */
+    pm_snap_family_t **fams = pm__alloc(A, (k ? k : 1) * sizeof *fams);
+    if (!fams) return PM_ENOMEM;
+    k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (pm__push_opts_wants(o, s->fams[i]->name)) fams[k++] = s->fams[i];
+    pm_snapshot_t view;
+    memcpy(&view, s, sizeof view);
+    view.fams = fams;
+    view.nfam = view.capfam = k;
+    pm_status_t st = pm_format(&view, fmt, out);
+    pm__free(A, fams);
+    return st;
+}
 
 void pm__push_set_periodic(pm_push *p, double interval_s, void (*fn)(pm_push *p))
 {

@@ -806,10 +806,173 @@ TEST(test_counts_exact_under_faults)
     server_stop(s);
 }
 
+pm_status_t pm__pushgateway_path(const char *base, const char *job, const pm_push_opts_t *o,
+                                 char **out);
+
+TEST(test_pushgateway_paths)
+{
+    pm_push_opts_t *o = NULL;
+    CHECK_OK(pm_push_opts_new(&o));
+    char *path = NULL;
+    CHECK_OK(pm__pushgateway_path("/", "batch", o, &path));
+    CHECK_STR(path, "/metrics/job/batch");
+    free(path);
+    CHECK_OK(pm_push_opts_add_label(o, "instance", "host-1.example_x~"));
+    CHECK_OK(pm_push_opts_add_label(o, "path", "/var/tmp"));
+    CHECK_OK(pm_push_opts_add_label(o, "empty", ""));
+    CHECK_OK(pm_push_opts_add_label(o, "utf", "\xc3\xa9t\xc3\xa9?"));
+    CHECK_OK(pm__pushgateway_path("/gw/?x=1", "a/b", o, &path));
+    /* base64url of "a/b" is YS9i, of "/var/tmp" L3Zhci90bXA=, of "été?" w6l0w6k_ */
+    CHECK_STR(path, "/gw/metrics/job@base64/YS9i/instance/host-1.example_x~"
+                    "/path@base64/L3Zhci90bXA=/empty@base64/=/utf@base64/w6l0w6k_");
+    free(path);
+    pm_push_opts_free(o);
+
+    pm_registry_t *r = NULL;
+    CHECK_OK(pm_registry_new(NULL, &r));
+    pm_push_t *p = NULL;
+    CHECK_STATUS(pm_push_pushgateway_new(NULL, "http://127.0.0.1:1", "j", 0, NULL, &p), PM_EINVAL);
+    CHECK_STATUS(pm_push_pushgateway_new(r, NULL, "j", 0, NULL, &p), PM_EINVAL);
+    CHECK_STATUS(pm_push_pushgateway_new(r, "http://127.0.0.1:1", "", 0, NULL, &p), PM_EINVAL);
+    CHECK_STATUS(pm_push_pushgateway_new(r, "http://127.0.0.1:1", "\xff", 0, NULL, &p), PM_EUTF8);
+    CHECK_STATUS(pm_push_pushgateway_new(r, "https://127.0.0.1:1", "j", 0, NULL, &p), PM_EINVAL);
+    CHECK_OK(pm_push_pushgateway_new(r, "http://127.0.0.1:1", "j", 0, NULL, &p));
+    pm_push_t *p2 = NULL;
+    CHECK_STATUS(pm_push_pushgateway_new(r, "http://127.0.0.1:1", "j", 0, NULL, &p2), PM_EEXIST);
+    CHECK(p2 == NULL);
+    CHECK_STATUS(pm_push_pushgateway_delete(NULL), PM_EINVAL);
+    pm_push *other = make(1, NULL);
+    CHECK_STATUS(pm_push_pushgateway_delete(other), PM_EINVAL);
+    pm_push_free(other);
+    pm_push_free(p);
+    pm_registry_free(r);
+}
+
+/* The prefix filter and the group path against the in-test server. */
+TEST(test_pushgateway_requests)
+{
+    server *s = server_start(0, M_OK);
+    pm_registry_opts_t *ro = NULL;
+    CHECK_OK(pm_registry_opts_new(&ro));
+    CHECK_OK(pm_registry_opts_set_self_metrics(ro, 0));
+    pm_registry_t *r = NULL;
+    CHECK_OK(pm_registry_new(ro, &r));
+    pm_registry_opts_free(ro);
+    pm_counter_t *c = NULL;
+    CHECK_OK(pm_counter_new(r, "batch_rows", "Rows.", &c));
+    pm_counter_add(c, 5);
+    pm_counter_t *c2 = NULL;
+    CHECK_OK(pm_counter_new(r, "other_rows", "Rows.", &c2));
+    pm_push_opts_t *o = fast_opts(1);
+    CHECK_OK(pm_push_opts_add_prefix(o, "batch_"));
+    CHECK_OK(pm_push_opts_add_label(o, "instance", "h1"));
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", s->port);
+    pm_push_t *p = NULL;
+    CHECK_OK(pm_push_pushgateway_new(r, url, "nightly", 1, o, &p));
+    pm_push_opts_free(o);
+    CHECK_OK(pm_export_now(r));
+    CHECK_OK(pm_push_pushgateway_delete(p));
+    CHECK_OK(pm_push_flush(p, 10));
+    CHECK_EQ_INT(atomic_load(&s->reqs), 2);
+    CHECK(strncmp(s->heads[0], "POST /metrics/job/nightly/instance/h1 HTTP/1.1\r\n", 48) == 0);
+    CHECK_CONTAINS(s->heads[0], "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n");
+    CHECK_STR(s->bodies[0], "# HELP batch_rows_total Rows.\n# TYPE batch_rows_total counter\n"
+                            "batch_rows_total 5\n");
+    CHECK(strncmp(s->heads[1], "DELETE /metrics/job/nightly/instance/h1 HTTP/1.1\r\n", 50) == 0);
+    pm_push_free(p);
+    pm_registry_free(r);
+    server_stop(s);
+}
+
+/* The Alertmanager notifier against the in-test server: events as they
+ * happen, the resend of what is firing, and the resolved event with endsAt. */
+TEST(test_alertmanager_requests)
+{
+    server *s = server_start(0, M_OK);
+    pm_registry_opts_t *ro = NULL;
+    CHECK_OK(pm_registry_opts_new(&ro));
+    CHECK_OK(pm_registry_opts_set_self_metrics(ro, 0));
+    pm_registry_t *r = NULL;
+    CHECK_OK(pm_registry_new(ro, &r));
+    pm_registry_opts_free(ro);
+    pm_gauge_t *g = NULL;
+    CHECK_OK(pm_gauge_new(r, "queue_depth", "Depth.", &g));
+    pm_alert_engine_opts_t *eo = NULL;
+    CHECK_OK(pm_alert_engine_opts_new(&eo));
+    CHECK_OK(pm_alert_engine_opts_set_dispatch_thread(eo, 0));
+    CHECK_OK(pm_alert_engine_opts_set_interval(eo, 1));
+    pm_alert_engine_t *e = NULL;
+    CHECK_OK(pm_alert_engine_new(r, eo, &e));
+    pm_alert_engine_opts_free(eo);
+    pm_alert_rule_t *rule = NULL;
+    CHECK_OK(pm_alert_rule_new("QueueDeep", "queue_depth > 10", &rule, NULL));
+    CHECK_OK(pm_alert_engine_add_rule(e, rule));
+    pm_alert_rule_free(rule);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/am/", s->port);
+    pm_push_t *p = NULL;
+    pm_push_opts_t *o = fast_opts(1);
+    CHECK_STATUS(pm_push_alertmanager_new(NULL, url, NULL, 1, NULL, o, &p), PM_EINVAL);
+    CHECK_STATUS(pm_push_alertmanager_new(e, url, NULL, 0, NULL, o, &p), PM_EINVAL);
+    CHECK_STATUS(pm_push_alertmanager_new(e, url, NULL, NAN, NULL, o, &p), PM_EINVAL);
+    CHECK_STATUS(pm_push_alertmanager_new(e, "http:/x", NULL, 1, NULL, o, &p), PM_EINVAL);
+    CHECK_OK(pm_push_alertmanager_new(e, url, NULL, 0.3, "http://gen/", o, &p));
+    pm_push_t *p2 = NULL;
+    CHECK_STATUS(pm_push_alertmanager_new(e, url, NULL, 0.3, NULL, o, &p2), PM_EEXIST);
+    pm_push_opts_free(o);
+    int64_t t = 1700000000LL * 1000000000LL;
+    pm_gauge_set(g, 50);
+    CHECK_OK(pm_alert_engine_tick(e, t));
+    CHECK_OK(pm_alert_engine_deliver(e, 0, NULL));
+    CHECK_OK(pm_push_flush(p, 10));
+    CHECK(atomic_load(&s->reqs) >= 1);
+    CHECK(strncmp(s->heads[0], "POST /am/api/v2/alerts HTTP/1.1\r\n", 33) == 0);
+    CHECK_CONTAINS(s->heads[0], "Content-Type: application/json\r\n");
+    CHECK_CONTAINS(s->bodies[0], "\"alertname\":\"QueueDeep\"");
+    CHECK_CONTAINS(s->bodies[0], "\"generatorURL\":\"http://gen/\"");
+    CHECK(strstr(s->bodies[0], "endsAt") == NULL);
+    /* The resend: the firing instance again, with no new event. */
+    REQUIRE(wait_reqs(s, 3, 10));
+    CHECK_CONTAINS(s->bodies[2], "\"alertname\":\"QueueDeep\"");
+    pm_gauge_set(g, 0);
+    CHECK_OK(pm_alert_engine_tick(e, t + 1000000000LL));
+    CHECK_OK(pm_alert_engine_deliver(e, 0, NULL));
+    CHECK_OK(pm_push_flush(p, 10));
+    int n = atomic_load(&s->reqs);
+    int found = 0;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < n && i < MAX_REQS; i++)
+        if (s->bodies[i] && strstr(s->bodies[i], "\"endsAt\":\"2023-11-14T22:13:21.000Z\""))
+            found++;
+    pthread_mutex_unlock(&s->lock);
+    CHECK_EQ_INT(found, 1);
+    /* Nothing firing: the resends stop. */
+    double end = mono() + 0.8;
+    int before = atomic_load(&s->reqs);
+    while (mono() < end) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_EQ_INT(atomic_load(&s->reqs), before);
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_SENT), (uint64_t)before);
+    pm_push_free(p);
+    /* The notifier went with the destination: a new one may take its name. */
+    o = fast_opts(1);
+    CHECK_OK(pm_push_alertmanager_new(e, url, NULL, 1, NULL, o, &p));
+    pm_push_opts_free(o);
+    pm_push_free(p);
+    pm_alert_engine_free(e);
+    pm_registry_free(r);
+    server_stop(s);
+}
+
 TEST_MAIN(TH_CASE(test_opts_bad_inputs), TH_CASE(test_url_parse), TH_CASE(test_response_frame),
           TH_CASE(test_delivers_with_keep_alive), TH_CASE(test_chunked_close_and_eof_answers),
           TH_CASE(test_server_down_then_back), TH_CASE(test_timeouts_on_a_silent_server),
           TH_CASE(test_5xx_torn_retried_4xx_rejected), TH_CASE(test_429_retry_after_honoured),
           TH_CASE(test_queue_bound_drops_oldest),
           TH_CASE(test_free_with_down_or_silent_server_is_bounded),
-          TH_CASE(test_exporter_and_self_metrics), TH_CASE(test_counts_exact_under_faults))
+          TH_CASE(test_exporter_and_self_metrics), TH_CASE(test_counts_exact_under_faults),
+          TH_CASE(test_pushgateway_paths), TH_CASE(test_pushgateway_requests),
+          TH_CASE(test_alertmanager_requests))

@@ -94,6 +94,14 @@ void pm__push_set_periodic(pm_push *p, double interval_s, void (*fn)(pm_push *p)
  * attach themselves (the Alertmanager notifier) to detach. */
 void pm__push_set_detach(pm_push *p, void (*fn)(pm_push *p));
 
+/* The kind given to pm__push_http_new / local_new ("pushgateway", ...). */
+const char *pm__push_kind(const pm_push *p);
+
+/* Formats the families of s that pass o's prefix filter (pm_format's
+ * formats), appending to out. Errors: as pm_format. */
+pm_status_t pm__push_format_filtered(const pm_snapshot_t *s, const pm_push_opts_t *o,
+                                     pm_format_t fmt, pm_buf_t *out);
+
 /* Frees a destination that was never attached (a failed _new). */
 void pm__push_discard(pm_push *p);
 
