@@ -78,8 +78,6 @@ typedef struct pm__rw_lab {
     size_t nlen, vlen;
 } pm__rw_lab;
 
-#define PM__RW_MAX_ENTS (PM_MAX_LABELS + 3)
-
 typedef struct pm__rw_enc {
     pm__rw_ent *ent; /* the family's labels, sorted by name */
     size_t nent, capent;

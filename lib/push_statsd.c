@@ -99,6 +99,8 @@ static void pm__sd_fini(void *state)
 static void pm__sd_flush(pm__sd_state *st)
 {
     if (!st->dlen) return;
+    /* Each datagram is a payload: queued = sent + dropped, as for HTTP. */
+    pm__push_count(st->p, PM_PUSH_STAT_QUEUED, 1);
     pm__push_count(st->p, PM_PUSH_STAT_ATTEMPTS, 1);
     ssize_t n = send(st->fd, st->dgram, st->dlen, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n == (ssize_t)st->dlen) {
@@ -117,6 +119,7 @@ static void pm__sd_emit(pm__sd_state *st)
 {
     size_t n = st->line.len;
     if (n > PM__STATSD_DATAGRAM) {
+        pm__push_count(st->p, PM_PUSH_STAT_QUEUED, 1);
         pm__push_count(st->p, PM_PUSH_STAT_DROPPED, 1);
         return;
     }

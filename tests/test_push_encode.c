@@ -769,9 +769,22 @@ TEST(statsd_datagrams_packed)
     CHECK_EQ_INT(lines, 500);
     CHECK(nd >= 500 * 36 / 1432 && nd < 30); /* about 36 bytes a line */
     CHECK(strstr(all, "many:1|c|#job:fx,env:te.st,n:499\n") != NULL);
+    /* A line longer than a datagram is dropped (counted); the rest go. */
+    char big[2000];
+    memset(big, 'v', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    const char *bv[] = {big}, *v0[] = {"0"};
+    CHECK_OK(pm_counter_add_labeled(f, bv, 1, 1));
+    CHECK_OK(pm_counter_add_labeled(f, v0, 1, 1));
+    CHECK_OK(pm_export_now(r));
+    CHECK_STR(udp_drain(fd, &nd), "many:1|c|#job:fx,env:te.st,n:0\n");
+    uint64_t queued = 0, dropped = 0;
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_DROPPED, &dropped));
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_QUEUED, &queued));
+    CHECK_EQ_U64(dropped, 1);
     uint64_t sent = 0;
     CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_SENT, &sent));
-    CHECK_EQ_U64(sent, (uint64_t)nd);
+    CHECK_EQ_U64(sent, queued - dropped);
     pm_push_free(p);
     pm_registry_free(r);
     close(fd);
@@ -800,6 +813,11 @@ TEST(statsd_nothing_listening)
     CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_ATTEMPTS, &attempts));
     CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_SENT, &sent));
     CHECK_EQ_U64(sent + failed, attempts);
+    uint64_t queued = 0, dropped = 0;
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_QUEUED, &queued));
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_DROPPED, &dropped));
+    CHECK_EQ_U64(queued, sent + dropped);
+    CHECK_EQ_U64(dropped, failed);
     CHECK((double)(z.tv_sec - a.tv_sec) + (double)(z.tv_nsec - a.tv_nsec) / 1e9 < 5);
     pm_push_free(p);
     pm_registry_free(r);
