@@ -340,7 +340,7 @@ void pm__push_view_fini(pm__push_view_t *v)
 
 typedef struct pm__rw_state {
     pm__push_view_t view;
-    pm_buf_t raw; /* the uncompressed body, reused from push to push */
+    pm_buf_t *raw; /* the uncompressed body, reused from push to push (NULL: none yet) */
 } pm__rw_state;
 
 static void pm__rw_fini(void *state)
@@ -348,7 +348,7 @@ static void pm__rw_fini(void *state)
     pm__rw_state *rs = state;
     if (!rs) return;
     pm__push_view_fini(&rs->view);
-    free(rs->raw.data);
+    pm_buf_free(rs->raw); /* may be a mapping of its own (lib/buf.c): not free() */
     free(rs);
 }
 
@@ -371,15 +371,16 @@ static pm_status_t pm__rw_export(const pm_snapshot_t *s, pm_push *p)
 {
     pm__rw_state *rs = pm__push_state(p);
     pm_buf_t *body = NULL;
-    pm_status_t st = pm_buf_new(&body);
+    pm_status_t st = rs->raw ? PM_OK : pm_buf_new(&rs->raw);
+    if (st == PM_OK) st = pm_buf_new(&body);
     if (st != PM_OK) return st;
     size_t n = 0;
-    st = pm__remote_write_body(s, &rs->view, &rs->raw, body, &n);
+    st = pm__remote_write_body(s, &rs->view, rs->raw, body, &n);
     /* A big body once should not pin its memory: keep the raw buffer only
      * while it stays modest. */
-    if (rs->raw.cap > (size_t)64 << 20) {
-        free(rs->raw.data);
-        rs->raw = (pm_buf_t){0};
+    if (rs->raw->cap > (size_t)64 << 20) {
+        pm_buf_free(rs->raw);
+        rs->raw = NULL;
     }
     if (st != PM_OK || n == 0) { /* nothing to send: no request */
         pm_buf_free(body);

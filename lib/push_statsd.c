@@ -75,7 +75,7 @@ typedef struct pm__sd_state {
     pm_statsd_flavor_t flavor;
     pm__push_view_t view;
     pm__sd_table prev, cur;
-    pm_buf_t key, line, tags, prefix;
+    pm_buf_t *key, *line, *tags, *prefix; /* scratch texts, reused */
     char dgram[PM__STATSD_DATAGRAM];
     size_t dlen;
     pm_push *p;
@@ -89,10 +89,10 @@ static void pm__sd_fini(void *state)
     pm__push_view_fini(&st->view);
     pm__sd_table_free(&st->prev);
     pm__sd_table_free(&st->cur);
-    free(st->key.data);
-    free(st->line.data);
-    free(st->tags.data);
-    free(st->prefix.data);
+    pm_buf_free(st->key);
+    pm_buf_free(st->line);
+    pm_buf_free(st->tags);
+    pm_buf_free(st->prefix);
     free(st);
 }
 
@@ -117,7 +117,7 @@ static void pm__sd_flush(pm__sd_state *st)
  * the line would not fit. A line longer than a datagram is dropped, counted. */
 static void pm__sd_emit(pm__sd_state *st)
 {
-    size_t n = st->line.len;
+    size_t n = st->line->len;
     if (n > PM__STATSD_DATAGRAM) {
         pm__push_count(st->p, PM_PUSH_STAT_QUEUED, 1);
         pm__push_count(st->p, PM_PUSH_STAT_DROPPED, 1);
@@ -125,7 +125,7 @@ static void pm__sd_emit(pm__sd_state *st)
     }
     if (st->dlen && st->dlen + 1 + n > PM__STATSD_DATAGRAM) pm__sd_flush(st);
     if (st->dlen) st->dgram[st->dlen++] = '\n';
-    memcpy(st->dgram + st->dlen, st->line.data, n);
+    memcpy(st->dgram + st->dlen, st->line->data, n);
     st->dlen += n;
 }
 
@@ -180,15 +180,15 @@ static pm_status_t pm__sd_line(pm__sd_state *st, const char *suffix, double v, c
     size_t nn = pm__fmt_double(num, v);
     for (int pass = (type == 'g' && v < 0 && st->flavor == PM_STATSD_PLAIN) ? 0 : 1; pass < 2;
          pass++) {
-        pm_buf_t *l = &st->line;
+        pm_buf_t *l = st->line;
         l->len = 0;
         const char t[2] = {'|', type};
-        pm_status_t s = pm__sd_put(l, st->prefix.data, st->prefix.len);
+        pm_status_t s = pm__sd_put(l, st->prefix->data, st->prefix->len);
         if (s == PM_OK && suffix) s = pm__sd_put(l, suffix, strlen(suffix));
         if (s == PM_OK) s = pm__sd_put(l, ":", 1);
         if (s == PM_OK) s = pass == 0 ? pm__sd_put(l, "0", 1) : pm__sd_put(l, num, nn);
         if (s == PM_OK) s = pm__sd_put(l, t, 2);
-        if (s == PM_OK && st->tags.len) s = pm__sd_put(l, st->tags.data, st->tags.len);
+        if (s == PM_OK && st->tags->len) s = pm__sd_put(l, st->tags->data, st->tags->len);
         if (s != PM_OK) return s;
         pm__sd_emit(st);
     }
@@ -204,25 +204,25 @@ static pm_status_t pm__sd_series_text(pm__sd_state *st, const pm_snap_family_t *
     bool ovf = pm_snap_series_is_overflow(s) != 0;
     size_t nl = pm_snap_family_label_count(f);
     const pm__push_view_t *v = &st->view;
-    st->prefix.len = st->tags.len = st->key.len = 0;
+    st->prefix->len = st->tags->len = st->key->len = 0;
     pm_status_t r = PM_OK;
     const char *fam = pm_snap_family_name(f);
-    r = pm__sd_put(&st->key, fam, strlen(fam) + 1);
+    r = pm__sd_put(st->key, fam, strlen(fam) + 1);
     for (size_t i = 0; i < nl && r == PM_OK; i++) {
         const char *val = pm_snap_series_label_value(s, i);
-        r = pm__sd_put(&st->key, val, strlen(val) + 1);
+        r = pm__sd_put(st->key, val, strlen(val) + 1);
     }
-    if (r == PM_OK && ovf) r = pm__sd_put(&st->key, "\xff", 1); /* "" values, but not the same series */
+    if (r == PM_OK && ovf) r = pm__sd_put(st->key, "\xff", 1); /* "" values, but not the same series */
     if (dog) {
         for (size_t i = 0; i < v->nlabels && r == PM_OK; i++)
-            r = pm__sd_put_tag(&st->tags, v->label_name[i], v->label_value[i]);
-        if (r == PM_OK) r = pm__sd_put_clean(&st->prefix, fam, true);
+            r = pm__sd_put_tag(st->tags, v->label_name[i], v->label_value[i]);
+        if (r == PM_OK) r = pm__sd_put_clean(st->prefix, fam, true);
         if (ovf) {
-            if (r == PM_OK) r = pm__sd_put_tag(&st->tags, "pm_overflow", "true");
+            if (r == PM_OK) r = pm__sd_put_tag(st->tags, "pm_overflow", "true");
         } else {
             for (size_t i = 0; i < nl && r == PM_OK; i++) {
                 const char *val = pm_snap_series_label_value(s, i);
-                if (val[0]) r = pm__sd_put_tag(&st->tags, pm_snap_family_label_name(f, i), val);
+                if (val[0]) r = pm__sd_put_tag(st->tags, pm_snap_family_label_name(f, i), val);
             }
         }
         return r;
@@ -231,17 +231,17 @@ static pm_status_t pm__sd_series_text(pm__sd_state *st, const pm_snap_family_t *
      * values, dot-separated; dots inside a value would add levels, so they
      * are replaced too; an empty value is "_". */
     for (size_t i = 0; i < v->nlabels && r == PM_OK; i++) {
-        r = pm__sd_put_clean(&st->prefix, v->label_value[i], false);
-        if (r == PM_OK) r = pm__sd_put(&st->prefix, ".", 1);
+        r = pm__sd_put_clean(st->prefix, v->label_value[i], false);
+        if (r == PM_OK) r = pm__sd_put(st->prefix, ".", 1);
     }
-    if (r == PM_OK) r = pm__sd_put_clean(&st->prefix, fam, true);
+    if (r == PM_OK) r = pm__sd_put_clean(st->prefix, fam, true);
     if (ovf) {
-        if (r == PM_OK) r = pm__sd_put(&st->prefix, ".pm_overflow", 12);
+        if (r == PM_OK) r = pm__sd_put(st->prefix, ".pm_overflow", 12);
     } else {
         for (size_t i = 0; i < nl && r == PM_OK; i++) {
             const char *val = pm_snap_series_label_value(s, i);
-            r = pm__sd_put(&st->prefix, ".", 1);
-            if (r == PM_OK) r = val[0] ? pm__sd_put_clean(&st->prefix, val, false) : pm__sd_put(&st->prefix, "_", 1);
+            r = pm__sd_put(st->prefix, ".", 1);
+            if (r == PM_OK) r = val[0] ? pm__sd_put_clean(st->prefix, val, false) : pm__sd_put(st->prefix, "_", 1);
         }
     }
     return r;
@@ -253,8 +253,8 @@ static pm_status_t pm__sd_series_text(pm__sd_state *st, const pm_snap_family_t *
 static pm_status_t pm__sd_remember(pm__sd_state *st, double value, uint64_t count, double *pv,
                                    uint64_t *pc, bool *found)
 {
-    const char *k = st->key.data;
-    size_t n = st->key.len;
+    const char *k = st->key->data;
+    size_t n = st->key->len;
     uint64_t h = pm__sd_hash(k, n);
     pm__sd_ent *old = pm__sd_find(&st->prev, k, n, h);
     *found = old && old->key && !old->moved;
@@ -394,9 +394,15 @@ pm_status_t pm_push_statsd_new(pm_registry_t *r, const char *host_port, pm_stats
     pm__sd_state *st = calloc(1, sizeof *st);
     if (!st) return PM_ENOMEM;
     st->flavor = flavor;
+    st->fd = -1;
+    if (pm_buf_new(&st->key) != PM_OK || pm_buf_new(&st->line) != PM_OK ||
+        pm_buf_new(&st->tags) != PM_OK || pm_buf_new(&st->prefix) != PM_OK) {
+        pm__sd_fini(st);
+        return PM_ENOMEM;
+    }
     st->fd = pm__sd_connect(host_port);
     if (st->fd < 0) {
-        free(st);
+        pm__sd_fini(st);
         return PM_EIO;
     }
     pm_push *p = NULL;

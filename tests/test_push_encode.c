@@ -510,6 +510,61 @@ TEST(remote_write_10k_series_cpu)
     pm_registry_free(r);
 }
 
+/* The kind itself, with a body past 4 MiB (where lib/buf.c maps buffers
+ * rather than mallocs them) to a port nobody listens on: the payload fails,
+ * is dropped after its one attempt, and freeing releases everything. */
+TEST(remote_write_kind_big_body_refused)
+{
+    int port = 0, fd = -1;
+    {
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+        socklen_t al = sizeof a;
+        CHECK(getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+        port = ntohs(a.sin_port);
+        close(fd); /* bound, never listened: connections are refused */
+    }
+    pm_registry_t *r = quiet_registry();
+    const char *ln[] = {"id"};
+    pm_family_opts_t *fo = NULL;
+    pm_family_t *f = NULL;
+    CHECK_OK(pm_family_opts_new(&fo));
+    CHECK_OK(pm_family_opts_set_labels(fo, ln, 1));
+    CHECK_OK(pm_family_opts_set_max_series(fo, 50000));
+    CHECK_OK(pm_family_new(r, PM_TYPE_COUNTER, "big", "", fo, &f));
+    pm_family_opts_free(fo);
+    for (int i = 0; i < 40000; i++) {
+        char v[96];
+        snprintf(v, sizeof v, "a-label-value-long-enough-to-make-the-body-big-%08d", i);
+        const char *vals[] = {v};
+        CHECK_OK(pm_counter_add_labeled(f, vals, 1, 1));
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/write", port);
+    pm_push_opts_t *o = NULL;
+    CHECK_OK(pm_push_opts_new(&o));
+    CHECK_OK(pm_push_opts_set_retry(o, 1, 0.1, 0.1));
+    CHECK_OK(pm_push_opts_set_timeouts(o, 1, 2));
+    pm_push_t *p = NULL;
+    CHECK_OK(pm_push_remote_write_new(r, url, o, &p));
+    pm_push_opts_free(o);
+    CHECK_OK(pm_export_now(r));
+    CHECK_OK(pm_export_now(r)); /* the raw buffer, mapped now, is reused */
+    CHECK_OK(pm_push_flush(p, 10));
+    uint64_t queued = 0, dropped = 0, sent = 1;
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_QUEUED, &queued));
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_DROPPED, &dropped));
+    CHECK_OK(pm_push_stat(p, PM_PUSH_STAT_SENT, &sent));
+    CHECK_EQ_U64(queued, 2);
+    CHECK_EQ_U64(dropped, 2);
+    CHECK_EQ_U64(sent, 0);
+    pm_push_free(p);
+    pm_registry_free(r);
+}
+
 /* ------------------------------------------------------------ OTLP metrics */
 
 TEST(otlp_metrics_exact)
@@ -842,7 +897,8 @@ TEST(statsd_bad_arguments)
 
 TEST_MAIN(TH_CASE(snappy_edges), TH_CASE(snappy_random_and_repetitive), TH_CASE(remote_write_bytes),
           TH_CASE(remote_write_histogram_overflow_filter), TH_CASE(remote_write_overflow_series),
-          TH_CASE(remote_write_10k_series_cpu), TH_CASE(otlp_metrics_exact),
+          TH_CASE(remote_write_10k_series_cpu),
+          TH_CASE(remote_write_kind_big_body_refused), TH_CASE(otlp_metrics_exact),
           TH_CASE(otlp_traces_resource_labels),
           TH_CASE(statsd_dogstatsd), TH_CASE(statsd_plain), TH_CASE(statsd_datagrams_packed),
           TH_CASE(statsd_nothing_listening), TH_CASE(statsd_bad_arguments))
