@@ -15,6 +15,7 @@
  * or 503 with Retry-After waits that long instead, capped at `cap`. A
  * pm_push_free during a wait ends it: the drain that follows makes no more
  * retries. */
+#include "internal/format_internal.h"
 #include "internal/http_client.h"
 #include "internal/push_internal.h"
 #include "internal/snapshot_internal.h"
@@ -33,6 +34,7 @@ typedef struct item {
     char *path; /* NULL: the URL's */
     pm_buf_t *body;
     size_t bytes;
+    int json_array; /* more JSON arrays may be appended while queued */
 } item;
 
 enum { R_OK, R_ERROR, R_TIMEOUT, R_5XX, R_429, R_4XX, R_N };
@@ -141,10 +143,51 @@ static void item_free(item *it)
 
 /* ---------------------------------------------------------------- queue */
 
-pm_status_t pm__push_enqueue(pm_push *p, const char *method, const char *path, pm_buf_t *body,
-                             const char *content_type, const char *content_encoding,
-                             const char *extra_headers)
+/* Appends the elements of JSON array `add` to the array `to` ("[a]" +
+ * "[b,c]" -> "[a,b,c]"). */
+static pm_status_t json_array_join(pm_buf_t *to, const pm_buf_t *add)
 {
+    size_t tl = pm_buf_len(to), al = pm_buf_len(add);
+    const char *a = pm_buf_data(add);
+    if (al <= 2) return PM_OK; /* "[]" */
+    pm_status_t st = pm__buf_reserve(to, tl, al);
+    if (st != PM_OK) return st;
+    to->data[tl - 1] = ','; /* the closing bracket becomes the separator */
+    memcpy(to->data + tl, a + 1, al - 1);
+    to->len = tl + al - 1;
+    to->data[to->len] = '\0';
+    return PM_OK;
+}
+
+#define COALESCE_MAX ((size_t)1 << 20)
+
+static pm_status_t enqueue(pm_push *p, const char *method, const char *path, pm_buf_t *body,
+                           const char *content_type, const char *content_encoding,
+                           const char *extra_headers, int json_array)
+{
+    if (json_array && body && pm_buf_len(body) >= 2 && p->http) {
+        /* A burst of events (an evaluation firing many alerts) becomes one
+         * request: joined into the last queued payload, which the sender has
+         * not taken yet, while it stays under COALESCE_MAX. */
+        int joined = 0;
+        pthread_mutex_lock(&p->lock);
+        item *t = p->tail;
+        size_t add = pm_buf_len(body);
+        if (t && t->json_array && strcmp(t->method, method) == 0 &&
+            strcmp(t->content_type ? t->content_type : "", content_type ? content_type : "") == 0 &&
+            t->bytes + add <= COALESCE_MAX && p->qbytes + add <= p->max_bytes &&
+            strcmp(t->path ? t->path : "", path ? path : "") == 0 &&
+            json_array_join(t->body, body) == PM_OK) {
+            p->qbytes += pm_buf_len(t->body) - t->bytes;
+            t->bytes = pm_buf_len(t->body);
+            joined = 1;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (joined) {
+            pm_buf_free(body);
+            return PM_OK;
+        }
+    }
     count(p, PM_PUSH_STAT_QUEUED, 1);
     item *it = pm__calloc(A, sizeof *it);
     if (!it || (path && !(it->path = pm__strdup(A, path)))) {
@@ -159,6 +202,7 @@ pm_status_t pm__push_enqueue(pm_push *p, const char *method, const char *path, p
     it->extra_headers = extra_headers;
     it->body = body;
     it->bytes = body ? pm_buf_len(body) : 0;
+    it->json_array = json_array;
     if (it->bytes > p->max_bytes || !p->http) {
         item_free(it); /* larger than the whole queue: it alone goes */
         count(p, PM_PUSH_STAT_DROPPED, 1);
@@ -193,6 +237,19 @@ pm_status_t pm__push_enqueue(pm_push *p, const char *method, const char *path, p
         atomic_fetch_sub_explicit(&p->stats[PM_PUSH_STAT_QUEUE], 1, memory_order_relaxed);
     }
     return PM_OK;
+}
+
+pm_status_t pm__push_enqueue(pm_push *p, const char *method, const char *path, pm_buf_t *body,
+                             const char *content_type, const char *content_encoding,
+                             const char *extra_headers)
+{
+    return enqueue(p, method, path, body, content_type, content_encoding, extra_headers, 0);
+}
+
+pm_status_t pm__push_enqueue_json_array(pm_push *p, const char *method, const char *path,
+                                        pm_buf_t *body, const char *content_type)
+{
+    return enqueue(p, method, path, body, content_type, NULL, NULL, 1);
 }
 
 /* ---------------------------------------------------------------- sending */

@@ -46,7 +46,8 @@ static int queue_events(pm_push *p, const pm_alert_event_t *const *evs, size_t n
         pm_buf_free(b);
         return 0;
     }
-    return pm__push_enqueue(p, "POST", a->path, b, "application/json", NULL, NULL) == PM_OK ? 0 : 1;
+    return pm__push_enqueue_json_array(p, "POST", a->path, b, "application/json") == PM_OK ? 0
+                                                                                          : 1;
 }
 
 static int am_notify(const pm_alert_event_t *ev, void *user)

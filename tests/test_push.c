@@ -720,6 +720,41 @@ TEST(test_free_with_down_or_silent_server_is_bounded)
     server_stop(s);
 }
 
+/* JSON arrays queued behind a payload in flight join into one request. */
+TEST(test_json_arrays_coalesce)
+{
+    server *s = server_start(0, M_OK);
+    atomic_store(&s->fail_mode, M_SILENT);
+    atomic_store(&s->fail_first, 1);
+    pm_push_opts_t *o = fast_opts(2);
+    CHECK_OK(pm_push_opts_set_timeouts(o, 0.3, 0.3));
+    pm_push *p = make(s->port, o);
+    pm_push_opts_free(o);
+    CHECK_OK(pm__push_enqueue_json_array(p, "POST", NULL, body_of("[1]"), "application/json"));
+    REQUIRE(wait_reqs(s, 1, 5)); /* [1] in flight: never joined */
+    CHECK_OK(pm__push_enqueue_json_array(p, "POST", NULL, body_of("[2]"), "application/json"));
+    CHECK_OK(pm__push_enqueue_json_array(p, "POST", NULL, body_of("[3,4]"), "application/json"));
+    CHECK_OK(pm__push_enqueue_json_array(p, "POST", NULL, body_of("[]"), "application/json"));
+    CHECK_OK(pm__push_enqueue_json_array(p, "POST", "/elsewhere", body_of("[5]"),
+                                         "application/json"));
+    put(p, "plain"); /* not an array: never joined */
+    CHECK_OK(pm__push_enqueue_json_array(p, "POST", NULL, body_of("[6]"), "application/json"));
+    CHECK_OK(pm__push_enqueue_json_array(p, "POST", NULL, body_of("[7]"), "application/json"));
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_QUEUED), 5);
+    CHECK_OK(pm_push_flush(p, 10));
+    CHECK_EQ_INT(atomic_load(&s->reqs), 6);
+    CHECK_STR(s->bodies[1], "[1]");
+    CHECK_STR(s->bodies[2], "[2,3,4]");
+    CHECK_STR(s->bodies[3], "[5]");
+    CHECK(strncmp(s->heads[3], "POST /elsewhere ", 16) == 0);
+    CHECK_STR(s->bodies[4], "plain");
+    CHECK_STR(s->bodies[5], "[6,7]");
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_SENT), 5);
+    check_balance(p);
+    pm_push_free(p);
+    server_stop(s);
+}
+
 /* ---------------------------------------------------------------- exporter path */
 
 static pm_status_t export_text(const pm_snapshot_t *snap, pm_push *p)
@@ -975,4 +1010,4 @@ TEST_MAIN(TH_CASE(test_opts_bad_inputs), TH_CASE(test_url_parse), TH_CASE(test_r
           TH_CASE(test_free_with_down_or_silent_server_is_bounded),
           TH_CASE(test_exporter_and_self_metrics), TH_CASE(test_counts_exact_under_faults),
           TH_CASE(test_pushgateway_paths), TH_CASE(test_pushgateway_requests),
-          TH_CASE(test_alertmanager_requests))
+          TH_CASE(test_alertmanager_requests), TH_CASE(test_json_arrays_coalesce))

@@ -74,6 +74,15 @@ pm_status_t pm__push_enqueue(pm_push *p, const char *method, const char *path, p
                              const char *content_type, const char *content_encoding,
                              const char *extra_headers);
 
+/* As pm__push_enqueue for a body that is a JSON array (no encoding, no
+ * extra headers): while the last queued payload is one such for the same
+ * method and path that the sender has not taken yet, body's elements are
+ * appended to it (up to 1 MiB and the byte bound) instead of queueing a new
+ * payload, so a burst of events becomes one request. A joined body is not
+ * a new payload in the statistics. */
+pm_status_t pm__push_enqueue_json_array(pm_push *p, const char *method, const char *path,
+                                        pm_buf_t *body, const char *content_type);
+
 /* Statistics kept by kinds that send themselves. */
 void pm__push_count(pm_push *p, pm_push_stat_t which, uint64_t n);
 
