@@ -171,6 +171,41 @@ static int parse_field(const char *p, size_t n, pm__http_request_t *req)
     return 0;
 }
 
+/* The header section from p (after the start line of the message at buf)
+ * to its blank line: the head length, 0 when more bytes are needed, or minus
+ * an HTTP status. Shared by requests and responses. */
+static int parse_fields(const char *buf, const char *p, const char *end,
+                        const pm__http_limits_t *lim, pm__http_request_t *req)
+{
+    const char *head = p;
+    size_t eol = 0;
+    long n;
+    int st;
+    for (;;) {
+        size_t used = (size_t)(p - head);
+        if (used > lim->max_head) return -431;
+        const char *lim_end = end;
+        if ((size_t)(end - head) > lim->max_head + 2) lim_end = head + lim->max_head + 2;
+        n = line_end(p, lim_end, &eol);
+        if (n == -2) return -400;
+        if (n < 0) return (size_t)(end - head) > lim->max_head ? -431 : 0;
+        if (used + (size_t)n + eol > lim->max_head) return -431;
+        if (n == 0) {
+            p += eol;
+            break;
+        }
+        if (*p == ' ' || *p == '\t') return -400; /* obs-fold (RFC 9112 5.2) */
+        if (req->nfields == lim->max_headers) return -431;
+        if ((st = parse_field(p, (size_t)n, req))) return st;
+        p += n + eol;
+    }
+    req->head_len = (size_t)(p - buf);
+    int ka = req->minor == 1;
+    for_each_element(req, "connection", connection_token, &ka);
+    req->keep_alive = ka;
+    return (int)req->head_len;
+}
+
 int pm__http_parse(const char *buf, size_t len, const pm__http_limits_t *lim,
                    pm__http_request_t *req)
 {
@@ -197,30 +232,53 @@ int pm__http_parse(const char *buf, size_t len, const pm__http_limits_t *lim,
     int st = parse_request_line(p, (size_t)n, req);
     if (st) return st;
     p += n + eol;
-    const char *head = p;
-    for (;;) {
-        size_t used = (size_t)(p - head);
-        if (used > lim->max_head) return -431;
-        const char *lim_end = end;
-        if ((size_t)(end - head) > lim->max_head + 2) lim_end = head + lim->max_head + 2;
-        n = line_end(p, lim_end, &eol);
-        if (n == -2) return -400;
-        if (n < 0) return (size_t)(end - head) > lim->max_head ? -431 : 0;
-        if (used + (size_t)n + eol > lim->max_head) return -431;
-        if (n == 0) {
-            p += eol;
-            break;
-        }
-        if (*p == ' ' || *p == '\t') return -400; /* obs-fold (RFC 9112 5.2) */
-        if (req->nfields == lim->max_headers) return -431;
-        if ((st = parse_field(p, (size_t)n, req))) return st;
-        p += n + eol;
+    return parse_fields(buf, p, end, lim, req);
+}
+
+/* Status line (RFC 9112 4): HTTP/1.x SP 3DIGIT SP reason-phrase, the reason
+ * possibly empty (its SP too, as some servers send it). */
+static int parse_status_line(const char *p, size_t n, pm__http_request_t *head, int *status)
+{
+    if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0) return -400;
+    if (p[7] < '0' || p[7] > '9' || p[8] != ' ') return -400;
+    head->minor = p[7] == '0' ? 0 : 1;
+    int code = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9') return -400;
+        code = code * 10 + (p[i] - '0');
     }
-    req->head_len = (size_t)(p - buf);
-    int ka = req->minor == 1;
-    for_each_element(req, "connection", connection_token, &ka);
-    req->keep_alive = ka;
-    return (int)req->head_len;
+    if (code < 100) return -400;
+    if (n > 12 && p[12] != ' ') return -400;
+    for (size_t i = 13; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return -400;
+    }
+    *status = code;
+    return 0;
+}
+
+int pm__http_parse_response(const char *buf, size_t len, const pm__http_limits_t *lim,
+                            pm__http_request_t *head, int *status)
+{
+    pm__http_field_t *fields = head->fields;
+    memset(head, 0, sizeof *head);
+    head->fields = fields;
+    head->content_length = -1;
+    *status = 0;
+    const char *p = buf, *end = buf + len;
+    size_t eol = 0;
+    long n = line_end(p, len > lim->max_line + 2 ? p + lim->max_line + 2 : end, &eol);
+    if (n == -2) return -400;
+    if (n < 0) return len > lim->max_line + 1 ? -414 : 0;
+    if ((size_t)n > lim->max_line) return -414;
+    int st = parse_status_line(p, (size_t)n, head, status);
+    if (st) {
+        *status = 0;
+        return st;
+    }
+    st = parse_fields(buf, p + n + eol, end, lim, head);
+    if (st <= 0) *status = 0;
+    return st;
 }
 
 const pm__http_field_t *pm__http_field(const pm__http_request_t *req, const char *name)

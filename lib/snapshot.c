@@ -396,6 +396,7 @@ static pm_status_t self_metrics(pm_registry *r, pm_snapshot_t *s, pm_family **fa
     if (!sf || !pm__snap_series_add(s, sf, NULL, r->last_snapshot_seconds)) return PM_ENOMEM;
     pm_status_t st = pm__collectors_self_metrics(r, s);
     if (st == PM_OK) st = pm__exporters_self_metrics(r, s);
+    if (st == PM_OK) st = pm__push_self_metrics(r, s);
     return st;
 }
 

@@ -42,6 +42,7 @@ TEST(test_codes_are_stable)
     CHECK_EQ_INT(PM_EPARSE, -14);
     CHECK_EQ_INT(PM_EUNSUPPORTED, -15);
     CHECK_EQ_INT(PM_ETHREAD, -16);
+    CHECK_EQ_INT(PM_ETIMEDOUT, -17);
 }
 
 TEST(test_version)

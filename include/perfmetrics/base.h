@@ -18,10 +18,10 @@ extern "C" {
 
 /* Compile-time version of the headers. pm_version() gives the loaded library's. */
 #define PM_VERSION_MAJOR 1
-#define PM_VERSION_MINOR 5
+#define PM_VERSION_MINOR 6
 #define PM_VERSION_PATCH 0
 #define PM_VERSION_NUMBER (PM_VERSION_MAJOR * 10000 + PM_VERSION_MINOR * 100 + PM_VERSION_PATCH)
-#define PM_VERSION_STRING "1.5.0"
+#define PM_VERSION_STRING "1.6.0"
 #define PM_VERSION_AT_LEAST(x, y, z) (PM_VERSION_NUMBER >= ((x) * 10000 + (y) * 100 + (z)))
 
 #if defined(PM_STATIC)
@@ -51,7 +51,8 @@ extern "C" {
     XX(ECALLBACK, -13, "a callback reported failure")                              \
     XX(EPARSE, -14, "malformed input")                                             \
     XX(EUNSUPPORTED, -15, "not supported on this platform or build")              \
-    XX(ETHREAD, -16, "could not start a thread")
+    XX(ETHREAD, -16, "could not start a thread")                                  \
+    XX(ETIMEDOUT, -17, "timed out")
 
 typedef enum pm_status {
 #define PM_STATUS_ENUM_(name, value, text) PM_##name = value,

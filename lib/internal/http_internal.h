@@ -67,6 +67,15 @@ typedef struct pm__http_request {
 int pm__http_parse(const char *buf, size_t len, const pm__http_limits_t *lim,
                    pm__http_request_t *req);
 
+/* Parses a response head (status line and header section) at the start of
+ * buf[0..len) into `head` (the request fields that apply: minor, fields,
+ * head_len, keep_alive, content_length, transfer_encoding) and *status (100
+ * to 999; 0 unless accepted), for the push client (lib/http_client.c). The
+ * same return values and limits as pm__http_parse, max_line bounding the
+ * status line. */
+int pm__http_parse_response(const char *buf, size_t len, const pm__http_limits_t *lim,
+                            pm__http_request_t *head, int *status);
+
 /* The first field called `name` (case-insensitive), or NULL. */
 const pm__http_field_t *pm__http_field(const pm__http_request_t *req, const char *name);
 

@@ -98,5 +98,7 @@ pm_status_t pm__collectors_self_metrics(pm_registry *r, pm_snapshot_t *s);
 void pm__collectors_settle(pm_registry *r, bool keep);
 /* exporter.c */
 pm_status_t pm__exporters_self_metrics(pm_registry *r, pm_snapshot_t *s);
+/* lib/push.c: perfmetrics_push_* of the push destinations attached to r. */
+pm_status_t pm__push_self_metrics(pm_registry *r, pm_snapshot_t *s);
 
 #endif
