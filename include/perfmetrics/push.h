@@ -64,7 +64,7 @@ PM_API pm_status_t pm_push_opts_set_timeouts(pm_push_opts_t *o, double step_s, d
 /* Retries: attempts per payload (1 = no retry) [4], first backoff and cap in
  * seconds [0.5, 30]; attempt k waits a uniform random time in
  * [0, min(cap, first * 2^(k-1))]. Errors: PM_EINVAL, PM_ERANGE (attempts 0
- * or over 100, first <= 0, cap < first). */
+ * or over 100, first <= 0, cap < first, cap over 86400). */
 PM_API pm_status_t pm_push_opts_set_retry(pm_push_opts_t *o, unsigned attempts, double first_s,
                                           double cap_s);
 
