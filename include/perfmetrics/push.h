@@ -174,7 +174,7 @@ PM_API pm_status_t pm_push_alertmanager_new(pm_alert_engine_t *e, const char *ur
 typedef enum pm_push_stat {
     PM_PUSH_STAT_QUEUED = 0,   /* payloads queued */
     PM_PUSH_STAT_SENT = 1,     /* payloads delivered (2xx; StatsD: datagrams sent) */
-    PM_PUSH_STAT_REJECTED = 2, /* payloads answered with a 4xx other than 429 */
+    PM_PUSH_STAT_REJECTED = 2, /* payloads answered with a 4xx other than 429 (or a 3xx) */
     PM_PUSH_STAT_DROPPED = 3,  /* payloads dropped: queue full, or attempts used up */
     PM_PUSH_STAT_ATTEMPTS = 4, /* requests made (first tries and retries) */
     PM_PUSH_STAT_FAILED = 5,   /* attempts that failed (connect, timeout, 5xx, 429, torn answer) */
