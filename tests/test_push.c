@@ -859,6 +859,39 @@ TEST(test_exporter_and_self_metrics)
     server_stop(s);
 }
 
+/* A server that never answers stalls the sender, never the exporter: each
+ * export returns at once, and the queue drops exactly what passes its bound. */
+TEST(test_exporter_never_waits)
+{
+    server *s = server_start(0, M_SILENT);
+    pm_registry_t *r = NULL;
+    CHECK_OK(pm_registry_new(NULL, &r));
+    pm_push_opts_t *o = fast_opts(1);
+    CHECK_OK(pm_push_opts_set_timeouts(o, 2, 2)); /* longer than the 20 exports take */
+    pm_push *p = make(s->port, o);
+    pm_push_opts_free(o);
+    CHECK_OK(pm__push_attach_exporter(p, r, export_text));
+    CHECK_OK(pm_export_now(r));
+    REQUIRE(wait_reqs(s, 1, 5)); /* the first is in flight, the server holding it */
+    double worst = 0;
+    for (int i = 0; i < 19; i++) {
+        double t0 = mono();
+        CHECK_OK(pm_export_now(r));
+        double d = mono() - t0;
+        if (d > worst) worst = d;
+    }
+    CHECK(worst < 0.1);
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_QUEUED), 20);
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_DROPPED), 3); /* 19 behind the one in flight, bound 16 */
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_QUEUE), 17);
+    check_balance(p);
+    double t0 = mono();
+    pm_push_free(p);
+    CHECK(mono() - t0 < 2.8); /* the drain is bounded by the 2 s request timeout */
+    pm_registry_free(r);
+    server_stop(s);
+}
+
 /* Faults drawn at random against many payloads: the books still balance. */
 TEST(test_counts_exact_under_faults)
 {
@@ -1056,6 +1089,6 @@ TEST_MAIN(TH_CASE(test_opts_bad_inputs), TH_CASE(test_url_parse), TH_CASE(test_r
           TH_CASE(test_5xx_torn_retried_4xx_rejected), TH_CASE(test_429_retry_after_honoured),
           TH_CASE(test_queue_bound_drops_oldest),
           TH_CASE(test_free_with_down_or_silent_server_is_bounded),
-          TH_CASE(test_exporter_and_self_metrics), TH_CASE(test_counts_exact_under_faults),
+          TH_CASE(test_exporter_and_self_metrics), TH_CASE(test_exporter_never_waits), TH_CASE(test_counts_exact_under_faults),
           TH_CASE(test_pushgateway_paths), TH_CASE(test_pushgateway_requests),
           TH_CASE(test_alertmanager_requests), TH_CASE(test_json_arrays_coalesce))
