@@ -156,6 +156,9 @@ static void row_recording(bench_pool_t *pool, world_t *w)
         }
         k *= 4;
     }
+    /* Once more at full length: short runs extrapolate poorly on a busy machine. */
+    uint64_t wall = bench_pool_run(pool, body_inc, &ctx, 2, n);
+    if (wall > 0) n = (uint64_t)((double)n * run_ms * 1e6 / (double)wall);
     unsigned reps = bench_reps();
     if (reps > 32) reps = 32;
     double off[32], on[32];

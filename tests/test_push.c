@@ -38,7 +38,9 @@ enum {
     M_400,         /* 400 */
     M_SILENT,      /* reads the request, never answers */
     M_TORN,        /* half a response, then close */
-    M_EOF_BODY     /* 200 without length: body up to the close */
+    M_EOF_BODY,    /* 200 without length: body up to the close */
+    M_SLOW,        /* 200 after 150 ms */
+    M_TRICKLE      /* a 200 whose bytes come one per 100 ms */
 };
 
 #define MAX_REQS 256
@@ -154,6 +156,22 @@ static void *server_main(void *arg)
                 send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
                 keep = 0;
                 break;
+            case M_SLOW: {
+                struct timespec ts = {0, 150000000};
+                nanosleep(&ts, NULL);
+                send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                break;
+            }
+            case M_TRICKLE: {
+                const char *r = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+                for (size_t k = 0; r[k] && !atomic_load(&s->stop); k++) {
+                    struct timespec ts = {0, 100000000};
+                    nanosleep(&ts, NULL);
+                    if (send(fd, r + k, 1, MSG_NOSIGNAL) != 1) break;
+                }
+                keep = 0;
+                break;
+            }
             case M_EOF_BODY:
                 send_str(fd, "HTTP/1.0 200 OK\r\n\r\nbody up to the close");
                 keep = 0;
@@ -585,6 +603,35 @@ TEST(test_timeouts_on_a_silent_server)
     server_stop(s);
 }
 
+/* A slow answer within the step timeout arrives; one trickling in byte by
+ * byte, each within the step, still ends at the whole-request deadline. */
+TEST(test_slow_and_trickling_servers)
+{
+    server *s = server_start(0, M_SLOW);
+    pm_push_opts_t *o = fast_opts(1);
+    CHECK_OK(pm_push_opts_set_timeouts(o, 0.5, 0.6));
+    pm_push *p = make(s->port, o);
+    put(p, "a");
+    CHECK_OK(pm_push_flush(p, 10));
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_SENT), 1);
+    pm_push_free(p);
+    server_stop(s);
+    s = server_start(0, M_TRICKLE);
+    p = make(s->port, o);
+    pm_push_opts_free(o);
+    double t0 = mono();
+    put(p, "a");
+    CHECK_OK(pm_push_flush(p, 10));
+    double took = mono() - t0;
+    CHECK(took >= 0.55 && took < 1.5); /* the 3.7 s answer is cut at 0.6 s */
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_SENT), 0);
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_FAILED), 1);
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_DROPPED), 1);
+    check_balance(p);
+    pm_push_free(p);
+    server_stop(s);
+}
+
 TEST(test_5xx_torn_retried_4xx_rejected)
 {
     const int fails[] = {M_500, M_TORN};
@@ -812,6 +859,39 @@ TEST(test_exporter_and_self_metrics)
     server_stop(s);
 }
 
+/* A server that never answers stalls the sender, never the exporter: each
+ * export returns at once, and the queue drops exactly what passes its bound. */
+TEST(test_exporter_never_waits)
+{
+    server *s = server_start(0, M_SILENT);
+    pm_registry_t *r = NULL;
+    CHECK_OK(pm_registry_new(NULL, &r));
+    pm_push_opts_t *o = fast_opts(1);
+    CHECK_OK(pm_push_opts_set_timeouts(o, 2, 2)); /* longer than the 20 exports take */
+    pm_push *p = make(s->port, o);
+    pm_push_opts_free(o);
+    CHECK_OK(pm__push_attach_exporter(p, r, export_text));
+    CHECK_OK(pm_export_now(r));
+    REQUIRE(wait_reqs(s, 1, 5)); /* the first is in flight, the server holding it */
+    double worst = 0;
+    for (int i = 0; i < 19; i++) {
+        double t0 = mono();
+        CHECK_OK(pm_export_now(r));
+        double d = mono() - t0;
+        if (d > worst) worst = d;
+    }
+    CHECK(worst < 0.1);
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_QUEUED), 20);
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_DROPPED), 3); /* 19 behind the one in flight, bound 16 */
+    CHECK_EQ_U64(stat_of(p, PM_PUSH_STAT_QUEUE), 17);
+    check_balance(p);
+    double t0 = mono();
+    pm_push_free(p);
+    CHECK(mono() - t0 < 2.8); /* the drain is bounded by the 2 s request timeout */
+    pm_registry_free(r);
+    server_stop(s);
+}
+
 /* Faults drawn at random against many payloads: the books still balance. */
 TEST(test_counts_exact_under_faults)
 {
@@ -1005,9 +1085,10 @@ TEST(test_alertmanager_requests)
 TEST_MAIN(TH_CASE(test_opts_bad_inputs), TH_CASE(test_url_parse), TH_CASE(test_response_frame),
           TH_CASE(test_delivers_with_keep_alive), TH_CASE(test_chunked_close_and_eof_answers),
           TH_CASE(test_server_down_then_back), TH_CASE(test_timeouts_on_a_silent_server),
+          TH_CASE(test_slow_and_trickling_servers),
           TH_CASE(test_5xx_torn_retried_4xx_rejected), TH_CASE(test_429_retry_after_honoured),
           TH_CASE(test_queue_bound_drops_oldest),
           TH_CASE(test_free_with_down_or_silent_server_is_bounded),
-          TH_CASE(test_exporter_and_self_metrics), TH_CASE(test_counts_exact_under_faults),
+          TH_CASE(test_exporter_and_self_metrics), TH_CASE(test_exporter_never_waits), TH_CASE(test_counts_exact_under_faults),
           TH_CASE(test_pushgateway_paths), TH_CASE(test_pushgateway_requests),
           TH_CASE(test_alertmanager_requests), TH_CASE(test_json_arrays_coalesce))

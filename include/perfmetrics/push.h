@@ -64,7 +64,7 @@ PM_API pm_status_t pm_push_opts_set_timeouts(pm_push_opts_t *o, double step_s, d
 /* Retries: attempts per payload (1 = no retry) [4], first backoff and cap in
  * seconds [0.5, 30]; attempt k waits a uniform random time in
  * [0, min(cap, first * 2^(k-1))]. Errors: PM_EINVAL, PM_ERANGE (attempts 0
- * or over 100, first <= 0, cap < first). */
+ * or over 100, first <= 0, cap < first, cap over 86400). */
 PM_API pm_status_t pm_push_opts_set_retry(pm_push_opts_t *o, unsigned attempts, double first_s,
                                           double cap_s);
 
@@ -174,7 +174,7 @@ PM_API pm_status_t pm_push_alertmanager_new(pm_alert_engine_t *e, const char *ur
 typedef enum pm_push_stat {
     PM_PUSH_STAT_QUEUED = 0,   /* payloads queued */
     PM_PUSH_STAT_SENT = 1,     /* payloads delivered (2xx; StatsD: datagrams sent) */
-    PM_PUSH_STAT_REJECTED = 2, /* payloads answered with a 4xx other than 429 */
+    PM_PUSH_STAT_REJECTED = 2, /* payloads answered with a 4xx other than 429 (or a 3xx) */
     PM_PUSH_STAT_DROPPED = 3,  /* payloads dropped: queue full, or attempts used up */
     PM_PUSH_STAT_ATTEMPTS = 4, /* requests made (first tries and retries) */
     PM_PUSH_STAT_FAILED = 5,   /* attempts that failed (connect, timeout, 5xx, 429, torn answer) */
