@@ -234,6 +234,16 @@ export class AlertEngine {
   readonly health: number;
   active(): AlertEvent[];
   history(): AlertEvent[];
+  /** fn runs inside deliver(), on the calling thread, for events that pass the filter. */
+  addNotifier(name: string, fn: (event: AlertEvent) => void, filter?: {
+    minSeverity?: 'info' | 'warning' | 'critical';
+    rules?: string[];
+    matchers?: Array<[string, '=' | '!=' | '=~' | '!~', string]>;
+    sendResolved?: boolean;
+  }): void;
+  removeNotifier(name: string): void;
+  /** Delivers up to max queued events (0: all); returns how many. */
+  deliver(max?: number): number;
   close(): void;
 }
 
