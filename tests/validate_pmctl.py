@@ -110,6 +110,37 @@ def check_report(path, tmp, summary):
             browser.close()
 
 
+def check_top(pmctl, tmp):
+    root = os.environ.get("PM_BUILD_ROOT") or os.path.dirname(os.path.dirname(pmctl))
+    demo = os.path.join(root, "examples", "orchestrator")
+    if not os.access(demo, os.X_OK):
+        check(False, "examples/orchestrator not built (top is checked against it)")
+        return
+    with open(os.path.join(tmp, "orchestrator.log"), "w+") as log:
+        proc = subprocess.Popen([demo, "--duration", "8", "--port", "0", "--quiet", "--seed", "3"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def url():
+                log.seek(0)
+                for line in log.read().splitlines():
+                    if line.startswith("metrics:"):
+                        return line.split()[1].rsplit("/", 1)[0]
+                return None
+            base = pmcheck.poll(url, 10)
+            if not check(base is not None, "orchestrator printed no URL"):
+                return
+            out = run([pmctl, "top", "--url", base, "--count", "3", "--interval", "0.5"]).stdout
+            frames = out.count(base + "  ")
+            check(frames == 2, "top: %d frames, want 2:\n%s" % (frames, out))
+            rows = [l.split() for l in out.splitlines() if l.split() and l.split()[0] in
+                    ("code_review", "test_run", "deploy", "research", "summarize")]
+            check(len(rows) == 10, "top: %d task rows, want 2 x 5:\n%s" % (len(rows), out))
+            check(all(float(r[1]) >= 0 for r in rows), "top: rates")
+            check("task_queue_length" in out and "agents_busy" in out, "top: gauges")
+        finally:
+            pmcheck.stop_process(proc)
+
+
 def main():
     fixture = pmcheck.built_program("history_fixture")
     pmctl = pmctl_path()
@@ -213,13 +244,18 @@ def main():
         run([pmctl, "report", "--store", tr, "--format", "html", "--output", html])
         check_report(html, tmp, json.loads(run([pmctl, "summary", "--store", tr, "--format", "json"]).stdout))
 
+        # top: a live view of a running orchestrator's endpoint.
+        check_top(pmctl, tmp)
+
         # Usage and store errors: exit 2 with a message.
         for argv in [[pmctl], [pmctl, "nonsense"], [pmctl, "summary"],
                      [pmctl, "summary", "--store", os.path.join(tmp, "none")],
                      [pmctl, "summary", "--store", base, "--since", "soon"],
                      [pmctl, "export", "--store", base, "--format", "xml"],
                      [pmctl, "diff", base],
-                     [pmctl, "trends", "--store", base, "--period", "x"]]:
+                     [pmctl, "trends", "--store", base, "--period", "x"],
+                     [pmctl, "top"], [pmctl, "top", "--url", "ftp://x"],
+                     [pmctl, "top", "--url", "http://127.0.0.1:1", "--once"]]:
             p = run(argv, 2)
             check(p.stderr.startswith("pmctl:") or p.stderr.startswith("usage:"),
                   "%r: message %r" % (argv[1:], p.stderr))
