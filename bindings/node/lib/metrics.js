@@ -111,7 +111,7 @@ class GaugeChild {
 class HistogramChild {
   constructor(metric, handle) {
     this.handle = handle;
-    this.cell = new cells.Histogram(metric._shard(), handle, metric);
+    this.cell = cells.Histogram.of(metric._shard(), handle, metric);
   }
 
   observe(v) {
