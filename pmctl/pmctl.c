@@ -5,6 +5,13 @@
  *   pmctl trends  --store DIR [range] [--period DURATION] [--format text|json]
  *     (per task type: tasks per hour, success and mean duration per interval,
  *     the current period against the previous one, with the statistics)
+ *   pmctl report  --store DIR [range] [--format html] [--output FILE]
+ *     (one self-contained HTML file: the summary's tables and SVG charts over
+ *     time; no script, no external resource)
+ *   pmctl top --url http://HOST:PORT [--interval 2s] [--count N | --once]
+ *     (a live view of a running process's /metrics: per task type, tasks per
+ *     second, success and quantiles over the last interval, and its queue
+ *     and busy gauges; --once prints one frame from two scrapes)
  *   pmctl diff BASELINE CURRENT [--max-regression PCT] [--format text|json]
  *     (a latency quantile regresses when it grows by more than PCT percent of
  *     the baseline's, the success rate when it falls by more than PCT points)
@@ -46,6 +53,10 @@ typedef struct {
     const char *tasks, *duration, *type_label, *agent_label, *status_label, *ok;
     double max_regression; /* percent */
     double period;         /* trends: seconds, 0 = half the window */
+    const char *output;    /* report: file, NULL = stdout */
+    const char *url;       /* top: the endpoint */
+    double interval;       /* top: seconds between frames */
+    int count, once;       /* top: frames to print (0: until interrupted) */
 } opts;
 
 static void die(int code, const char *fmt, ...)
@@ -114,6 +125,11 @@ static int parse_opts(int argc, char **argv, int first, opts *o, const char **po
         else if (!strcmp(a, "--ok")) o->ok = VAL();
         else if (!strcmp(a, "--max-regression")) o->max_regression = atof(VAL());
         else if (!strcmp(a, "--period")) o->period = parse_duration(VAL());
+        else if (!strcmp(a, "--output") || !strcmp(a, "-o")) o->output = VAL();
+        else if (!strcmp(a, "--url")) o->url = VAL();
+        else if (!strcmp(a, "--interval")) o->interval = parse_duration(VAL());
+        else if (!strcmp(a, "--count")) o->count = atoi(VAL());
+        else if (!strcmp(a, "--once")) o->once = 1;
         else if (!strcmp(a, "--label")) {
             const char *kv = VAL(), *eq = strchr(kv, '=');
             if (!eq || eq == kv || o->nf == MAX_FILTERS) die(2, "bad --label '%s' (k=v)", kv);
@@ -775,6 +791,444 @@ static int cmd_trends(opts *o)
     return 0;
 }
 
+/* ------------------------------------------------------------ report */
+
+static void html_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd",
+                                      "#ff7f0e", "#17becf", "#8c564b", "#e377c2"};
+
+/* One SVG line chart: per track, measure m over the intervals (0 tasks per
+ * hour, 1 success percent, 2 mean seconds). */
+static void svg_chart(FILE *f, const char *title, const tracks *ts, int m, double t0, double t1)
+{
+    const double W = 720, H = 220, L = 56, R = 12, T = 26, B = 28;
+    double ymax = 0;
+    for (size_t i = 0; i < ts->n; i++)
+        for (size_t k = 1; k < ts->v[i].n; k++) {
+            const point *p = &ts->v[i].p[k - 1], *q = &ts->v[i].p[k];
+            double dt = q->t - p->t, dn = q->tasks - p->tasks, dc = q->dcount - p->dcount;
+            double y = m == 0 ? (dt > 0 ? 3600 * dn / dt : 0)
+                       : m == 1 ? (dn > 0 ? 100 * (q->ok - p->ok) / dn : 0)
+                                : (dc > 0 ? (q->dsum - p->dsum) / dc : 0);
+            if (y > ymax) ymax = y;
+        }
+    if (ymax <= 0) ymax = 1;
+    double span = t1 > t0 ? t1 - t0 : 1;
+    fprintf(f, "<figure><figcaption>");
+    html_text(f, title);
+    fprintf(f, "</figcaption>\n<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" "
+               "role=\"img\" aria-label=\"", W, H);
+    html_text(f, title);
+    fprintf(f, "\">\n<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" class=\"plot\"/>\n",
+            L, T, W - L - R, H - T - B);
+    for (int g = 0; g <= 4; g++) {
+        double y = T + (H - T - B) * (1 - g / 4.0);
+        fprintf(f, "<line x1=\"%.0f\" x2=\"%.0f\" y1=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>"
+                   "<text x=\"%.0f\" y=\"%.1f\" class=\"tick\">%.4g</text>\n",
+                L, W - R, y, y, L - 4, y + 4, ymax * g / 4);
+    }
+    char a[32], b[32];
+    iso(t0, a, sizeof a);
+    iso(t1, b, sizeof b);
+    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" class=\"axis\">%s</text>"
+               "<text x=\"%.0f\" y=\"%.0f\" class=\"axis end\">%s</text>\n",
+            L, H - 8, a, W - R, H - 8, b);
+    for (size_t i = 0; i < ts->n; i++) {
+        fprintf(f, "<polyline class=\"series\" stroke=\"%s\" data-series=\"", palette[i % 8]);
+        html_text(f, ts->v[i].key);
+        fprintf(f, "\" points=\"");
+        for (size_t k = 1; k < ts->v[i].n; k++) {
+            const point *p = &ts->v[i].p[k - 1], *q = &ts->v[i].p[k];
+            double dt = q->t - p->t, dn = q->tasks - p->tasks, dc = q->dcount - p->dcount;
+            /* An interval with no task has no success or mean: no point. */
+            if (dt <= 0 || dn < 0 || dc < 0 || (m == 1 && dn == 0) || (m == 2 && dc == 0)) continue;
+            double y = m == 0 ? 3600 * dn / dt : m == 1 ? 100 * (q->ok - p->ok) / dn
+                                               : (q->dsum - p->dsum) / dc;
+            fprintf(f, "%.1f,%.1f ", L + (W - L - R) * (q->t - t0) / span,
+                    T + (H - T - B) * (1 - y / ymax));
+        }
+        fprintf(f, "\"/>\n");
+    }
+    fprintf(f, "</svg>\n<p class=\"legend\">");
+    for (size_t i = 0; i < ts->n; i++) {
+        fprintf(f, "<span style=\"color:%s\">&#9632;</span> ", palette[i % 8]);
+        html_text(f, ts->v[i].key);
+        fputs(i + 1 < ts->n ? " &nbsp; " : "", f);
+    }
+    fprintf(f, "</p></figure>\n");
+}
+
+static void html_groups(FILE *f, const char *title, groups *gs)
+{
+    qsort(gs->g, gs->n, sizeof *gs->g, by_key);
+    fprintf(f, "<table><caption>");
+    html_text(f, title);
+    fprintf(f, "</caption>\n<tr><th>%s</th><th>tasks</th><th>success</th><th>p50 (s)</th>"
+               "<th>p95 (s)</th><th>p99 (s)</th></tr>\n", "name");
+    for (size_t i = 0; i < gs->n; i++) {
+        group *g = &gs->g[i];
+        fprintf(f, "<tr><td>");
+        html_text(f, g->key);
+        fprintf(f, "</td><td>%.0f</td><td>%.1f%%</td><td>%.3f</td><td>%.3f</td><td>%.3f</td></tr>\n",
+                g->total, g->total ? 100 * g->ok / g->total : 0, q_of(g->lat, 0.5),
+                q_of(g->lat, 0.95), q_of(g->lat, 0.99));
+    }
+    fprintf(f, "</table>\n");
+}
+
+static int cmd_report(opts *o, const char *outpath)
+{
+    if (!o->store) die(2, "report needs --store DIR");
+    if (o->format && strcmp(o->format, "html")) die(2, "report --format html (the only format)");
+    pm_history_reader_t *rd = NULL;
+    pm_status_t st = pm_history_reader_open(o->store, &rd);
+    if (st != PM_OK) die(2, "%s: %s", o->store, st == PM_ENOENT ? "no history store here" : pm_strerror(st));
+    pm_history_reader_set_range(rd, o->start, o->end);
+    tracks ts = {0};
+    window w = {NULL, NULL, 0};
+    pm_snapshot_t *s;
+    while ((st = pm_history_reader_next(rd, &s)) == PM_OK) {
+        track_snapshot(o, s, &ts);
+        if (!w.first) w.first = pm_snapshot_ref(s);
+        if (w.last) pm_snapshot_release(w.last);
+        w.last = s;
+        w.n++;
+    }
+    pm_history_reader_close(rd);
+    if (st != PM_ENOENT) die(2, "%s: %s", o->store, pm_strerror(st));
+    if (!w.n) die(2, "%s: no snapshot in the range", o->store);
+    FILE *f = outpath ? fopen(outpath, "w") : stdout;
+    if (!f) die(2, "%s: %s", outpath, strerror(errno));
+    double all = 0, ok = 0;
+    groups types = {0}, agents = {0};
+    count_tasks(o, &w, o->type_label, &types, &all, &ok);
+    count_tasks(o, &w, o->agent_label, &agents, NULL, NULL);
+    latency_by(o, &w, o->type_label, &types);
+    latency_by(o, &w, o->agent_label, &agents);
+    double t0 = pm_snapshot_time(w.first), t1 = pm_snapshot_time(w.last);
+    char a[32], b[32];
+    iso(t0, a, sizeof a);
+    iso(t1, b, sizeof b);
+    qsort(ts.v, ts.n, sizeof *ts.v, by_key);
+    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+               "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+               "style-src 'unsafe-inline'\">\n<title>Performance report %s .. %s</title>\n"
+               "<style>body{font:14px system-ui,sans-serif;margin:24px;max-width:780px;color:#222}"
+               "table{border-collapse:collapse;margin:12px 0 24px}td,th{padding:3px 10px;"
+               "border-bottom:1px solid #ddd;text-align:right}td:first-child,th:first-child{"
+               "text-align:left}caption{text-align:left;font-weight:600;padding-bottom:4px}"
+               "svg{width:100%%;height:auto}.plot{fill:#fafafa;stroke:#ccc}.grid{stroke:#eee}"
+               ".tick{font-size:10px;text-anchor:end;fill:#666}.axis{font-size:10px;fill:#666}"
+               ".end{text-anchor:end}.series{fill:none;stroke-width:1.6}"
+               "figcaption{font-weight:600}.legend{margin:2px 0 20px;font-size:12px}"
+               ".kpi span{display:inline-block;margin-right:24px}.kpi b{font-size:20px}</style>\n"
+               "</head><body>\n<h1>Performance report</h1>\n<p>%s .. %s, %zu snapshots from ",
+            a, b, a, b, w.n);
+    html_text(f, o->store);
+    fprintf(f, "</p>\n<p class=\"kpi\"><span><b id=\"tasks\">%.0f</b> tasks</span><span><b "
+               "id=\"success\">%.1f%%</b> success</span><span><b>%.0f</b> tokens</span><span><b>"
+               "%.4f</b> cost</span></p>\n",
+            all, all ? 100 * ok / all : 0, counter_increase(o, &w, "tokens"),
+            counter_increase(o, &w, "cost"));
+    html_groups(f, o->type_label, &types);
+    html_groups(f, o->agent_label, &agents);
+    svg_chart(f, "Tasks per hour", &ts, 0, t0, t1);
+    svg_chart(f, "Success (%)", &ts, 1, t0, t1);
+    svg_chart(f, "Mean duration (s)", &ts, 2, t0, t1);
+    fprintf(f, "</body></html>\n");
+    if (outpath && fclose(f) != 0) die(2, "%s: %s", outpath, strerror(errno));
+    for (size_t i = 0; i < ts.n; i++) {
+        free(ts.v[i].p);
+        free(ts.v[i].key);
+    }
+    free(ts.v);
+    groups_free(&types);
+    groups_free(&agents);
+    pm_snapshot_release(w.first);
+    pm_snapshot_release(w.last);
+    return 0;
+}
+
+/* ------------------------------------------------------------ top */
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* GET url's path from host:port over plain HTTP/1.1; the body, malloc'd, or
+ * NULL (with *why set). One request per connection, to keep it simple: top
+ * asks once every interval. */
+static char *http_get(const char *url, const char *path, const char **why)
+{
+    *why = "bad URL (http://host:port)";
+    if (strncmp(url, "http://", 7)) return NULL;
+    char host[256];
+    const char *h = url + 7, *end = h + strcspn(h, "/");
+    if ((size_t)(end - h) >= sizeof host) return NULL;
+    memcpy(host, h, (size_t)(end - h));
+    host[end - h] = '\0';
+    char *port = strrchr(host, ':');
+    if (!port || strchr(port, ']')) return NULL;
+    *port++ = '\0';
+    char *name = host;
+    if (name[0] == '[') { /* [v6]:port */
+        name++;
+        name[strlen(name) - 1] = '\0';
+    }
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    *why = "cannot resolve the host";
+    if (getaddrinfo(name, port, &hints, &ai) != 0) return NULL;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    struct timeval tv = {5, 0};
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+    *why = "cannot connect";
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (fd >= 0) close(fd);
+        freeaddrinfo(ai);
+        return NULL;
+    }
+    freeaddrinfo(ai);
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nAccept: text/plain\r\n"
+                     "Connection: close\r\nUser-Agent: pmctl\r\n\r\n", path, host);
+    *why = "cannot send the request";
+    if (send(fd, req, (size_t)n, MSG_NOSIGNAL) != n) {
+        close(fd);
+        return NULL;
+    }
+    size_t len = 0, cap = 1 << 16;
+    char *buf = malloc(cap + 1);
+    for (ssize_t r; buf && (r = recv(fd, buf + len, cap - len, 0)) > 0;) {
+        len += (size_t)r;
+        if (len == cap) {
+            char *nb = realloc(buf, 2 * cap + 1);
+            if (!nb) break;
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    close(fd);
+    *why = "no HTTP answer";
+    if (!buf || len < 12 || strncmp(buf, "HTTP/1.", 7)) {
+        free(buf);
+        return NULL;
+    }
+    buf[len] = '\0';
+    int status = atoi(buf + 9);
+    char *body = strstr(buf, "\r\n\r\n");
+    *why = status == 401 ? "401: the endpoint wants a token" : "the endpoint did not answer 200";
+    if (status != 200 || !body) {
+        free(buf);
+        return NULL;
+    }
+    memmove(buf, body + 4, len - (size_t)(body + 4 - buf) + 1);
+    return buf;
+}
+
+/* One sample line of the Prometheus text format: name, the labels' text
+ * (between the braces) and the value. False for comments and blank lines. */
+static int sample_line(char *line, char **name, char **labels, double *value)
+{
+    if (!*line || *line == '#') return 0;
+    char *sp = line + strcspn(line, "{ ");
+    *labels = NULL;
+    if (*sp == '{') {
+        *sp = '\0';
+        *labels = sp + 1;
+        char *close = *labels, *q = NULL;
+        int inq = 0;
+        for (; *close; close++) {
+            if (inq && *close == '\\' && close[1]) close++;
+            else if (*close == '"') inq = !inq;
+            else if (!inq && *close == '}') { q = close; break; }
+        }
+        if (!q) return 0;
+        *q = '\0';
+        sp = q + 1;
+    } else if (*sp == ' ') {
+        *sp = '\0';
+    } else {
+        return 0;
+    }
+    *name = line;
+    *value = strtod(sp + 1, NULL);
+    return 1;
+}
+
+/* The value of label k in a labels text (copied into out), or NULL. */
+static const char *text_label(const char *labels, const char *k, char *out, size_t n)
+{
+    size_t kl = strlen(k);
+    for (const char *p = labels; p && *p;) {
+        if (!strncmp(p, k, kl) && p[kl] == '=' && p[kl + 1] == '"') {
+            size_t j = 0;
+            for (p += kl + 2; *p && *p != '"' && j + 1 < n; p++) {
+                if (*p == '\\' && p[1]) p++;
+                out[j++] = *p;
+            }
+            out[j] = '\0';
+            return out;
+        }
+        const char *q = strchr(p, '"');
+        if (!q) break;
+        for (q++; *q && *q != '"'; q++)
+            if (*q == '\\' && q[1]) q++;
+        p = *q ? q + 1 : q;
+        if (*p == ',') p++;
+    }
+    return NULL;
+}
+
+#define TOP_BUCKETS 64
+typedef struct {
+    char key[96];
+    double tasks, ok;
+    double le[TOP_BUCKETS], cum[TOP_BUCKETS];
+    int nb;
+} top_row;
+
+typedef struct {
+    top_row rows[64];
+    int n;
+    double gauges[8];
+    char gname[8][64];
+    int ng;
+} top_frame;
+
+static top_row *top_get(top_frame *f, const char *key)
+{
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->rows[i].key, key)) return &f->rows[i];
+    if (f->n == 64) return NULL;
+    top_row *r = &f->rows[f->n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->key, sizeof r->key, "%s", key);
+    return r;
+}
+
+static void top_parse(const opts *o, char *text, top_frame *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t tl = strlen(o->tasks), dl = strlen(o->duration);
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *name, *labels, ty[96], st[64], le[64];
+        double v;
+        if (!sample_line(line, &name, &labels, &v)) continue;
+        if (!strncmp(name, o->tasks, tl) && !strcmp(name + tl, "_total") && labels) {
+            top_row *r = text_label(labels, o->type_label, ty, sizeof ty) ? top_get(f, ty) : NULL;
+            if (!r) continue;
+            r->tasks += v;
+            if (text_label(labels, o->status_label, st, sizeof st) && !strcmp(st, o->ok)) r->ok += v;
+        } else if (!strncmp(name, o->duration, dl) && !strcmp(name + dl, "_bucket") && labels &&
+                   text_label(labels, o->type_label, ty, sizeof ty) &&
+                   text_label(labels, "le", le, sizeof le)) {
+            top_row *r = top_get(f, ty);
+            if (r && r->nb < TOP_BUCKETS) {
+                r->le[r->nb] = strtod(le, NULL); /* "+Inf" parses as inf */
+                r->cum[r->nb++] = v;
+            }
+        } else if (!labels && f->ng < 8 && (strstr(name, "queue_length") || strstr(name, "busy"))) {
+            snprintf(f->gname[f->ng], sizeof f->gname[0], "%s", name);
+            f->gauges[f->ng++] = v;
+        }
+    }
+}
+
+/* The q quantile of the buckets' increase between two frames, as PromQL's
+ * histogram_quantile (linear within the bucket). */
+static double bucket_quantile(const top_row *a, const top_row *b, double q)
+{
+    if (!b->nb) return NAN;
+    double total = b->cum[b->nb - 1] - (a && a->nb == b->nb ? a->cum[a->nb - 1] : 0);
+    if (total <= 0) return NAN;
+    double rank = q * total, prev_le = 0, prev_c = 0;
+    for (int i = 0; i < b->nb; i++) {
+        double c = b->cum[i] - (a && a->nb == b->nb ? a->cum[i] : 0);
+        if (c >= rank) {
+            if (isinf(b->le[i])) return prev_le;
+            return prev_le + (b->le[i] - prev_le) * (c > prev_c ? (rank - prev_c) / (c - prev_c) : 0);
+        }
+        prev_le = b->le[i];
+        prev_c = c;
+    }
+    return prev_le;
+}
+
+static int cmd_top(opts *o)
+{
+    if (!o->url) die(2, "top needs --url http://host:port (the process's embedded endpoint)");
+    double interval = o->interval > 0 ? o->interval : 2;
+    int frames = o->count > 0 ? o->count : o->once ? 2 : 0, tty = isatty(1) && !o->once;
+    top_frame *prev = calloc(1, sizeof *prev), *cur = calloc(1, sizeof *cur);
+    if (!prev || !cur) die(2, "out of memory");
+    double tprev = 0;
+    int have_prev = 0;
+    for (int frame = 0; !frames || frame < frames; frame++) {
+        const char *why;
+        char *text = http_get(o->url, "/metrics", &why);
+        if (!text) die(2, "%s: %s", o->url, why);
+        double now = now_s();
+        top_parse(o, text, cur);
+        free(text);
+        if (have_prev) {
+            double dt = now - tprev;
+            if (tty) fputs("\033[H\033[2J", stdout);
+            char ts[32];
+            iso(now, ts, sizeof ts);
+            printf("%s  %s  every %.1fs\n", o->url, ts, interval);
+            for (int g = 0; g < cur->ng; g++)
+                printf("%s%s %.6g", g ? "   " : "", cur->gname[g], cur->gauges[g]);
+            if (cur->ng) putchar('\n');
+            printf("%-20s %10s %9s %10s %10s %10s\n", o->type_label, "tasks/s", "success", "p50",
+                   "p95", "p99");
+            for (int i = 0; i < cur->n; i++) {
+                const top_row *b = &cur->rows[i], *a = NULL;
+                for (int j = 0; j < prev->n; j++)
+                    if (!strcmp(prev->rows[j].key, b->key)) a = &prev->rows[j];
+                double dn = b->tasks - (a ? a->tasks : 0), dk = b->ok - (a ? a->ok : 0);
+                if (dn < 0) dn = b->tasks, dk = b->ok; /* the process restarted */
+                char q[3][16];
+                static const double qs[] = {0.5, 0.95, 0.99};
+                for (int k = 0; k < 3; k++) { /* "-": nothing finished in the interval */
+                    double v = bucket_quantile(a, b, qs[k]);
+                    snprintf(q[k], sizeof q[k], v == v ? "%.3fs" : "-", v);
+                }
+                char succ[16];
+                snprintf(succ, sizeof succ, dn > 0 ? "%.1f%%" : "-", dn > 0 ? 100 * dk / dn : 0);
+                printf("%-20s %10.2f %9s %10s %10s %10s\n", b->key, dn / dt, succ, q[0], q[1], q[2]);
+            }
+            fflush(stdout);
+        }
+        top_frame *t = prev;
+        prev = cur;
+        cur = t;
+        tprev = now;
+        have_prev = 1;
+        if (frames && frame + 1 == frames) break;
+        struct timespec ts = {(time_t)interval, (long)((interval - floor(interval)) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    free(prev);
+    free(cur);
+    return 0;
+}
+
 /* ------------------------------------------------------------ diff */
 
 static int cmd_diff(opts *o, const char *base, const char *cur)
@@ -849,6 +1303,8 @@ static const char usage[] =
     "usage: pmctl summary --store DIR [range] [--label k=v]... [--format text|json]\n"
     "       pmctl export  --store DIR [range] [--label k=v]... --format csv|json|prom\n"
     "       pmctl trends  --store DIR [range] [--period DURATION] [--label k=v]... [--format text|json]\n"
+    "       pmctl report  --store DIR [range] [--label k=v]... [--format html] [--output FILE]\n"
+    "       pmctl top     --url http://HOST:PORT [--interval 2s] [--count N | --once]\n"
     "       pmctl diff BASELINE CURRENT [range] [--max-regression PCT] [--format text|json]\n"
     "range: --since 30m|12h|7d, --days N, --start T --end T (Unix seconds or\n"
     "       YYYY-MM-DD[THH:MM:SSZ], UTC)\n"
@@ -863,7 +1319,7 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     opts o = {NULL, -INFINITY, INFINITY, {0}, {0}, {0}, 0, NULL, "tasks", "task_duration_seconds",
-              "task_type", "agent", "status", "ok", 10.0, 0};
+              "task_type", "agent", "status", "ok", 10.0, 0, NULL, NULL, 0, 0, 0};
     const char *pos[2] = {NULL, NULL};
     const char *cmd = argv[1];
     if (!strcmp(cmd, "summary")) {
@@ -873,6 +1329,14 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "export")) {
         parse_opts(argc, argv, 2, &o, pos, 0);
         return cmd_export(&o);
+    }
+    if (!strcmp(cmd, "top")) {
+        parse_opts(argc, argv, 2, &o, pos, 0);
+        return cmd_top(&o);
+    }
+    if (!strcmp(cmd, "report")) {
+        parse_opts(argc, argv, 2, &o, pos, 0);
+        return cmd_report(&o, o.output);
     }
     if (!strcmp(cmd, "trends")) {
         parse_opts(argc, argv, 2, &o, pos, 0);

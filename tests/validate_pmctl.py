@@ -50,6 +50,97 @@ def workload(current):
     return per_minute
 
 
+REPORT_FACTS = r"""(() => {
+  const q = (s) => [...document.querySelectorAll(s)];
+  return {
+    figures: q('figure').map((f) => ({title: f.querySelector('figcaption').textContent,
+      lines: [...f.querySelectorAll('polyline')].map((l) => ({name: l.dataset.series,
+        points: l.getAttribute('points').trim().split(/\s+/).length,
+        width: l.getBoundingClientRect().width}))})),
+    tables: q('table').map((t) => t.querySelectorAll('tr').length - 1),
+    tasks: document.getElementById('tasks').textContent,
+    success: document.getElementById('success').textContent,
+    scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth,
+  };
+})()"""
+
+
+def check_report(path, tmp, summary):
+    """The report opened in headless Chromium: its charts drawn, its tables
+    and figures those of summary, nothing external, no page error."""
+    import re
+    import shutil
+    import validate_dashboard as vd
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    check(not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text) and "<script" not in text,
+          "report: external resources or scripts")
+    exe = next((p for p in map(shutil.which, vd.BROWSERS) if p), None)
+    if not exe:
+        pmcheck.missing("validate_pmctl", "chromium", "chromium")
+        return
+    with open(os.path.join(tmp, "chromium.log"), "wb") as log:
+        browser = vd.Browser(exe, os.path.join(tmp, "profile"), log)
+        try:
+            page = vd.Page(browser, "file://" + path, 900, 1400)
+            facts = page.wait("document.readyState === 'complete' && (%s)" % REPORT_FACTS)
+            check(facts is not None, "report: the page did not load")
+            if facts:
+                titles = [f["title"] for f in facts["figures"]]
+                check(titles == ["Tasks per hour", "Success (%)", "Mean duration (s)"], "figures %r" % titles)
+                for fig in facts["figures"]:
+                    names = sorted(l["name"] for l in fig["lines"])
+                    check(names == ["code_review", "deploy", "research", "test_run"],
+                          "%s: lines %r" % (fig["title"], names))
+                    check(all(l["points"] >= 15 and l["width"] > 300 for l in fig["lines"]),
+                          "%s: lines drawn %r" % (fig["title"], fig["lines"]))
+                check(facts["tables"] == [len(summary["by_type"]), len(summary["by_agent"])],
+                      "report tables %r" % facts["tables"])
+                check(facts["tasks"] == "%.0f" % summary["tasks"], "report tasks %r" % facts["tasks"])
+                check(facts["success"] == "%.1f%%" % (100 * summary["success_rate"]),
+                      "report success %r" % facts["success"])
+                check(facts["scrollWidth"] <= facts["width"], "report overflows the page")
+                art = os.path.join(os.environ.get("PM_BUILD_ROOT") or tmp, "artifacts")
+                os.makedirs(art, exist_ok=True)
+                png = page.screenshot(os.path.join(art, "pmctl_report.png"))
+                check(png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10000, "report screenshot")
+            check(page.problems() == [], "report: page errors %r" % page.problems())
+            page.close()
+        finally:
+            browser.close()
+
+
+def check_top(pmctl, tmp):
+    root = os.environ.get("PM_BUILD_ROOT") or os.path.dirname(os.path.dirname(pmctl))
+    demo = os.path.join(root, "examples", "orchestrator")
+    if not os.access(demo, os.X_OK):
+        check(False, "examples/orchestrator not built (top is checked against it)")
+        return
+    with open(os.path.join(tmp, "orchestrator.log"), "w+") as log:
+        proc = subprocess.Popen([demo, "--duration", "8", "--port", "0", "--quiet", "--seed", "3"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            def url():
+                log.seek(0)
+                for line in log.read().splitlines():
+                    if line.startswith("metrics:"):
+                        return line.split()[1].rsplit("/", 1)[0]
+                return None
+            base = pmcheck.poll(url, 10)
+            if not check(base is not None, "orchestrator printed no URL"):
+                return
+            out = run([pmctl, "top", "--url", base, "--count", "3", "--interval", "0.5"]).stdout
+            frames = out.count(base + "  ")
+            check(frames == 2, "top: %d frames, want 2:\n%s" % (frames, out))
+            rows = [l.split() for l in out.splitlines() if l.split() and l.split()[0] in
+                    ("code_review", "test_run", "deploy", "research", "summarize")]
+            check(len(rows) == 10, "top: %d task rows, want 2 x 5:\n%s" % (len(rows), out))
+            check(all(float(r[1]) >= 0 for r in rows), "top: rates")
+            check("task_queue_length" in out and "agents_busy" in out, "top: gauges")
+        finally:
+            pmcheck.stop_process(proc)
+
+
 def main():
     fixture = pmcheck.built_program("history_fixture")
     pmctl = pmctl_path()
@@ -148,13 +239,23 @@ def main():
         js = json.loads(run([pmctl, "trends", "--store", tr, "--period", "5m", "--format", "json"]).stdout)
         check(js["previous"] == ["2026-12-01T00:19:00Z", "2026-12-01T00:24:00Z"], "--period %r" % js["previous"])
 
+        # report --format html: one self-contained file, read by headless Chromium.
+        html = os.path.join(tmp, "report.html")
+        run([pmctl, "report", "--store", tr, "--format", "html", "--output", html])
+        check_report(html, tmp, json.loads(run([pmctl, "summary", "--store", tr, "--format", "json"]).stdout))
+
+        # top: a live view of a running orchestrator's endpoint.
+        check_top(pmctl, tmp)
+
         # Usage and store errors: exit 2 with a message.
         for argv in [[pmctl], [pmctl, "nonsense"], [pmctl, "summary"],
                      [pmctl, "summary", "--store", os.path.join(tmp, "none")],
                      [pmctl, "summary", "--store", base, "--since", "soon"],
                      [pmctl, "export", "--store", base, "--format", "xml"],
                      [pmctl, "diff", base],
-                     [pmctl, "trends", "--store", base, "--period", "x"]]:
+                     [pmctl, "trends", "--store", base, "--period", "x"],
+                     [pmctl, "top"], [pmctl, "top", "--url", "ftp://x"],
+                     [pmctl, "top", "--url", "http://127.0.0.1:1", "--once"]]:
             p = run(argv, 2)
             check(p.stderr.startswith("pmctl:") or p.stderr.startswith("usage:"),
                   "%r: message %r" % (argv[1:], p.stderr))
@@ -170,7 +271,7 @@ def main():
         p = run([pmctl, "summary", "--store", base, "--format", "json"])
         check("damaged records skipped" in p.stderr, "damage reported: %r" % p.stderr)
         check(json.loads(p.stdout)["snapshots"] == 29, "one snapshot lost")
-    return pmcheck.summary("validate_pmctl")
+    return pmcheck.exit_status("validate_pmctl")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ export class Registry {
   format(fmt?: Format): string;
   getMetricsAsJSON(): Promise<MetricObject[]>;
   getMetricsAsArray(): Array<Counter | Gauge | Histogram>;
+  /** Only the registry the metric was made in. */
+  registerMetric(metric: Counter | Gauge | Histogram): void;
   getSingleMetric(name: string): Counter | Gauge | Histogram | undefined;
   getSingleMetricAsString(name: string): Promise<string>;
   removeSingleMetric(name: string): void;
@@ -166,7 +168,7 @@ export class Histogram<T extends string = string> extends Metric<T> {
 
 export function linearBuckets(start: number, width: number, count: number): number[];
 export function exponentialBuckets(start: number, factor: number, count: number): number[];
-export function collectDefaultMetrics(config?: { register?: Registry }): void;
+export function collectDefaultMetrics(config?: { register?: Registry; prefix?: never; labels?: never }): void;
 
 export type SpanKind = 'internal' | 'server' | 'client' | 'producer' | 'consumer';
 
@@ -234,6 +236,16 @@ export class AlertEngine {
   readonly health: number;
   active(): AlertEvent[];
   history(): AlertEvent[];
+  /** fn runs inside deliver(), on the calling thread, for events that pass the filter. */
+  addNotifier(name: string, fn: (event: AlertEvent) => void, filter?: {
+    minSeverity?: 'info' | 'warning' | 'critical';
+    rules?: string[];
+    matchers?: Array<[string, '=' | '!=' | '=~' | '!~', string]>;
+    sendResolved?: boolean;
+  }): void;
+  removeNotifier(name: string): void;
+  /** Delivers up to max queued events (0: all); returns how many. */
+  deliver(max?: number): number;
   close(): void;
 }
 

@@ -1,13 +1,17 @@
 'use strict';
 // The alert engine (pm_alert_engine_t) with rules loaded from rule-file
-// text (doc/alerting.md). Notifications are not delivered to JS callbacks:
-// a C thread calling into JS would have to wait on the event loop, which is
-// gone at exit. Hosts read active() / history(), or the server's
-// /api/v1/alerts, and tick() from a timer or start() the engine's own thread.
+// text (doc/alerting.md). The engine has no dispatch thread: notifiers
+// written in JS run inside deliver() on the calling thread, never on a C
+// thread (which would have to wait on the event loop, gone at exit). Hosts
+// tick() from a timer or start() the engine's own evaluation thread, and
+// deliver() what it queued.
 
-const { C, PerfmetricsError, check, outPtr, instanceOf, optionsObject } = require('./native');
+const { koffi, C, PerfmetricsError, check, outPtr, instanceOf, optionsObject } = require('./native');
 const { Registry, register, onExit, forgetAtExit } = require('./registry');
-const { Owned } = require('./tracing');
+const { Owned, pick } = require('./tracing');
+
+const notifyProto = koffi.proto('int pm_node_notify_fn(void *event, void *user)');
+const SEVERITIES = { info: 1, warning: 2, critical: 3 };
 
 // A rule-file error with where it was found.
 function parseFailure(rc, errp, what) {
@@ -51,6 +55,8 @@ class AlertEngine extends Owned {
   constructor(options = {}) {
     super();
     optionsObject(options, 'AlertEngine');
+    this._notifiers = new Map(); // name -> registered callback
+    this._notifyErrors = [];
     this._registry = options.registry === undefined ? register : instanceOf(options.registry, Registry, 'registry');
     const opts = outPtr((o) => C.pm_alert_engine_opts_new(o), 'pm_alert_engine_opts_new');
     try {
@@ -147,10 +153,74 @@ class AlertEngine extends Owned {
     return this._list(C.pm_alert_engine_history, 'alert history');
   }
 
+  // Registers notifier fn(event) for the events that pass the filter
+  // {minSeverity, rules, matchers: [[label, op, value]], sendResolved}; it
+  // runs inside deliver(). A throw counts as a failed notification.
+  addNotifier(name, fn, filter = {}) {
+    if (typeof name !== 'string') throw new TypeError('perfmetrics: a notifier name must be a string');
+    if (typeof fn !== 'function') throw new TypeError('perfmetrics: a notifier needs a function');
+    optionsObject(filter, 'notifier filter');
+    const f = outPtr((o) => C.pm_alert_filter_new(o), 'pm_alert_filter_new');
+    let cb = null;
+    try {
+      if (filter.minSeverity !== undefined) {
+        check(C.pm_alert_filter_set_min_severity(f, pick(SEVERITIES, filter.minSeverity, 'minSeverity')), 'minSeverity');
+      }
+      for (const rule of filter.rules || []) check(C.pm_alert_filter_add_rule(f, String(rule)), 'filter rule');
+      for (const m of filter.matchers || []) {
+        if (!Array.isArray(m) || m.length !== 3) throw new TypeError('perfmetrics: a matcher is [label, op, value]');
+        check(C.pm_alert_filter_add_matcher(f, String(m[0]), String(m[1]), String(m[2])), 'filter matcher', m.join(' '));
+      }
+      if (filter.sendResolved !== undefined) {
+        check(C.pm_alert_filter_set_send_resolved(f, filter.sendResolved ? 1 : 0), 'sendResolved');
+      }
+      cb = koffi.register((ev) => {
+        try {
+          fn(eventObject(ev));
+          return 0;
+        } catch (e) {
+          this._notifyErrors.push(e);
+          return 1;
+        }
+      }, koffi.pointer(notifyProto));
+      check(C.pm_alert_engine_add_notifier(this._live(), name, f, cb, null, null), `notifier ${name}`);
+    } catch (e) {
+      if (cb !== null) koffi.unregister(cb);
+      throw e;
+    } finally {
+      C.pm_alert_filter_free(f); // the engine keeps a copy
+    }
+    this._notifiers.set(name, cb);
+  }
+
+  removeNotifier(name) {
+    check(C.pm_alert_engine_remove_notifier(this._live(), String(name)), `remove notifier ${name}`);
+    koffi.unregister(this._notifiers.get(name));
+    this._notifiers.delete(name);
+  }
+
+  // Runs the notifiers on what the engine queued (at most `max`, 0: all);
+  // returns how many events were handed to the filters, and throws the first
+  // error a notifier threw, after every event was delivered.
+  deliver(max = 0) {
+    if (!Number.isInteger(max) || max < 0) throw new TypeError('perfmetrics: deliver(max) needs an integer >= 0');
+    this._notifyErrors = [];
+    const n = [0];
+    check(C.pm_alert_engine_deliver(this._live(), max, n), 'alert deliver');
+    const errors = this._notifyErrors;
+    this._notifyErrors = [];
+    if (errors.length) throw errors[0];
+    return n[0];
+  }
+
+  // Frees the engine; what is still queued is delivered to the notifiers
+  // first (on this thread).
   close() {
     if (this.ptr === null) return;
     this._checkUnread('alert engine');
     C.pm_alert_engine_free(this.ptr);
+    for (const cb of this._notifiers.values()) koffi.unregister(cb);
+    this._notifiers.clear();
     this.ptr = null;
     this._registry._readers.delete(this);
     forgetAtExit(this);

@@ -50,6 +50,7 @@ class Shard {
     this.u32 = [];
     this.children = new Set();
     this.counters = new Map(); // cell index -> CellCounter
+    this.histograms = new Map(); // current region index -> CellHistogram
   }
 
   // Makes views for pages added by the last bind or grow: one view per page,
@@ -77,6 +78,7 @@ class Shard {
     for (const child of this.children) child.orphan();
     this.children.clear();
     this.counters.clear();
+    this.histograms.clear();
     C.pm_cells_free(this.block);
     this.block = null;
     this.f64 = [];
@@ -168,17 +170,33 @@ function histogramLayout(f, o) {
 // cells.h specifies, finds its count cell by open addressing and grows the
 // region at 3/4 full; at the largest size, values whose key finds no room go
 // through pm_histogram_observe.
+// One object per bound series in a shard, as for counters: label sets that
+// share a series (past a cardinality limit) must share it, or one object's
+// grow would leave the other writing into the region it moved from.
 class CellHistogram {
-  constructor(shard, handle, family) {
+  constructor(shard, handle, family, index) {
     this.shard = shard;
     this.handle = handle;
     this.family = family;
     this.full = false;
-    this.load(shard.bind(C.pm_cells_histogram, handle, 'pm_cells_histogram'));
-    shard.children.add(this);
+    this.index = -1;
+    this.load(index);
+  }
+
+  static of(shard, handle, family) {
+    // Binding a series again gives its current index, the key it is kept under.
+    const index = shard.bind(C.pm_cells_histogram, handle, 'pm_cells_histogram');
+    let cell = shard.histograms.get(index);
+    if (cell === undefined) {
+      cell = new CellHistogram(shard, handle, family, index);
+      shard.children.add(cell);
+    }
+    return cell;
   }
 
   load(index) {
+    this.shard.histograms.delete(this.index);
+    this.shard.histograms.set(index, this);
     const page = Math.floor(index / PAGE_DOUBLES);
     const f = this.shard.f64[page];
     const o = index % PAGE_DOUBLES;
@@ -282,6 +300,10 @@ class CellHistogram {
 class FfiHistogram {
   constructor(shard, handle) {
     this.handle = handle;
+  }
+
+  static of(shard, handle) {
+    return new FfiHistogram(shard, handle);
   }
 
   observe(v) {

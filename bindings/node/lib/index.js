@@ -20,7 +20,14 @@ module.exports = {
   exponentialBuckets: metrics.exponentialBuckets,
   // prom-client's collectDefaultMetrics({register}): the library's process
   // collector (process_* names, read from /proc at each scrape).
-  collectDefaultMetrics: (config = {}) => (config.register || registry.register).collectDefaultMetrics(),
+  collectDefaultMetrics: (config = {}) => {
+    // The collector's names are Prometheus' standard ones: options that
+    // would rename or relabel them are refused rather than ignored.
+    for (const k of ['prefix', 'labels']) {
+      if (config[k] !== undefined) throw new Error(`perfmetrics: collectDefaultMetrics does not support ${k}`);
+    }
+    (config.register || registry.register).collectDefaultMetrics();
+  },
   prometheusContentType: registry.PROMETHEUS_CONTENT_TYPE,
   openMetricsContentType: registry.OPENMETRICS_CONTENT_TYPE,
   Tracer: tracing.Tracer,

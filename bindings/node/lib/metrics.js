@@ -3,6 +3,7 @@
 // family; each label set is a child that holds its series handle and the
 // thread's cell for it, found once and cached by its label values.
 
+const { performance } = require('node:perf_hooks');
 const { C, check, outPtr, describe } = require('./native');
 const cells = require('./cells');
 const { Registry, register } = require('./registry');
@@ -37,7 +38,6 @@ function checkFinite(v) {
 // A timer's clock: performance.now() is a double read with no allocation
 // (process.hrtime.bigint() allocates a BigInt per read; doc/node.md has the
 // costs); sub-microsecond resolution is more than a histogram bucket needs.
-const { performance } = require('node:perf_hooks');
 function timerStart() {
   return performance.now();
 }
@@ -111,7 +111,7 @@ class GaugeChild {
 class HistogramChild {
   constructor(metric, handle) {
     this.handle = handle;
-    this.cell = new cells.Histogram(metric._shard(), handle, metric);
+    this.cell = cells.Histogram.of(metric._shard(), handle, metric);
   }
 
   observe(v) {

@@ -148,6 +148,16 @@ class Registry {
     return doc.families.map(toPromClientJSON);
   }
 
+  // prom-client's way to add a metric made with registers: [] elsewhere: a
+  // library family belongs to the registry it was made in, so only that
+  // registry takes it (again, after removeSingleMetric).
+  registerMetric(metric) {
+    if (metric === null || typeof metric !== 'object' || metric.registry !== this) {
+      throw new Error('perfmetrics: a metric can only be registered in the registry it was made in (registers: [registry])');
+    }
+    if (this._metrics.get(metric.name) !== metric) this._add(metric);
+  }
+
   getMetricsAsArray() {
     return [...this._metrics.values()];
   }

@@ -67,6 +67,28 @@ test('histogram: at the largest region, new keys go through the FFI and still co
   assert.equal(full, true, 'the region reached its largest size');
 });
 
+test('histogram: label sets sharing the overflow series share one region through its grows', { skip }, () => {
+  const r = fresh();
+  const h = new pm.Histogram({ name: 'shared_seconds', help: 'h', labelNames: ['k'], maxSeries: 1, registers: [r] });
+  const ref = new pm.Histogram({ name: 'ref_seconds', help: 'h', registers: [r] });
+  const ffi = new cells.FfiHistogram(null, ref.labels().handle);
+  h.observe({ k: 'own' }, 1); // takes the one series; the rest overflow
+  const b = h.labels('b');
+  const c = h.labels('c');
+  assert.equal(b.cell, c.cell);
+  const rnd = lcg(99);
+  for (let i = 0; i < 30000; i++) {
+    const v = Math.exp(rnd() * 30 - 20);
+    (i % 2 ? b : c).observe(v);
+    ffi.observe(v);
+  }
+  const doc = JSON.parse(r.format('json'));
+  const over = doc.families.find((f) => f.name === 'shared_seconds').series.find((x) => x.overflow);
+  const want = doc.families.find((f) => f.name === 'ref_seconds').series[0];
+  assert.deepEqual({ ...over, labels: {}, overflow: false, created: 0 }, { ...want, created: 0 });
+  r.close();
+});
+
 test('counter cells: exact sums of integers and of binary fractions', { skip }, () => {
   const r = fresh();
   const c = new pm.Counter({ name: 'n', help: 'h', labelNames: ['k'], registers: [r] });

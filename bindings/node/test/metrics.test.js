@@ -180,6 +180,12 @@ test('remove, reset, removeSingleMetric, clear, resetMetrics', async () => {
   assert.deepEqual(r.getMetricsAsArray(), [c, p]);
   r.removeSingleMetric('p');
   r.removeSingleMetric('absent');
+  r.registerMetric(p); // back in the registry it was made in
+  assert.equal(r.getSingleMetric('p'), p);
+  r.registerMetric(p); // already there: nothing to do
+  assert.throws(() => pm.register.registerMetric(p), /only be registered in the registry it was made in/);
+  assert.throws(() => r.registerMetric(null), /only be registered/);
+  r.removeSingleMetric('p');
   assert.equal(r.getSingleMetric('p'), undefined);
   const again = new pm.Counter({ name: 'p', help: 'h', registers: [r] });
   again.inc();
@@ -293,6 +299,8 @@ test('bucket helpers and collectDefaultMetrics', () => {
   assert.throws(() => pm.exponentialBuckets(1, 1, 3), /factor greater than 1/);
   assert.throws(() => pm.exponentialBuckets(1, 2, 0), /positive count/);
   const r = fresh();
+  assert.throws(() => pm.collectDefaultMetrics({ register: r, prefix: 'app_' }), /does not support prefix/);
+  assert.throws(() => pm.collectDefaultMetrics({ register: r, labels: { a: '1' } }), /does not support labels/);
   pm.collectDefaultMetrics({ register: r });
   const s = samples(r.format());
   assert.ok(s.get('process_resident_memory_bytes') > 0);

@@ -155,3 +155,27 @@ test('bench/bench_node.js runs (shortened) and prints its rows in bench/run\'s t
   assert.match(r.stdout, /10k series .*target >= 5x faster: (MET|MISSED)/);
   assert.match(r.stdout, /koffi call, pm_version\(\)/);
 });
+
+test('npm pack, then npm install --offline of the tarball into an app: require, import, and a library copy beside it', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pm-node-app-'));
+  const npm = (args) => spawnSync('npm', args, { cwd: dir, encoding: 'utf8', timeout: 120000, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  try {
+    const packed = npm(['pack', pkg, '--pack-destination', dir]);
+    assert.equal(packed.status, 0, packed.stderr);
+    const tgz = fs.readdirSync(dir).find((f) => f.endsWith('.tgz'));
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+    // koffi comes from npm's cache, filled by tests/run's npm ci: no network.
+    const installed = npm(['install', '--offline', '--no-audit', '--no-fund', `./${tgz}`]);
+    assert.equal(installed.status, 0, installed.stderr);
+    const cjs = node(['-e', "const pm = require('perfmetrics'); new pm.Counter({ name: 'a', help: 'h' }).inc(); pm.register.metrics().then((t) => console.log(t.includes('a_total 1')))"], {}, dir);
+    assert.equal(cjs.stdout.trim(), 'true', cjs.stderr);
+    const esm = node(['--input-type=module', '-e', "import { library } from 'perfmetrics'; console.log(library.version)"], {}, dir);
+    assert.equal(esm.stdout.trim(), pm.library.version, esm.stderr);
+    const beside = path.join(dir, 'node_modules', 'perfmetrics', 'libperfmetrics.so.1');
+    fs.copyFileSync(lib, beside);
+    const own = node(['-e', "console.log(require('perfmetrics').library.path)"], { PERFMETRICS_LIBRARY: undefined }, dir);
+    assert.equal(own.stdout.trim(), beside, own.stderr);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

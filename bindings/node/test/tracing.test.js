@@ -139,6 +139,45 @@ test('alert rules from text: load, tick with an explicit clock, active, history,
   r.close();
 });
 
+test('alert notifiers in JS: filters, deliver() on this thread, errors counted and thrown, remove', () => {
+  const r = fresh();
+  const g = new pm.Gauge({ name: 'queue_depth', help: 'h', registers: [r] });
+  const e = new pm.AlertEngine({ registry: r, rules: RULES });
+  const all = [];
+  const critical = [];
+  e.addNotifier('all', (ev) => all.push(`${ev.rule} ${ev.state} ${ev.labels.team}`));
+  e.addNotifier('pager', (ev) => critical.push(ev.state), { minSeverity: 'critical', rules: ['QueueDeep'],
+    matchers: [['team', '=~', 'co.*']], sendResolved: false });
+  e.addNotifier('broken', () => {
+    throw new Error('webhook down');
+  }, { rules: ['QueueDeep'] });
+  g.set(50);
+  e.tick(1000);
+  assert.deepEqual(all, [], 'nothing runs before deliver()');
+  assert.throws(() => e.deliver(), /^Error: webhook down$/);
+  assert.deepEqual(all, ['QueueDeep firing core']);
+  assert.deepEqual(critical, ['firing']);
+  e.removeNotifier('broken');
+  g.set(0);
+  e.tick(2000);
+  assert.equal(e.deliver(), 1);
+  assert.deepEqual(all, ['QueueDeep firing core', 'QueueDeep resolved core']);
+  assert.deepEqual(critical, ['firing'], 'sendResolved: false');
+  assert.throws(() => e.addNotifier('all', () => {}), (x) => x.code === 'PM_EEXIST');
+  assert.throws(() => e.addNotifier('x', () => {}, { minSeverity: 'loud' }), /minSeverity must be one of info/);
+  assert.throws(() => e.addNotifier('x', () => {}, { matchers: [['team', '~', 'x']] }), (x) => x.code === 'PM_EINVAL');
+  assert.throws(() => e.addNotifier('x', () => {}, { matchers: ['team'] }), /a matcher is \[label, op, value\]/);
+  assert.throws(() => e.addNotifier(1, () => {}), /name must be a string/);
+  assert.throws(() => e.addNotifier('x', null), /needs a function/);
+  assert.throws(() => e.removeNotifier('nope'), (x) => x.code === 'PM_ENOENT');
+  assert.throws(() => e.deliver(-1), /integer >= 0/);
+  g.set(60);
+  e.tick(3000);
+  e.close(); // delivers what is queued, on this thread
+  assert.equal(all.length, 3);
+  r.close();
+});
+
 test('alert rules: parse errors say where, with the library message', () => {
   assert.throws(() => pm.AlertEngine.checkRules('alert X {\n  expr: sum(rate(x[5m])\n}\n'), (e) => {
     assert.equal(e.code, 'PM_EPARSE');

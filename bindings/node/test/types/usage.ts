@@ -39,6 +39,10 @@ s.setAttribute('k', 1).addEvent('e', { a: 'b' }).setStatus('ok');
 const tp: string = s.traceparent;
 s.end();
 const e = new AlertEngine({ registry: r, rules: 'alert A {\n  expr: depth > 1\n}\n' });
+e.addNotifier('log', (ev) => console.log(ev.rule), { minSeverity: 'critical', matchers: [['team', '=', 'core']] });
+const delivered: number = e.deliver();
+// @ts-expect-error: not a matcher operator
+e.addNotifier('bad', () => {}, { matchers: [['team', '~', 'core']] });
 const firing: string[] = e.active().map((a) => `${a.rule} ${a.state} ${a.labels.alertname}`);
 const srv = startServer({ registry: r, port: 0, tracer: t, alertEngine: e });
 const port: number = srv.port;
@@ -47,4 +51,4 @@ try {
 } catch (err) {
   if (err instanceof PerfmetricsError) console.log(err.code, err.status, err.line);
 }
-console.log(n, stopG, secs, text, json, tp, firing, port, pm.library.cells);
+console.log(delivered, n, stopG, secs, text, json, tp, firing, port, pm.library.cells);
