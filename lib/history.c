@@ -438,9 +438,14 @@ pm_status_t pm_history_append(pm_history_t *h, const pm_snapshot_t *s)
     return append(h, s, encode_snapshot);
 }
 
+pm_status_t pm__history_append_spans(pm_history_t *h, const pm_span_batch_t *b)
+{
+    return pm_span_batch_count(b) ? append(h, b, encode_spans) : PM_OK;
+}
+
 static pm_status_t history_spans(const pm_span_batch_t *b, void *user)
 {
-    return pm_span_batch_count(b) ? append(user, b, encode_spans) : PM_OK;
+    return pm__history_append_spans(user, b);
 }
 
 pm_status_t pm_history_add_tracer(pm_history_t *h, pm_tracer_t *t)

@@ -35,6 +35,9 @@ double pm__history_time(const void *body, size_t len);
 pm_status_t pm__history_encode_spans(const pm_span_batch_t *batch, pm_buf_t *b);
 pm_status_t pm__history_decode_spans(const void *body, size_t len, pm_span_batch_t **out);
 void pm__history_spans_free(pm_span_batch_t *b);
+/* Appends a span batch as a span record (the tracer's exporter; test
+ * fixtures with spans of chosen times). */
+pm_status_t pm__history_append_spans(pm_history_t *h, const pm_span_batch_t *b);
 /* Decodes a body into the empty snapshot s. Errors: PM_EPARSE, PM_ENOMEM. */
 pm_status_t pm__history_decode(const void *body, size_t len, pm_snapshot_t *s);
 
