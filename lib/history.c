@@ -44,6 +44,7 @@ struct pm_history {
     size_t nsegs, capsegs;
     pm_buf_t *buf;
     pm_exporter_t *ex;
+    pm_tracer_t *tracer; /* with our span exporter, or NULL */
     _Atomic uint64_t stat[PM_HISTORY_STAT_RECOVERED + 1];
 };
 
@@ -375,14 +376,26 @@ pm_status_t pm_history_new(pm_registry_t *r, const char *dir, const pm_history_o
     return PM_OK;
 }
 
-pm_status_t pm_history_append(pm_history_t *h, const pm_snapshot_t *s)
+static pm_status_t encode_snapshot(const void *src, const pm_history_t *h, pm_buf_t *b)
 {
-    if (!h || !s) return PM_EINVAL;
+    return pm__history_encode(src, wants, &h->o, b);
+}
+
+static pm_status_t encode_spans(const void *src, const pm_history_t *h, pm_buf_t *b)
+{
+    (void)h;
+    return pm__history_encode_spans(src, b);
+}
+
+/* Appends one record whose body enc writes from src. */
+static pm_status_t append(pm_history_t *h, const void *src,
+                          pm_status_t (*enc)(const void *src, const pm_history_t *h, pm_buf_t *b))
+{
     pthread_mutex_lock(&h->mu);
     pm_buf_reset(h->buf);
     static const unsigned char zero[PM_HISTORY_FRAME];
     pm_status_t st = pm_buf_append(h->buf, zero, sizeof zero);
-    if (st == PM_OK) st = pm__history_encode(s, wants, &h->o, h->buf);
+    if (st == PM_OK) st = enc(src, h, h->buf);
     size_t len = pm_buf_len(h->buf);
     if (st == PM_OK && len - PM_HISTORY_FRAME > PM_HISTORY_MAX_BODY) st = PM_ERANGE;
     if (st == PM_OK) {
@@ -419,6 +432,32 @@ pm_status_t pm_history_append(pm_history_t *h, const pm_snapshot_t *s)
     return st == PM_ERANGE ? PM_EIO : st;
 }
 
+pm_status_t pm_history_append(pm_history_t *h, const pm_snapshot_t *s)
+{
+    if (!h || !s) return PM_EINVAL;
+    return append(h, s, encode_snapshot);
+}
+
+pm_status_t pm__history_append_spans(pm_history_t *h, const pm_span_batch_t *b)
+{
+    return pm_span_batch_count(b) ? append(h, b, encode_spans) : PM_OK;
+}
+
+static pm_status_t history_spans(const pm_span_batch_t *b, void *user)
+{
+    return pm__history_append_spans(user, b);
+}
+
+pm_status_t pm_history_add_tracer(pm_history_t *h, pm_tracer_t *t)
+{
+    if (!h || !t) return PM_EINVAL;
+    if (h->tracer) return PM_ESTATE;
+    pm_status_t st = pm_tracer_add_exporter(t, h->o.name ? h->o.name : "history", history_spans, h,
+                                            NULL);
+    if (st == PM_OK) h->tracer = t;
+    return st;
+}
+
 pm_status_t pm_history_stat(const pm_history_t *h, pm_history_stat_t which, uint64_t *value)
 {
     if (value) *value = 0;
@@ -431,5 +470,6 @@ void pm_history_free(pm_history_t *h)
 {
     if (!h) return;
     pm_exporter_remove(h->ex);
+    if (h->tracer) pm_tracer_remove_exporter(h->tracer, h->o.name ? h->o.name : "history");
     history_close(h);
 }

@@ -18,6 +18,7 @@
  * All integers little-endian. The sync word lets a reader find the next
  * record after a frame that does not hold. */
 #include "internal/history_internal.h"
+#include "internal/span_internal.h"
 
 #include <math.h>
 
@@ -236,10 +237,15 @@ static const char *get_str(rd *r, pm_snapshot_t *s)
     return d;
 }
 
+unsigned pm__history_kind(const void *body, size_t len)
+{
+    return len ? *(const unsigned char *)body : 0;
+}
+
 double pm__history_time(const void *body, size_t len)
 {
     rd r = {body, (const unsigned char *)body + len, false};
-    if (get_u8(&r) != PM_HISTORY_KIND_SNAPSHOT) return NAN;
+    (void)get_u8(&r);
     double t = get_f64(&r);
     return r.bad ? NAN : t;
 }
@@ -415,5 +421,203 @@ pm_status_t pm__history_list(const char *dir, char ***names, size_t *n)
     if (len > 1) qsort(v, len, sizeof *v, by_name);
     *names = v;
     *n = len;
+    return PM_OK;
+}
+
+/* ------------------------------------------------------------ span records
+ *
+ *   body  = kind u8 (2: spans) | time f64 (the batch's last end, Unix s) |
+ *           service str | nspans varint | span...
+ *   span  = trace id 16 | span id 8 | flags u8 | parent id 8 | parent remote u8 |
+ *           kind u8 | name str | start ns varint | end ns varint | status u8 |
+ *           status message str | nattrs varint | attr... | nevents varint |
+ *           (name str | time ns varint | key str (empty: none) | value str)...
+ *   attr  = key str | type u8 | string str / int zigzag varint / double f64 / bool u8 */
+
+static pm_status_t put_raw(pm_buf_t *b, const void *p, size_t n) { return put(b, p, n); }
+
+pm_status_t pm__history_encode_spans(const pm_span_batch_t *batch, pm_buf_t *b)
+{
+    size_t n = pm_span_batch_count(batch);
+    uint64_t last = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t e = pm_span_data_end_ns(pm_span_batch_span(batch, i));
+        if (e > last) last = e;
+    }
+    TRY(put_u8(b, PM_HISTORY_KIND_SPANS));
+    TRY(put_f64(b, (double)last * 1e-9));
+    TRY(put_str(b, pm_span_batch_service(batch)));
+    TRY(put_varint(b, n));
+    for (size_t i = 0; i < n; i++) {
+        const pm_span_data_t *s = pm_span_batch_span(batch, i);
+        const pm_trace_context_t *c = pm_span_data_context(s);
+        TRY(put_raw(b, c->trace_id, 16));
+        TRY(put_raw(b, c->span_id, 8));
+        TRY(put_u8(b, c->flags));
+        TRY(put_raw(b, pm_span_data_parent_id(s), 8));
+        TRY(put_u8(b, pm_span_data_parent_remote(s) ? 1 : 0));
+        TRY(put_u8(b, (unsigned)pm_span_data_kind(s)));
+        TRY(put_str(b, pm_span_data_name(s)));
+        TRY(put_varint(b, pm_span_data_start_ns(s)));
+        TRY(put_varint(b, pm_span_data_end_ns(s)));
+        TRY(put_u8(b, (unsigned)pm_span_data_status(s)));
+        TRY(put_str(b, pm_span_data_status_message(s)));
+        size_t na = pm_span_data_attr_count(s);
+        TRY(put_varint(b, na));
+        for (size_t k = 0; k < na; k++) {
+            pm_attr_type_t ty = pm_span_data_attr_type(s, k);
+            TRY(put_str(b, pm_span_data_attr_key(s, k)));
+            TRY(put_u8(b, (unsigned)ty));
+            if (ty == PM_ATTR_STRING) {
+                TRY(put_str(b, pm_span_data_attr_string(s, k)));
+            } else if (ty == PM_ATTR_INT) {
+                int64_t v = pm_span_data_attr_int(s, k);
+                TRY(put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63)));
+            } else if (ty == PM_ATTR_DOUBLE) {
+                TRY(put_f64(b, pm_span_data_attr_double(s, k)));
+            } else {
+                TRY(put_u8(b, pm_span_data_attr_bool(s, k) ? 1 : 0));
+            }
+        }
+        size_t ne = pm_span_data_event_count(s);
+        TRY(put_varint(b, ne));
+        for (size_t k = 0; k < ne; k++) {
+            const char *key = pm_span_data_event_attr_key(s, k);
+            TRY(put_str(b, pm_span_data_event_name(s, k)));
+            TRY(put_varint(b, pm_span_data_event_time_ns(s, k)));
+            TRY(put_str(b, key ? key : ""));
+            TRY(put_str(b, key ? pm_span_data_event_attr_value(s, k) : ""));
+        }
+    }
+    return PM_OK;
+}
+
+/* Spans decoded from a record: the batch the public accessors read, the
+ * records behind it, and their strings in an arena. */
+struct pm__history_spans {
+    struct pm_span_batch b; /* first: a pm_span_batch_t * is this */
+    pm_span_rec **recs;
+    size_t n;
+    pm_snapshot_t *strings; /* an arena, only for its allocator */
+};
+
+void pm__history_spans_free(pm_span_batch_t *b)
+{
+    struct pm__history_spans *h = (struct pm__history_spans *)(void *)b;
+    if (!h) return;
+    for (size_t i = 0; i < h->n; i++) free(h->recs[i]);
+    free(h->recs);
+    pm_snapshot_release(h->strings);
+    free(h);
+}
+
+static bool get_raw(rd *r, void *out, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return false;
+    }
+    memcpy(out, r->p, n);
+    r->p += n;
+    return true;
+}
+
+pm_status_t pm__history_decode_spans(const void *body, size_t len, pm_span_batch_t **out)
+{
+    *out = NULL;
+    rd r = {body, (const unsigned char *)body + len, false};
+    if (get_u8(&r) != PM_HISTORY_KIND_SPANS) return PM_EPARSE;
+    (void)get_f64(&r);
+    struct pm__history_spans *h = calloc(1, sizeof *h);
+    if (!h) return PM_ENOMEM;
+    pm_status_t st = PM_OK;
+    if (!(h->strings = pm__calloc(&pm__default_alloc, sizeof *h->strings))) st = PM_ENOMEM;
+    if (st == PM_OK) {
+        h->strings->a = pm__default_alloc;
+        atomic_init(&h->strings->refs, 1);
+        h->b.service = get_str(&r, h->strings);
+    }
+    uint64_t n = st == PM_OK ? get_varint(&r) : 0;
+    if (st == PM_OK && (r.bad || n > (uint64_t)(r.end - r.p) / 40)) st = PM_EPARSE;
+    if (st == PM_OK && !(h->recs = calloc(n ? n : 1, sizeof *h->recs))) st = PM_ENOMEM;
+    for (uint64_t i = 0; st == PM_OK && i < n; i++) {
+        pm_span_rec *s = calloc(1, sizeof(struct pm_span_data));
+        if (!s) {
+            st = PM_ENOMEM;
+            break;
+        }
+        h->recs[h->n++] = s;
+        get_raw(&r, s->base.ctx.trace_id, 16);
+        get_raw(&r, s->base.ctx.span_id, 8);
+        s->base.ctx.flags = (uint8_t)get_u8(&r);
+        get_raw(&r, s->base.parent_id, 8);
+        s->base.parent_remote = (uint8_t)get_u8(&r);
+        s->base.kind = (uint8_t)get_u8(&r);
+        s->base.sampled = 1;
+        const char *name = get_str(&r, h->strings);
+        if (name) snprintf(s->name, sizeof s->name, "%s", name);
+        s->start_ns = get_varint(&r);
+        s->end_ns = get_varint(&r);
+        s->start_mono = 0;
+        s->end_mono = s->end_ns - s->start_ns;
+        s->status = (uint8_t)get_u8(&r);
+        s->status_msg = get_str(&r, h->strings);
+        uint64_t na = get_varint(&r);
+        if (r.bad || na > (uint64_t)(r.end - r.p)) {
+            st = PM_EPARSE;
+            break;
+        }
+        s->attrs = na ? pm__arena_alloc(h->strings, na * sizeof *s->attrs) : s->attrs_inline;
+        if (!s->attrs) {
+            st = PM_ENOMEM;
+            break;
+        }
+        s->nattrs = s->capattrs = (uint32_t)na;
+        for (uint64_t k = 0; k < na && !r.bad; k++) {
+            pm_span_attr *a = &s->attrs[k];
+            a->key = get_str(&r, h->strings);
+            a->type = (pm_attr_type_t)get_u8(&r);
+            if (a->type == PM_ATTR_STRING) {
+                a->v.s = get_str(&r, h->strings);
+            } else if (a->type == PM_ATTR_INT) {
+                uint64_t z = get_varint(&r);
+                a->v.i = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+            } else if (a->type == PM_ATTR_DOUBLE) {
+                a->v.d = get_f64(&r);
+            } else if (a->type == PM_ATTR_BOOL) {
+                a->v.b = get_u8(&r) != 0;
+            } else {
+                r.bad = true;
+            }
+        }
+        uint64_t ne = get_varint(&r);
+        if (r.bad || ne > (uint64_t)(r.end - r.p)) {
+            st = PM_EPARSE;
+            break;
+        }
+        s->events = ne ? pm__arena_alloc(h->strings, ne * sizeof *s->events) : s->events_inline;
+        if (!s->events) {
+            st = PM_ENOMEM;
+            break;
+        }
+        s->nevents = s->capevents = (uint32_t)ne;
+        for (uint64_t k = 0; k < ne && !r.bad; k++) {
+            pm_span_event *e = &s->events[k];
+            e->name = get_str(&r, h->strings);
+            e->time_ns = get_varint(&r);
+            e->key = get_str(&r, h->strings);
+            e->value = get_str(&r, h->strings);
+            if (e->key && !*e->key) e->key = e->value = NULL;
+        }
+        if (r.bad) st = PM_EPARSE;
+    }
+    if (st == PM_OK && (r.bad || r.p != r.end)) st = PM_EPARSE;
+    if (st != PM_OK) {
+        pm__history_spans_free(&h->b);
+        return st;
+    }
+    h->b.spans = (const pm_span_rec *const *)h->recs;
+    h->b.n = h->n;
+    *out = &h->b;
     return PM_OK;
 }

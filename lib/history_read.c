@@ -208,20 +208,47 @@ static pm_status_t next_body(pm_history_reader_t *rd, uint32_t *len)
     }
 }
 
+/* The next body of `kind` in the range (in rd->buf, length *len), passing
+ * over records of the other kinds this library writes. */
+static pm_status_t next_of(pm_history_reader_t *rd, unsigned kind, uint32_t *len)
+{
+    for (;;) {
+        pm_status_t st = next_body(rd, len);
+        if (st != PM_OK) return st;
+        unsigned k = pm__history_kind(rd->buf, *len);
+        double t = pm__history_time(rd->buf, *len);
+        if (t != t || (k != PM_HISTORY_KIND_SNAPSHOT && k != PM_HISTORY_KIND_SPANS)) {
+            rd->skipped++; /* its checksum held, yet it is not a record we know */
+            continue;
+        }
+        if (k == kind && t >= rd->start && t <= rd->end) return PM_OK;
+    }
+}
+
+pm_status_t pm_history_reader_next_spans(pm_history_reader_t *rd, pm_span_batch_t **out)
+{
+    if (out) *out = NULL;
+    if (!rd || !out) return PM_EINVAL;
+    for (;;) {
+        uint32_t len = 0;
+        pm_status_t st = next_of(rd, PM_HISTORY_KIND_SPANS, &len);
+        if (st != PM_OK) return st;
+        st = pm__history_decode_spans(rd->buf, len, out);
+        if (st != PM_EPARSE) return st;
+        rd->skipped++;
+    }
+}
+
+void pm_history_spans_free(pm_span_batch_t *b) { pm__history_spans_free(b); }
+
 pm_status_t pm_history_reader_next(pm_history_reader_t *rd, pm_snapshot_t **out)
 {
     if (out) *out = NULL;
     if (!rd || !out) return PM_EINVAL;
     for (;;) {
         uint32_t len = 0;
-        pm_status_t st = next_body(rd, &len);
+        pm_status_t st = next_of(rd, PM_HISTORY_KIND_SNAPSHOT, &len);
         if (st != PM_OK) return st;
-        double t = pm__history_time(rd->buf, len);
-        if (t != t) { /* a kind this reader does not know */
-            rd->skipped++;
-            continue;
-        }
-        if (t < rd->start || t > rd->end) continue;
         pm_snapshot_t *s = pm__calloc(&pm__default_alloc, sizeof *s);
         if (!s) return PM_ENOMEM;
         s->a = pm__default_alloc;

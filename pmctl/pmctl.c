@@ -8,6 +8,9 @@
  *   pmctl report  --store DIR [range] [--format html] [--output FILE]
  *     (one self-contained HTML file: the summary's tables and SVG charts over
  *     time; no script, no external resource)
+ *   pmctl bottlenecks --store DIR [range] [--format text|json]
+ *     (operations by self time from span records, agents with low success,
+ *     slow task types, queue and saturation, each with a recommendation)
  *   pmctl top --url http://HOST:PORT [--interval 2s] [--count N | --once]
  *     (a live view of a running process's /metrics: per task type, tasks per
  *     second, success and quantiles over the last interval, and its queue
@@ -1229,6 +1232,207 @@ static int cmd_top(opts *o)
     return 0;
 }
 
+/* ------------------------------------------------------------ bottlenecks */
+
+typedef struct {
+    char name[257];
+    double self_ns, total_ns;
+    uint64_t n, errors;
+} op;
+
+typedef struct {
+    op *v;
+    size_t n, cap;
+} ops;
+
+static op *op_get(ops *os, const char *name)
+{
+    for (size_t i = 0; i < os->n; i++)
+        if (!strcmp(os->v[i].name, name)) return &os->v[i];
+    if (os->n == os->cap) {
+        os->cap = os->cap ? 2 * os->cap : 32;
+        os->v = realloc(os->v, os->cap * sizeof *os->v);
+    }
+    op *o = &os->v[os->n++];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", name);
+    return o;
+}
+
+static int by_self(const void *a, const void *b)
+{
+    double x = ((const op *)a)->self_ns, y = ((const op *)b)->self_ns;
+    return x < y ? 1 : x > y ? -1 : strcmp(((const op *)a)->name, ((const op *)b)->name);
+}
+
+/* Self time per operation from the store's span records: a span's duration
+ * less the time covered by its children (of the same batch; overlapping
+ * children cover once per child, so the self time is clipped at 0). */
+static size_t span_ops(const opts *o, ops *os)
+{
+    pm_history_reader_t *rd = NULL;
+    if (pm_history_reader_open(o->store, &rd) != PM_OK) return 0;
+    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_span_batch_t *b;
+    size_t spans = 0;
+    while (pm_history_reader_next_spans(rd, &b) == PM_OK) {
+        size_t n = pm_span_batch_count(b);
+        double *child = calloc(n ? n : 1, sizeof *child);
+        for (size_t i = 0; i < n; i++) {
+            const pm_span_data_t *c = pm_span_batch_span(b, i);
+            const uint8_t *pid = pm_span_data_parent_id(c);
+            for (size_t j = 0; j < n; j++) {
+                const pm_span_data_t *p = pm_span_batch_span(b, j);
+                if (j != i && !memcmp(pm_span_data_context(p)->span_id, pid, 8) &&
+                    !memcmp(pm_span_data_context(p)->trace_id, pm_span_data_context(c)->trace_id, 16))
+                    child[j] += (double)(pm_span_data_end_ns(c) - pm_span_data_start_ns(c));
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            const pm_span_data_t *s = pm_span_batch_span(b, i);
+            double d = (double)(pm_span_data_end_ns(s) - pm_span_data_start_ns(s));
+            op *x = op_get(os, pm_span_data_name(s));
+            x->n++;
+            x->total_ns += d;
+            x->self_ns += d > child[i] ? d - child[i] : 0;
+            if (pm_span_data_status(s) == PM_SPAN_STATUS_ERROR) x->errors++;
+        }
+        spans += n;
+        free(child);
+        pm_history_spans_free(b);
+    }
+    pm_history_reader_close(rd);
+    return spans;
+}
+
+/* The mean of a gauge family's series over the window's snapshots and its
+ * largest value. */
+static int gauge_stats(const opts *o, const char *needle, char *name, size_t nn, double *mean,
+                       double *max)
+{
+    pm_history_reader_t *rd = NULL;
+    if (pm_history_reader_open(o->store, &rd) != PM_OK) return 0;
+    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_snapshot_t *s;
+    double sum = 0;
+    size_t n = 0;
+    *max = -INFINITY;
+    name[0] = '\0';
+    while (pm_history_reader_next(rd, &s) == PM_OK) {
+        for (size_t i = 0; i < pm_snapshot_family_count(s); i++) {
+            const pm_snap_family_t *f = pm_snapshot_family(s, i);
+            if (pm_snap_family_type(f) != PM_TYPE_GAUGE || !strstr(pm_snap_family_name(f), needle))
+                continue;
+            snprintf(name, nn, "%s", pm_snap_family_name(f));
+            double v = 0;
+            for (size_t j = 0; j < pm_snap_family_series_count(f); j++)
+                v += pm_snap_series_value(pm_snap_family_series(f, j));
+            sum += v;
+            n++;
+            if (v > *max) *max = v;
+            break;
+        }
+        pm_snapshot_release(s);
+    }
+    pm_history_reader_close(rd);
+    *mean = n ? sum / (double)n : NAN;
+    return n > 0;
+}
+
+static int cmd_bottlenecks(opts *o)
+{
+    if (!o->store) die(2, "bottlenecks needs --store DIR");
+    window w = read_window(o->store, o->start, o->end);
+    if (!w.n) die(2, "%s: no snapshot in the range", o->store);
+    int json = o->format && !strcmp(o->format, "json");
+    size_t found = 0;
+    if (json) printf("{\"findings\": [");
+#define FINDING(kind, subject, measure, value, recommendation)                                     \
+    do {                                                                                           \
+        if (json)                                                                                  \
+            printf("%s\n  {\"kind\": \"%s\", \"subject\": \"%s\", \"measure\": \"%s\", "          \
+                   "\"value\": %.6g, \"recommendation\": \"%s\"}",                                 \
+                   found ? "," : "", kind, subject, measure, value, recommendation);             \
+        else                                                                                       \
+            printf("%-13s %-20s %-24s %10.4g  %s\n", kind, subject, measure, value,               \
+                   recommendation);                                                                \
+        found++;                                                                                   \
+    } while (0)
+    if (!json) printf("%-13s %-20s %-24s %10s  %s\n", "kind", "subject", "measure", "value", "recommendation");
+    /* 1. Operations by self time (span records). */
+    ops os = {0};
+    size_t spans = span_ops(o, &os);
+    qsort(os.v, os.n, sizeof *os.v, by_self);
+    double self_all = 0;
+    for (size_t i = 0; i < os.n; i++) self_all += os.v[i].self_ns;
+    for (size_t i = 0; i < os.n && i < 5; i++) {
+        double share = self_all > 0 ? 100 * os.v[i].self_ns / self_all : 0;
+        if (share < 10) break;
+        FINDING("slow_op", os.v[i].name, "self_time_share_pct", share,
+                "the largest share of time is spent in this operation itself: profile or cache it, or run it in parallel");
+    }
+    /* 2. Agents whose success is well below everyone's. */
+    groups agents = {0};
+    double all = 0, ok = 0;
+    count_tasks(o, &w, o->agent_label, &agents, &all, &ok);
+    qsort(agents.g, agents.n, sizeof *agents.g, by_key);
+    double overall = all ? 100 * ok / all : 100;
+    for (size_t i = 0; i < agents.n; i++) {
+        group *g = &agents.g[i];
+        double rate = g->total ? 100 * g->ok / g->total : 100;
+        if (g->total >= 10 && rate < overall - 10)
+            FINDING("low_success", g->key, "success_pct", rate,
+                    "success well below the other agents': look at its errors, or route fewer tasks to it");
+    }
+    /* 3. Task types whose p95 is far above the others'. */
+    groups types = {0};
+    count_tasks(o, &w, o->type_label, &types, NULL, NULL);
+    latency_by(o, &w, o->type_label, &types);
+    qsort(types.g, types.n, sizeof *types.g, by_key);
+    double *p95 = calloc(types.n ? types.n : 1, sizeof *p95);
+    size_t np = 0;
+    for (size_t i = 0; i < types.n; i++)
+        if (types.g[i].lat) p95[np++] = q_of(types.g[i].lat, 0.95);
+    for (size_t i = 1; i < np; i++)
+        for (size_t j = i; j > 0 && p95[j - 1] > p95[j]; j--) {
+            double x = p95[j];
+            p95[j] = p95[j - 1];
+            p95[j - 1] = x;
+        }
+    double median = np ? p95[np / 2] : NAN;
+    for (size_t i = 0; i < types.n; i++) {
+        double v = q_of(types.g[i].lat, 0.95);
+        if (np >= 2 && v > 2 * median)
+            FINDING("slow_type", types.g[i].key, "p95_seconds", v,
+                    "p95 over twice the median type's: split the work, raise its timeout budget, or give it its own agents");
+    }
+    free(p95);
+    /* 4. Resource pressure: the queue and the agents' occupancy. */
+    char gname[128];
+    double mean, max;
+    if (gauge_stats(o, "queue_length", gname, sizeof gname, &mean, &max) && mean >= 1)
+        FINDING("queue", gname, "mean", mean,
+                "tasks wait for an agent most of the time: add agents or smooth the bursts");
+    double busy_mean, busy_max;
+    char bname[128];
+    if (gauge_stats(o, "busy", bname, sizeof bname, &busy_mean, &busy_max) && busy_max > 0 &&
+        busy_mean >= 0.9 * busy_max)
+        FINDING("saturation", bname, "mean_of_max_pct", 100 * busy_mean / busy_max,
+                "agents are busy nearly all the time: capacity is the limit");
+#undef FINDING
+    if (json)
+        printf("\n], \"spans\": %zu, \"snapshots\": %zu}\n", spans, w.n);
+    else
+        printf("%zu finding%s from %zu snapshots and %zu spans%s\n", found, found == 1 ? "" : "s",
+               w.n, spans, spans ? "" : " (no span records: pm_history_add_tracer keeps them)");
+    free(os.v);
+    groups_free(&agents);
+    groups_free(&types);
+    pm_snapshot_release(w.first);
+    pm_snapshot_release(w.last);
+    return 0;
+}
+
 /* ------------------------------------------------------------ diff */
 
 static int cmd_diff(opts *o, const char *base, const char *cur)
@@ -1304,6 +1508,7 @@ static const char usage[] =
     "       pmctl export  --store DIR [range] [--label k=v]... --format csv|json|prom\n"
     "       pmctl trends  --store DIR [range] [--period DURATION] [--label k=v]... [--format text|json]\n"
     "       pmctl report  --store DIR [range] [--label k=v]... [--format html] [--output FILE]\n"
+    "       pmctl bottlenecks --store DIR [range] [--label k=v]... [--format text|json]\n"
     "       pmctl top     --url http://HOST:PORT [--interval 2s] [--count N | --once]\n"
     "       pmctl diff BASELINE CURRENT [range] [--max-regression PCT] [--format text|json]\n"
     "range: --since 30m|12h|7d, --days N, --start T --end T (Unix seconds or\n"
@@ -1329,6 +1534,10 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "export")) {
         parse_opts(argc, argv, 2, &o, pos, 0);
         return cmd_export(&o);
+    }
+    if (!strcmp(cmd, "bottlenecks")) {
+        parse_opts(argc, argv, 2, &o, pos, 0);
+        return cmd_bottlenecks(&o);
     }
     if (!strcmp(cmd, "top")) {
         parse_opts(argc, argv, 2, &o, pos, 0);

@@ -443,6 +443,103 @@ TEST(disk_full_tmpfs)
     rm_rf(dir);
 }
 
+/* Span records: a tracer's exported spans go into the store between the
+ * snapshots, come back with every field through the pm_span_data accessors
+ * (and in the same OTLP JSON), and snapshot readers pass over them. */
+TEST(span_records)
+{
+    char *dir = fresh_dir();
+    pm_registry_t *r = sample_registry(NULL, NULL);
+    REQUIRE(r);
+    pm_tracer_opts_t *to = NULL;
+    pm_tracer_t *tr = NULL;
+    REQUIRE(pm_tracer_opts_new(&to) == PM_OK);
+    pm_tracer_opts_set_service(to, "orchestrator");
+    REQUIRE(pm_tracer_new(to, &tr) == PM_OK);
+    pm_tracer_opts_free(to);
+    pm_history_t *h = NULL;
+    REQUIRE(pm_history_new(r, dir, NULL, &h) == PM_OK);
+    CHECK_STATUS(pm_history_add_tracer(NULL, tr), PM_EINVAL);
+    CHECK_STATUS(pm_history_add_tracer(h, NULL), PM_EINVAL);
+    REQUIRE(pm_history_add_tracer(h, tr) == PM_OK);
+    CHECK_STATUS(pm_history_add_tracer(h, tr), PM_ESTATE);
+    /* One batch: a task and two steps under it. */
+    pm_span_t *task = NULL, *a = NULL, *b = NULL;
+    REQUIRE(pm_span_start(tr, "task", PM_SPAN_INTERNAL, NULL, &task) == PM_OK);
+    pm_span_set_string(task, "task_type", "deploy");
+    pm_span_set_int(task, "attempt", -3);
+    pm_span_set_double(task, "score", 0.25);
+    pm_span_set_bool(task, "retried", 1);
+    pm_span_add_event(task, "queued", "queue", "main");
+    pm_trace_context_t ctx;
+    pm_span_context(task, &ctx);
+    REQUIRE(pm_span_start(tr, "plan", PM_SPAN_INTERNAL, &ctx, &a) == PM_OK);
+    REQUIRE(pm_span_start(tr, "llm_call", PM_SPAN_CLIENT, &ctx, &b) == PM_OK);
+    pm_span_set_status(b, PM_SPAN_STATUS_ERROR, "rate limited");
+    pm_span_end(a);
+    pm_span_end(b);
+    pm_span_end(task);
+    CHECK_OK(pm_export_now(r)); /* a snapshot record */
+    CHECK_OK(pm_tracer_flush(tr, NULL));
+    CHECK_OK(pm_export_now(r)); /* and another after the spans */
+    pm_history_reader_t *rd = NULL, *snaps = NULL;
+    REQUIRE(pm_history_reader_open(dir, &rd) == PM_OK && pm_history_reader_open(dir, &snaps) == PM_OK);
+    pm_span_batch_t *batch = NULL;
+    REQUIRE(pm_history_reader_next_spans(rd, &batch) == PM_OK);
+    CHECK_STR(pm_span_batch_service(batch), "orchestrator");
+    CHECK_EQ_INT(pm_span_batch_count(batch), 3);
+    int seen = 0;
+    for (size_t i = 0; i < pm_span_batch_count(batch); i++) {
+        const pm_span_data_t *s = pm_span_batch_span(batch, i);
+        CHECK(!memcmp(pm_span_data_context(s)->trace_id, ctx.trace_id, 16));
+        CHECK(pm_span_data_end_ns(s) >= pm_span_data_start_ns(s) && pm_span_data_start_ns(s) > 0);
+        if (!strcmp(pm_span_data_name(s), "task")) {
+            seen |= 1;
+            CHECK(!memcmp(pm_span_data_context(s)->span_id, ctx.span_id, 8));
+            CHECK_EQ_INT(pm_span_data_attr_count(s), 4);
+            CHECK_STR(pm_span_data_attr_string(s, 0), "deploy");
+            CHECK_EQ_INT(pm_span_data_attr_int(s, 1), -3);
+            CHECK_EQ_DBL(pm_span_data_attr_double(s, 2), 0.25);
+            CHECK_EQ_INT(pm_span_data_attr_bool(s, 3), 1);
+            CHECK_EQ_INT(pm_span_data_event_count(s), 1);
+            CHECK_STR(pm_span_data_event_name(s, 0), "queued");
+            CHECK_STR(pm_span_data_event_attr_value(s, 0), "main");
+        } else {
+            CHECK(!memcmp(pm_span_data_parent_id(s), ctx.span_id, 8));
+            if (!strcmp(pm_span_data_name(s), "llm_call")) {
+                seen |= 2;
+                CHECK_EQ_INT(pm_span_data_status(s), PM_SPAN_STATUS_ERROR);
+                CHECK_STR(pm_span_data_status_message(s), "rate limited");
+                CHECK_EQ_INT(pm_span_data_kind(s), PM_SPAN_CLIENT);
+            }
+        }
+    }
+    CHECK_EQ_INT(seen, 3);
+    pm_buf_t *otlp = NULL;
+    REQUIRE(pm_buf_new(&otlp) == PM_OK);
+    CHECK_OK(pm_span_batch_format(batch, PM_SPAN_FORMAT_OTLP_JSON, otlp));
+    CHECK(strstr(pm_buf_data(otlp), "\"rate limited\"") != NULL);
+    pm_buf_free(otlp);
+    pm_history_spans_free(batch);
+    CHECK_STATUS(pm_history_reader_next_spans(rd, &batch), PM_ENOENT);
+    int n = 0;
+    pm_snapshot_t *s = NULL;
+    while (pm_history_reader_next(snaps, &s) == PM_OK) {
+        pm_snapshot_release(s);
+        n++;
+    }
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_U64(pm_history_reader_skipped(snaps), 0);
+    CHECK_STATUS(pm_history_reader_next_spans(NULL, &batch), PM_EINVAL);
+    pm_history_spans_free(NULL);
+    pm_history_reader_close(rd);
+    pm_history_reader_close(snaps);
+    pm_history_free(h);
+    pm_tracer_free(tr);
+    pm_registry_free(r);
+    rm_rf(dir);
+}
+
 TEST(one_writer)
 {
     char *dir = fresh_dir();
@@ -520,5 +617,5 @@ TEST(killed_while_writing)
 }
 
 TEST_MAIN(TH_CASE(bad_inputs), TH_CASE(round_trip_every_format), TH_CASE(rotation_bound_and_range),
-          TH_CASE(torn_and_corrupt), TH_CASE(disk_full), TH_CASE(disk_full_tmpfs), TH_CASE(one_writer),
+          TH_CASE(torn_and_corrupt), TH_CASE(disk_full), TH_CASE(disk_full_tmpfs), TH_CASE(span_records), TH_CASE(one_writer),
           TH_CASE(killed_while_writing))

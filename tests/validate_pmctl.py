@@ -1,5 +1,6 @@
 """pmctl against deterministic histories written by tests/history_fixture:
-golden text of summary, diff and trends, trends' verdicts on a history made
+golden text of summary, diff, trends and bottlenecks, bottlenecks' findings
+(self time from span records, low success, slow types, queue, saturation), trends' verdicts on a history made
 to improve, degrade and burst, summary's JSON checked against the
 workload's own arithmetic, CSV read back with Python's csv module, the
 Prometheus export parsed by prometheus_client, JSON lines, time ranges,
@@ -239,6 +240,24 @@ def main():
         js = json.loads(run([pmctl, "trends", "--store", tr, "--period", "5m", "--format", "json"]).stdout)
         check(js["previous"] == ["2026-12-01T00:19:00Z", "2026-12-01T00:24:00Z"], "--period %r" % js["previous"])
 
+        # bottlenecks: self time from the span records, low success, slow
+        # types, queue and saturation, each with a recommendation.
+        js = json.loads(run([pmctl, "bottlenecks", "--store", tr, "--format", "json"]).stdout)
+        got = [(f["kind"], f["subject"]) for f in js["findings"]]
+        check(got[0] == ("slow_op", "llm_call") and abs(js["findings"][0]["value"] - 60) < 0.5,
+              "bottlenecks: llm_call first at 60%% of self time: %r" % js["findings"][:1])
+        for want in [("low_success", "agent-3"), ("slow_type", "deploy"),
+                     ("queue", "task_queue_length"), ("saturation", "agents_busy")]:
+            check(want in got, "bottlenecks: %r missing from %r" % (want, got))
+        check(all(f["recommendation"] for f in js["findings"]), "bottlenecks: recommendations")
+        check(js["spans"] > 0 and js["snapshots"] == 30, "bottlenecks: inputs %r" % js)
+        js = json.loads(run([pmctl, "bottlenecks", "--store", base, "--format", "json"]).stdout)
+        kinds = {f["kind"] for f in js["findings"]}
+        check(not kinds & {"low_success", "queue", "saturation"}, "bottlenecks on the calm history: %r" % kinds)
+        out = run([pmctl, "bottlenecks", "--store", tr]).stdout
+        with open(os.path.join(HERE, "golden", "pmctl_bottlenecks.txt")) as f:
+            check(out == f.read(), "bottlenecks differs from tests/golden/pmctl_bottlenecks.txt:\n" + out)
+
         # report --format html: one self-contained file, read by headless Chromium.
         html = os.path.join(tmp, "report.html")
         run([pmctl, "report", "--store", tr, "--format", "html", "--output", html])
@@ -264,10 +283,19 @@ def main():
         seg = sorted(f for f in os.listdir(base) if f.startswith("hist-"))[-1]
         path = os.path.join(base, seg)
         with open(path, "r+b") as f:
-            f.seek(os.path.getsize(path) // 2)
-            b = f.read(1)
-            f.seek(-1, 1)
-            f.write(bytes([b[0] ^ 0x20]))
+            data = f.read()
+            # Frames (doc/history.md): "PMHR", length, CRC-32C, body; the
+            # body's first byte is its kind (1: snapshot). Damage the middle
+            # snapshot record.
+            at, snaps = 8, []
+            while at + 12 <= len(data):
+                n = int.from_bytes(data[at + 4:at + 8], "little")
+                if data[at + 12] == 1:
+                    snaps.append((at + 12, n))
+                at += 12 + n
+            off, n = snaps[len(snaps) // 2]
+            f.seek(off + n // 2)
+            f.write(bytes([data[off + n // 2] ^ 0x20]))
         p = run([pmctl, "summary", "--store", base, "--format", "json"])
         check("damaged records skipped" in p.stderr, "damage reported: %r" % p.stderr)
         check(json.loads(p.stdout)["snapshots"] == 29, "one snapshot lost")

@@ -25,6 +25,7 @@
 #include <perfmetrics/base.h>
 #include <perfmetrics/metrics.h>
 #include <perfmetrics/snapshot.h>
+#include <perfmetrics/spans.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -91,6 +92,14 @@ PM_API pm_status_t pm_history_new(pm_registry_t *r, const char *dir, const pm_hi
  * appends are serialised. */
 PM_API pm_status_t pm_history_append(pm_history_t *h, const pm_snapshot_t *s);
 
+/* Appends every span tracer t exports (sampled, ended spans, in the
+ * tracer's batches) as span records: what pmctl bottlenecks ranks by self
+ * time. Registers a span exporter named like the store's exporter on t;
+ * pm_history_free removes it (free the store before the tracer).
+ * Errors: PM_EINVAL, PM_EEXIST (the name is taken on t), PM_ENOMEM.
+ * Thread-safety: any thread. */
+PM_API pm_status_t pm_history_add_tracer(pm_history_t *h, pm_tracer_t *t);
+
 typedef enum pm_history_stat {
     PM_HISTORY_STAT_RECORDS = 0,   /* records appended */
     PM_HISTORY_STAT_BYTES = 1,     /* bytes appended */
@@ -129,6 +138,17 @@ PM_API pm_status_t pm_history_reader_set_range(pm_history_reader_t *rd, double s
  * reading goes on at the next record that holds.
  * Errors: PM_EINVAL, PM_ENOENT, PM_EIO, PM_ENOMEM. */
 PM_API pm_status_t pm_history_reader_next(pm_history_reader_t *rd, pm_snapshot_t **out);
+
+/* The next span record (a batch the tracer exported), oldest first, passing
+ * over snapshot records, as pm_history_reader_next passes over span records:
+ * read spans and snapshots with a reader each. The batch's spans have every
+ * pm_span_data_* accessor and pm_span_batch_format; release it with
+ * pm_history_spans_free. The range applies to the batch's last end time.
+ * Errors: as pm_history_reader_next. */
+PM_API pm_status_t pm_history_reader_next_spans(pm_history_reader_t *rd, pm_span_batch_t **out);
+
+/* Frees a batch from pm_history_reader_next_spans. NULL is a no-op. */
+PM_API void pm_history_spans_free(pm_span_batch_t *b);
 
 /* Bytes read so far and in the store's segments when the reader opened (for
  * progress on long reads); either may be NULL. NULL rd: zeros. */

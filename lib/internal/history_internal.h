@@ -14,6 +14,7 @@
 #define PM_HISTORY_FRAME 12            /* sync, length, CRC-32C */
 #define PM_HISTORY_MAX_BODY (64u << 20) /* a larger length is not a frame */
 #define PM_HISTORY_KIND_SNAPSHOT 1
+#define PM_HISTORY_KIND_SPANS 2
 
 uint32_t pm__crc32c(const void *data, size_t n);
 /* Appends snapshot s's body to b: the families for which wants(name, ctx)
@@ -25,8 +26,18 @@ pm_status_t pm__history_encode(const pm_snapshot_t *s, bool (*wants)(const char 
 bool pm__history_frame_ok(const unsigned char *p, const unsigned char *end, uint32_t *len);
 /* The frame header of a body. */
 void pm__history_frame(unsigned char hdr[PM_HISTORY_FRAME], const void *body, size_t len);
-/* The snapshot time of a body (NaN when it is not a snapshot's). */
+/* A body's kind (its first byte; 0 for an empty body) and time (Unix
+ * seconds; NaN when it does not parse). */
+unsigned pm__history_kind(const void *body, size_t len);
 double pm__history_time(const void *body, size_t len);
+/* Span records: a batch's body, and a body back into a batch that
+ * pm__history_spans_free releases. Errors: PM_EPARSE, PM_ENOMEM. */
+pm_status_t pm__history_encode_spans(const pm_span_batch_t *batch, pm_buf_t *b);
+pm_status_t pm__history_decode_spans(const void *body, size_t len, pm_span_batch_t **out);
+void pm__history_spans_free(pm_span_batch_t *b);
+/* Appends a span batch as a span record (the tracer's exporter; test
+ * fixtures with spans of chosen times). */
+pm_status_t pm__history_append_spans(pm_history_t *h, const pm_span_batch_t *b);
 /* Decodes a body into the empty snapshot s. Errors: PM_EPARSE, PM_ENOMEM. */
 pm_status_t pm__history_decode(const void *body, size_t len, pm_snapshot_t *s);
 
