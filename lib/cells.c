@@ -176,27 +176,6 @@ static void bind_commit(pm_series *s)
     s->bound = 1;
 }
 
-pm_status_t pm_cells_counter(pm_cells_t *b, pm_counter_t *c, size_t *index)
-{
-    if (!b || !c || !index) return PM_EINVAL;
-    pm_series *s = (pm_series *)c;
-    pm_registry *r = b->reg;
-    binding *e = NULL;
-    pthread_mutex_lock(&r->lock);
-    pm_status_t st = bind_check(b, s, PM_TYPE_COUNTER, &e);
-    if (st == PM_OK && !e) {
-        size_t at;
-        if ((st = tab_reserve(b)) == PM_OK && (st = take_doubles(b, 1, &at)) == PM_OK) {
-            e = tab_insert(b, s);
-            e->index = at;
-            bind_commit(s);
-        }
-    }
-    if (st == PM_OK) *index = e->index;
-    pthread_mutex_unlock(&r->lock);
-    return st;
-}
-
 /* Under r->lock: a fresh histogram region of `cap` count cells for s. */
 static pm_status_t h_region_new(pm_cells_t *b, const pm_series *s, uint32_t cap, size_t *index)
 {
@@ -217,26 +196,40 @@ static pm_status_t h_region_new(pm_cells_t *b, const pm_series *s, uint32_t cap,
     return PM_OK;
 }
 
-pm_status_t pm_cells_histogram(pm_cells_t *b, pm_histogram_t *hist, size_t *index)
+/* Binds series s of type `type` (a counter's one cell, a histogram's
+ * region of HCAP_MIN count cells), or finds its binding. */
+static pm_status_t bind(pm_cells_t *b, pm_series *s, pm_type_t type, size_t *index)
 {
-    if (!b || !hist || !index) return PM_EINVAL;
-    pm_series *s = (pm_series *)hist;
     pm_registry *r = b->reg;
     binding *e = NULL;
     pthread_mutex_lock(&r->lock);
-    pm_status_t st = bind_check(b, s, PM_TYPE_HISTOGRAM, &e);
+    pm_status_t st = bind_check(b, s, type, &e);
     if (st == PM_OK && !e) {
         size_t at;
-        if ((st = tab_reserve(b)) == PM_OK && (st = h_region_new(b, s, HCAP_MIN, &at)) == PM_OK) {
+        if ((st = tab_reserve(b)) == PM_OK)
+            st = type == PM_TYPE_COUNTER ? take_doubles(b, 1, &at) : h_region_new(b, s, HCAP_MIN, &at);
+        if (st == PM_OK) {
             e = tab_insert(b, s);
             e->index = at;
-            e->cap = HCAP_MIN;
+            e->cap = type == PM_TYPE_COUNTER ? 0 : HCAP_MIN;
             bind_commit(s);
         }
     }
     if (st == PM_OK) *index = e->index;
     pthread_mutex_unlock(&r->lock);
     return st;
+}
+
+pm_status_t pm_cells_counter(pm_cells_t *b, pm_counter_t *c, size_t *index)
+{
+    if (!b || !c || !index) return PM_EINVAL;
+    return bind(b, (pm_series *)c, PM_TYPE_COUNTER, index);
+}
+
+pm_status_t pm_cells_histogram(pm_cells_t *b, pm_histogram_t *hist, size_t *index)
+{
+    if (!b || !hist || !index) return PM_EINVAL;
+    return bind(b, (pm_series *)hist, PM_TYPE_HISTOGRAM, index);
 }
 
 /* Calls fn(key, count, ctx) for every counted key of a histogram binding. */

@@ -159,12 +159,21 @@ typedef struct {
     size_t n;
 } window;
 
-static window read_window(const char *store, double start, double end)
+/* A reader of store over [start, end]; exits with a message when the store
+ * cannot be opened. */
+static pm_history_reader_t *reader(const char *store, double start, double end)
 {
     pm_history_reader_t *rd = NULL;
     pm_status_t st = pm_history_reader_open(store, &rd);
     if (st != PM_OK) die(2, "%s: %s", store, st == PM_ENOENT ? "no history store here" : pm_strerror(st));
     pm_history_reader_set_range(rd, start, end);
+    return rd;
+}
+
+static window read_window(const char *store, double start, double end)
+{
+    pm_history_reader_t *rd = reader(store, start, end);
+    pm_status_t st;
     window w = {NULL, NULL, 0};
     uint64_t total = 0, done = 0, shown = 0;
     pm_history_reader_progress(rd, NULL, &total);
@@ -369,15 +378,30 @@ typedef struct {
     size_t n;
 } groups;
 
+/* The element with `key` of an array *v of n elements of `size` bytes whose
+ * first member is their `char *key`, appended (zeroed, key copied) when
+ * missing. Groups and tracks are both kept this way. */
+static void *keyed(void *v, size_t *n, size_t size, const char *key)
+{
+    char **arr = v;
+    for (size_t i = 0; i < *n; i++) {
+        char *k;
+        memcpy(&k, *arr + i * size, sizeof k);
+        if (!strcmp(k, key)) return *arr + i * size;
+    }
+    char *grown = realloc(*arr, (*n + 1) * size);
+    char *k = strdup(key);
+    if (!grown || !k) die(2, "out of memory");
+    *arr = grown;
+    char *e = grown + (*n)++ * size;
+    memset(e, 0, size);
+    memcpy(e, &k, sizeof k);
+    return e;
+}
+
 static group *group_get(groups *gs, const char *key)
 {
-    for (size_t i = 0; i < gs->n; i++)
-        if (!strcmp(gs->g[i].key, key)) return &gs->g[i];
-    gs->g = realloc(gs->g, (gs->n + 1) * sizeof *gs->g);
-    group *g = &gs->g[gs->n++];
-    memset(g, 0, sizeof *g);
-    g->key = strdup(key);
-    return g;
+    return keyed(&gs->g, &gs->n, sizeof *gs->g, key);
 }
 
 static int by_key(const void *a, const void *b)
@@ -583,10 +607,8 @@ static int cmd_export(opts *o)
     const char *fmt = o->format ? o->format : "csv";
     int csv = !strcmp(fmt, "csv"), json = !strcmp(fmt, "json"), prom = !strcmp(fmt, "prom");
     if (!csv && !json && !prom) die(2, "export --format csv|json|prom");
-    pm_history_reader_t *rd = NULL;
-    pm_status_t st = pm_history_reader_open(o->store, &rd);
-    if (st != PM_OK) die(2, "%s: %s", o->store, pm_strerror(st));
-    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_history_reader_t *rd = reader(o->store, o->start, o->end);
+    pm_status_t st;
     pm_snapshot_t *s, *last = NULL;
     pm_buf_t *b = NULL;
     pm_buf_new(&b);
@@ -638,13 +660,7 @@ typedef struct {
 
 static track *track_get(tracks *ts, const char *key)
 {
-    for (size_t i = 0; i < ts->n; i++)
-        if (!strcmp(ts->v[i].key, key)) return &ts->v[i];
-    ts->v = realloc(ts->v, (ts->n + 1) * sizeof *ts->v);
-    track *k = &ts->v[ts->n++];
-    memset(k, 0, sizeof *k);
-    k->key = strdup(key);
-    return k;
+    return keyed(&ts->v, &ts->n, sizeof *ts->v, key);
 }
 
 /* Adds snapshot s's point to every type's track. */
@@ -715,10 +731,8 @@ static const char *verdict(stats a, stats b, int up_is_good, double *t, double *
 static int cmd_trends(opts *o)
 {
     if (!o->store) die(2, "trends needs --store DIR");
-    pm_history_reader_t *rd = NULL;
-    pm_status_t st = pm_history_reader_open(o->store, &rd);
-    if (st != PM_OK) die(2, "%s: %s", o->store, st == PM_ENOENT ? "no history store here" : pm_strerror(st));
-    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_history_reader_t *rd = reader(o->store, o->start, o->end);
+    pm_status_t st;
     tracks ts = {0};
     pm_snapshot_t *s;
     double t0 = NAN, t1 = NAN;
@@ -895,10 +909,8 @@ static int cmd_report(opts *o, const char *outpath)
 {
     if (!o->store) die(2, "report needs --store DIR");
     if (o->format && strcmp(o->format, "html")) die(2, "report --format html (the only format)");
-    pm_history_reader_t *rd = NULL;
-    pm_status_t st = pm_history_reader_open(o->store, &rd);
-    if (st != PM_OK) die(2, "%s: %s", o->store, st == PM_ENOENT ? "no history store here" : pm_strerror(st));
-    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_history_reader_t *rd = reader(o->store, o->start, o->end);
+    pm_status_t st;
     tracks ts = {0};
     window w = {NULL, NULL, 0};
     pm_snapshot_t *s;
@@ -1270,9 +1282,7 @@ static int by_self(const void *a, const void *b)
  * children cover once per child, so the self time is clipped at 0). */
 static size_t span_ops(const opts *o, ops *os)
 {
-    pm_history_reader_t *rd = NULL;
-    if (pm_history_reader_open(o->store, &rd) != PM_OK) return 0;
-    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_history_reader_t *rd = reader(o->store, o->start, o->end);
     pm_span_batch_t *b;
     size_t spans = 0;
     while (pm_history_reader_next_spans(rd, &b) == PM_OK) {
@@ -1310,9 +1320,7 @@ static size_t span_ops(const opts *o, ops *os)
 static int gauge_stats(const opts *o, const char *needle, char *name, size_t nn, double *mean,
                        double *max)
 {
-    pm_history_reader_t *rd = NULL;
-    if (pm_history_reader_open(o->store, &rd) != PM_OK) return 0;
-    pm_history_reader_set_range(rd, o->start, o->end);
+    pm_history_reader_t *rd = reader(o->store, o->start, o->end);
     pm_snapshot_t *s;
     double sum = 0;
     size_t n = 0;

@@ -101,6 +101,24 @@ static void check_same(const pm_snapshot_t *a, const pm_snapshot_t *b)
     CHECK_EQ_DBL(pm_snapshot_time(b), pm_snapshot_time(a));
 }
 
+/* Reads every snapshot of the store in dir; each must equal `want` when it
+ * is not NULL. Returns how many, and the reader's skipped count. */
+static int read_all(const char *dir, const pm_snapshot_t *want, uint64_t *skipped)
+{
+    pm_history_reader_t *rd = NULL;
+    if (pm_history_reader_open(dir, &rd) != PM_OK) return -1;
+    int n = 0;
+    pm_snapshot_t *back = NULL;
+    while (pm_history_reader_next(rd, &back) == PM_OK) {
+        if (want) check_same(want, back);
+        pm_snapshot_release(back);
+        n++;
+    }
+    *skipped = pm_history_reader_skipped(rd);
+    pm_history_reader_close(rd);
+    return n;
+}
+
 static size_t count_segments(const char *dir)
 {
     size_t n = 0;
@@ -314,18 +332,9 @@ TEST(torn_and_corrupt)
     byte ^= 0x40;
     REQUIRE(pwrite(fd, &byte, 1, 8 + 2 * rec + rec / 2) == 1);
     close(fd);
-    pm_history_reader_t *rd = NULL;
-    REQUIRE(pm_history_reader_open(dir, &rd) == PM_OK);
-    int n = 0;
-    pm_snapshot_t *back = NULL;
-    while (pm_history_reader_next(rd, &back) == PM_OK) {
-        check_same(s, back);
-        pm_snapshot_release(back);
-        n++;
-    }
-    CHECK_EQ_INT(n, 8); /* 10 less the corrupt one and the torn one */
-    CHECK_EQ_U64(pm_history_reader_skipped(rd), 1); /* the torn tail of the newest is "not yet" */
-    pm_history_reader_close(rd);
+    uint64_t skipped = 0;
+    CHECK_EQ_INT(read_all(dir, s, &skipped), 8); /* 10 less the corrupt one and the torn one */
+    CHECK_EQ_U64(skipped, 1); /* the torn tail of the newest is "not yet" */
     /* The next writer cuts the torn tail off and writes a new segment. */
     REQUIRE(pm_history_new(NULL, dir, NULL, &h) == PM_OK);
     uint64_t cut = 0;
@@ -333,15 +342,8 @@ TEST(torn_and_corrupt)
     CHECK_EQ_U64(cut, (uint64_t)(rec - 37));
     CHECK_OK(pm_history_append(h, s));
     pm_history_free(h);
-    REQUIRE(pm_history_reader_open(dir, &rd) == PM_OK);
-    n = 0;
-    while (pm_history_reader_next(rd, &back) == PM_OK) {
-        pm_snapshot_release(back);
-        n++;
-    }
-    CHECK_EQ_INT(n, 9);
-    CHECK_EQ_U64(pm_history_reader_skipped(rd), 1); /* only the corrupt one now */
-    pm_history_reader_close(rd);
+    CHECK_EQ_INT(read_all(dir, NULL, &skipped), 9);
+    CHECK_EQ_U64(skipped, 1); /* only the corrupt one now */
     pm_snapshot_release(s);
     pm_registry_free(r);
     rm_rf(dir);
@@ -375,17 +377,9 @@ TEST(disk_full)
     REQUIRE(setrlimit(RLIMIT_FSIZE, &old) == 0);
     CHECK_OK(pm_history_append(h, s));
     pm_history_free(h);
-    pm_history_reader_t *rd = NULL;
-    REQUIRE(pm_history_reader_open(dir, &rd) == PM_OK);
-    int n = 0;
-    pm_snapshot_t *back = NULL;
-    while (pm_history_reader_next(rd, &back) == PM_OK) {
-        pm_snapshot_release(back);
-        n++;
-    }
-    CHECK_EQ_INT(n, 2);
-    CHECK_EQ_U64(pm_history_reader_skipped(rd), 0);
-    pm_history_reader_close(rd);
+    uint64_t skipped = 1;
+    CHECK_EQ_INT(read_all(dir, s, &skipped), 2);
+    CHECK_EQ_U64(skipped, 0);
     pm_snapshot_release(s);
     pm_registry_free(r);
     rm_rf(dir);
@@ -425,18 +419,9 @@ TEST(disk_full_tmpfs)
     }
     CHECK(ok > 0 && failed == 3);
     pm_history_free(h);
-    pm_history_reader_t *rd = NULL;
-    REQUIRE(pm_history_reader_open(store, &rd) == PM_OK);
-    int n = 0;
-    pm_snapshot_t *back = NULL;
-    while (pm_history_reader_next(rd, &back) == PM_OK) {
-        check_same(s, back);
-        pm_snapshot_release(back);
-        n++;
-    }
-    CHECK_EQ_INT(n, ok);
-    CHECK_EQ_U64(pm_history_reader_skipped(rd), 0);
-    pm_history_reader_close(rd);
+    uint64_t skipped = 1;
+    CHECK_EQ_INT(read_all(store, s, &skipped), ok);
+    CHECK_EQ_U64(skipped, 0);
     pm_snapshot_release(s);
     pm_registry_free(r);
     umount(dir);
