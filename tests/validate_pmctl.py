@@ -178,6 +178,15 @@ def main():
             check(by_type[t]["p50"] <= by_type[t]["p95"] <= by_type[t]["p99"], "%s quantiles" % t)
         check(sum(g["tasks"] for g in js["by_agent"]) == len(rows), "agents add up")
 
+        # Progress on long reads (the threshold lowered from 64 MiB).
+        p = subprocess.run([pmctl, "summary", "--store", base], capture_output=True, text=True,
+                           timeout=60, env=dict(os.environ, PMCTL_PROGRESS_BYTES="1"))
+        steps = [int(x) for x in __import__("re").findall(r"pmctl: read (\d+)%", p.stderr)]
+        check(p.returncode == 0 and len(steps) >= 5 and steps == sorted(steps) and steps[-1] >= 90,
+              "progress: %r" % p.stderr[:300])
+        p = run([pmctl, "summary", "--store", base])
+        check("read" not in p.stderr, "no progress under the threshold: %r" % p.stderr)
+
         # A time range and a label filter.
         js = json.loads(run([pmctl, "summary", "--store", base, "--format", "json",
                              "--start", "2026-12-01T00:10:00Z", "--end", "2026-12-01T00:20:00Z",
