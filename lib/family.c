@@ -626,6 +626,24 @@ pm_status_t pm__series_get(pm_family *f, pm_type_t type, const char *const *valu
     return st;
 }
 
+/* The family's overflow series, created if absent, with a reference (the
+ * attaching side of shared cell blocks: a writer's overflow series adds into
+ * it). */
+pm_status_t pm__series_overflow(pm_family *f, pm_series **out)
+{
+    *out = NULL;
+    if (f->cb) return PM_ETYPE;
+    pm_registry *r = f->reg;
+    pthread_mutex_lock(&r->lock);
+    if (!f->overflow) f->overflow = series_new(f, NULL, f->nlabels, 0, true);
+    if (f->overflow) {
+        atomic_fetch_add_explicit(&f->overflow->refs, 1, memory_order_relaxed);
+        *out = f->overflow;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return *out ? PM_OK : PM_ENOMEM;
+}
+
 /* pm_counter_new and friends: the family and its one series are created
  * under one lock hold, so a failure leaves no family that others could have
  * seen. The series is permanent (never freed before the registry). */

@@ -23,15 +23,26 @@ void pm_gauge_add(pm_gauge_t *g, double delta)
 
 void pm_gauge_sub(pm_gauge_t *g, double delta) { pm_gauge_add(g, -delta); }
 
+/* Under r->lock when the series is bound to cell blocks. */
 double pm__gauge_read(const pm_series *s)
 {
-    return pm__u2d(atomic_load_explicit(&((pm_series *)s)->gbits, memory_order_relaxed));
+    double v = pm__u2d(atomic_load_explicit(&((pm_series *)s)->gbits, memory_order_relaxed));
+    if (PM_UNLIKELY(s->bound)) v += pm__cells_gauge_read(s);
+    return v;
 }
 
 double pm_gauge_value(const pm_gauge_t *g)
 {
     const pm_series *s = (const pm_series *)g;
-    return s && s->type == PM_TYPE_GAUGE ? pm__gauge_read(s) : 0.0;
+    if (!s || s->type != PM_TYPE_GAUGE) return 0.0;
+    /* Lock-free unless a cell block ever bound it (then the block list may
+     * change meanwhile). */
+    if (PM_LIKELY(!__atomic_load_n(&s->slot, __ATOMIC_ACQUIRE)))
+        return pm__u2d(atomic_load_explicit(&((pm_series *)s)->gbits, memory_order_relaxed));
+    pthread_mutex_lock(&s->reg->lock);
+    double v = pm__gauge_read(s);
+    pthread_mutex_unlock(&s->reg->lock);
+    return v;
 }
 
 pm_status_t pm_gauge_get(pm_family_t *f, const char *const *values, size_t n, pm_gauge_t **out)

@@ -418,6 +418,9 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     s->mono_ns = pm_now_ns();
 
     pthread_mutex_lock(&r->snap_lock);
+    /* Other processes' blocks (pm_cells_attach): found and registered now; a
+     * failure is retried by the next snapshot. */
+    if (r->attaches) (void)pm__cells_attach_scan(r);
     pm__arena_draw(s, r->arena_pool);
     uint64_t t0 = pm__reg_now(r);
     uint64_t *dense = NULL, *stats = NULL;
@@ -426,6 +429,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
     pm_status_t st = PM_ENOMEM;
 
     pthread_mutex_lock(&r->lock);
+    if (r->attaches) (void)pm__cells_attach_copy_locked(r);
     pm__maintain_locked(r);
     size_t nfam = r->nfam;
     fams = pm__alloc(&r->a, (nfam ? nfam : 1) * sizeof *fams);
@@ -443,6 +447,7 @@ pm_status_t pm_snapshot_new(pm_registry_t *r, pm_snapshot_t **out)
         }
     }
     pthread_mutex_unlock(&r->lock);
+    if (r->attaches) pm__cells_attach_settle(r);
 
     /* User code (callback gauges, collectors) runs without the registry lock. */
     for (size_t i = 0; i < s->nfam && st == PM_OK; i++) {

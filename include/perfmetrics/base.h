@@ -18,10 +18,10 @@ extern "C" {
 
 /* Compile-time version of the headers. pm_version() gives the loaded library's. */
 #define PM_VERSION_MAJOR 1
-#define PM_VERSION_MINOR 6
+#define PM_VERSION_MINOR 7
 #define PM_VERSION_PATCH 0
 #define PM_VERSION_NUMBER (PM_VERSION_MAJOR * 10000 + PM_VERSION_MINOR * 100 + PM_VERSION_PATCH)
-#define PM_VERSION_STRING "1.6.0"
+#define PM_VERSION_STRING "1.7.0"
 #define PM_VERSION_AT_LEAST(x, y, z) (PM_VERSION_NUMBER >= ((x) * 10000 + (y) * 100 + (z)))
 
 #if defined(PM_STATIC)

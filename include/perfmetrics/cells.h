@@ -134,6 +134,119 @@ PM_API double *pm_cells_page(const pm_cells_t *b, size_t page);
  * is NULL. Thread-safety: any thread. */
 PM_API pm_status_t pm_gauge_cell(pm_gauge_t *g, double **cell);
 
+/* ------------------------------------------------------------ shared blocks
+ * (symbol node PERFMETRICS_1.7): several processes, one aggregate.
+ *
+ * A program that forks workers (Node's cluster, a pre-fork server, a pool of
+ * Python processes) wants one scrape of the primary to show every worker's
+ * totals, without asking each worker at scrape time. A shared block is a
+ * cell block whose pages are a file in a directory, mapped by the writer and
+ * by the primary: the writer records exactly as into any block, the primary
+ * attaches the directory (pm_cells_attach) and every snapshot of its registry
+ * adds the cells of every block found there. No message crosses between the
+ * processes, at record or at scrape time.
+ *
+ * Files. A block is two files in the directory: "<pid>.<n>.pmcells" (a 4 KiB
+ * header, then the pages: the mapping the writer stores into) and
+ * "<pid>.<n>.pmcat", an append-only catalog of what each binding is (family
+ * name, type, help, unit, label names and values, options, histogram buckets
+ * and range), which the attaching side uses to find or register the same
+ * family and series in its own registry. The writer holds an exclusive
+ * flock(2) on the .pmcells file for the block's life; when the lock is free
+ * (the block was freed, or the process ended in any way, a crash included)
+ * the attaching side adds the block's counters and histograms into its own
+ * series for good, drops its gauges, and deletes both files. Counters of a
+ * cluster therefore never go backwards when a worker exits or restarts.
+ * Directory and files are created with modes 0700 and 0600: only the same
+ * user shares them. The directory belongs to one cluster: one attaching
+ * registry at a time (pm_cells_attach enforces it), files not touched by
+ * anything else; tmpfs (/dev/shm) keeps the pages out of the disk.
+ *
+ * Consistency. Counters and histograms: a snapshot of the attaching side
+ * sees each cell before or after a store, and never sees a histogram's counts
+ * twice or not at all while its writer grows it (the block's header carries a
+ * sequence count the grow makes odd while it moves counts). Values reach the
+ * attaching side when it takes a snapshot (or calls pm_cells_attach_refresh);
+ * between snapshots pm_counter_value and friends there report the values of
+ * the last one. A process must not write into a block it inherited by fork()
+ * without exec: it makes its own (the files are opened with O_CLOEXEC).
+ *
+ * Limits. A histogram region at its largest size holds 4096 count cells (up
+ * to 3584 distinct buckets hit); values recorded through pm_histogram_observe
+ * because a region is full (possible only for families whose range spans
+ * more than 3584 fine buckets, i.e. wider than the default 1e-9..1e4) count
+ * in the writer's own registry only. A series removed in the writer stays in
+ * the aggregate until its block is freed. Gauges are summed over the blocks
+ * that bind them (as prom-client's default cluster aggregator does). */
+
+/* Creates a cell block for registry r whose pages are shared through files
+ * in directory `dir` (created with mode 0700 if missing; its parent must
+ * exist). The block works as any block (pm_cells_counter, ..., pm_cells_free,
+ * which also adds its cells into r's own series), and a registry attached to
+ * `dir` in another process (or this one) adds its cells too. Binding a series
+ * also appends its description to the block's catalog file.
+ * Errors: PM_EINVAL (NULL argument, empty dir), PM_EIO (the directory or the
+ * files cannot be created or mapped: errno tells), PM_ENOMEM. On error *out is
+ * NULL and no file is left. Thread-safety: any thread. */
+PM_API pm_status_t pm_cells_new_shared(pm_registry_t *r, const char *dir, pm_cells_t **out);
+
+/* Binds gauge g to one cell of b and stores its index in *index; the same
+ * series again returns the same index. The cell is the block writer's
+ * contribution to the gauge: the series reports its own value plus the sum
+ * of its cells, so a writer that owns a gauge alone stores its value there
+ * (a set) or adds to it (an inc, exact: the writer is the cell's only
+ * writer). The cell is dropped, not added into the series, when the block is
+ * freed (a gauge reports live writers only). References as for
+ * pm_cells_counter.
+ * Errors: PM_EINVAL (NULL argument), PM_ETYPE (not a gauge, or a callback
+ * gauge), PM_EEXIST (another registry), PM_EIO (a shared block's catalog
+ * cannot be written), PM_ENOMEM. Thread-safety: the block's writer. */
+PM_API pm_status_t pm_cells_gauge(pm_cells_t *b, pm_gauge_t *g, size_t *index);
+
+typedef struct pm_cells_attach pm_cells_attach_t;
+
+/* Attaches registry r to directory `dir` (created with mode 0700 if
+ * missing): from now on every snapshot of r first looks for new blocks and
+ * new bindings there, registers the families and series they describe in r
+ * (as pm_family_new would: a family already registered with the same
+ * definition is shared, one with another definition makes that binding
+ * rejected and counted), and adds their cells into those series. Blocks
+ * whose writer is gone are added into r's series for good and their files
+ * deleted. Free with pm_cells_detach; pm_registry_free detaches what is left.
+ * Errors: PM_EINVAL (NULL argument, empty dir), PM_EEXIST (another attachment,
+ * in any process, holds dir), PM_EIO (dir cannot be created or opened),
+ * PM_ENOMEM. On error *out is NULL. Thread-safety: any thread. */
+PM_API pm_status_t pm_cells_attach(pm_registry_t *r, const char *dir, pm_cells_attach_t **out);
+
+/* Does now what the next snapshot of the registry would do first: finds new
+ * blocks and bindings, adds the cells of every block into the series (for
+ * pm_counter_value and friends), folds the blocks whose writer is gone.
+ * Errors: PM_EINVAL (NULL), PM_ESTATE (inside a callback), PM_ENOMEM (nothing
+ * is lost: the next refresh retries). Files that cannot be read are skipped
+ * and retried, not errors. Thread-safety: any thread. */
+PM_API pm_status_t pm_cells_attach_refresh(pm_cells_attach_t *a);
+
+/* What pm_cells_attach_stat reports. */
+typedef enum pm_cells_attach_stat {
+    PM_CELLS_ATTACH_BLOCKS = 0,   /* blocks attached now (live writers) */
+    PM_CELLS_ATTACH_FOLDED = 1,   /* blocks folded for good (writer gone) */
+    PM_CELLS_ATTACH_BINDINGS = 2, /* bindings being added now */
+    PM_CELLS_ATTACH_REJECTED = 3, /* bindings rejected: the family exists with
+                                     another definition, or a malformed record */
+    PM_CELLS_ATTACH_RETRIES = 4   /* block reads repeated because a grow ran meanwhile */
+} pm_cells_attach_stat_t;
+
+/* One counter of a into *value, as of the last refresh or snapshot.
+ * Errors: PM_EINVAL (NULL, unknown stat). Thread-safety: any thread. */
+PM_API pm_status_t pm_cells_attach_stat(const pm_cells_attach_t *a, pm_cells_attach_stat_t which,
+                                        uint64_t *value);
+
+/* Stops adding the directory's blocks into the registry's series: values
+ * they added so far stop being reported too, except what was folded for good
+ * from blocks whose writer was gone. Files are left as they are. NULL is a
+ * no-op. Thread-safety: any thread, not concurrently with a refresh of a. */
+PM_API void pm_cells_detach(pm_cells_attach_t *a);
+
 #ifdef __cplusplus
 }
 #endif

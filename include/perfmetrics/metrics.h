@@ -279,7 +279,9 @@ PM_API void pm_gauge_add(pm_gauge_t *g, double delta);
 /* Subtracts delta. NULL is ignored.
  * Thread-safety: any thread, lock-free, no allocation, no syscall. */
 PM_API void pm_gauge_sub(pm_gauge_t *g, double delta);
-/* Reads the current value; 0 for NULL. Thread-safety: any thread, lock-free. */
+/* Reads the current value; 0 for NULL. Thread-safety: any thread, lock-free
+ * (except for a gauge a cell block bound, pm_cells_gauge: then it takes the
+ * registry lock, as the block list may change meanwhile). */
 PM_API double pm_gauge_value(const pm_gauge_t *g);
 
 /* One call: looks up (or creates) the series and sets it.

@@ -264,7 +264,7 @@ struct pm_series {
         pm_counter_cell *cells; /* counter: stripe 0 cell; stripe s at +s*PM_CHUNK_SLOTS */
         const pm_hist_layout *hl;
     } h;
-    uint32_t slot; /* counter slot */
+    uint32_t slot; /* counter slot; gauges: 1 once a cell block bound it (atomic access) */
     uint8_t mask;  /* stripe mask */
     uint8_t type;
     uint8_t overflow : 1, permanent : 1, linked : 1, bound : 1; /* registry lock; bound: by a cell block */
@@ -397,7 +397,8 @@ struct pm_registry {
     size_t fam_index_cap;
     /* counter arena */
     pm_shard *shards; /* attached threads */
-    struct pm_cells *cells; /* cell blocks (lib/cells.c) */
+    struct pm_cells *cells; /* cell blocks (lib/cells.c), attached mirrors included */
+    struct pm_cells_attach *attaches; /* lib/cells_attach.c; under snap_lock */
     unsigned char **chunks;
     size_t nchunks, capchunks;
     uint32_t *free_slots;
@@ -515,10 +516,21 @@ void pm__counter_fold(pm_series *s, double v);
  * blocks hold for s. The histogram reader calls fn for every key counted,
  * adds the blocks' sums to *sum and lowers *min / raises *max. */
 double pm__cells_counter_read(const pm_series *s);
+double pm__cells_gauge_read(const pm_series *s);
 void pm__cells_hist_read(const pm_series *s, void (*fn)(uint32_t key, uint64_t n, void *ctx),
                          void *ctx, double *sum, double *min, double *max);
 /* Registry free: blocks their writers did not free. */
 void pm__cells_free_all(pm_registry *r);
+/* cells_attach.c, for snapshots of a registry with attachments: under
+ * snap_lock, before r->lock (finds blocks and bindings, registers series);
+ * under r->lock (copies the blocks, folds those whose writer is gone); after
+ * r->lock (closes and deletes what was folded). Then registry free. */
+pm_status_t pm__cells_attach_scan(pm_registry *r);
+pm_status_t pm__cells_attach_copy_locked(pm_registry *r);
+void pm__cells_attach_settle(pm_registry *r);
+void pm__cells_attach_free_all(pm_registry *r);
+/* family.c: the overflow series, created if absent, with a reference. */
+pm_status_t pm__series_overflow(pm_family *f, pm_series **out);
 /* family.c: drops a reference taken under r->lock (a cell block's). */
 void pm__series_unref_locked(pm_registry *r, pm_series *s);
 /* registry.c: histogram slots; thread.c: the shards' directories. */
