@@ -176,8 +176,12 @@ PM_API pm_status_t pm_gauge_cell(pm_gauge_t *g, double **cell);
  * because a region is full (possible only for families whose range spans
  * more than 3584 fine buckets, i.e. wider than the default 1e-9..1e4) count
  * in the writer's own registry only. A series removed in the writer stays in
- * the aggregate until its block is freed. Gauges are summed over the blocks
- * that bind them (as prom-client's default cluster aggregator does). */
+ * the aggregate until its block is freed; one the aggregate removes (its
+ * family's TTL there, pm_family_remove) stops being reported there, as with
+ * any handle. Gauges are summed over the blocks that bind them (as
+ * prom-client's default cluster aggregator does). The attaching side keeps
+ * two private copies of each block's pages (the current one, and the one
+ * the next snapshot fills). */
 
 /* Creates a cell block for registry r whose pages are shared through files
  * in directory `dir` (created with mode 0700 if missing; its parent must
