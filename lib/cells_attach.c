@@ -449,9 +449,9 @@ static bool sync_pages(pm_registry *r, pm_cremote *rm)
     return true;
 }
 
-/* Copies every mapped page into the spare pages inside the writer's
- * sequence lock; true when the copy is consistent (then the spare pages
- * become the mirror's). A dead writer's sequence may be stuck odd: its slot
+/* Copies every page into the spare pages inside the writer's sequence
+ * lock; true when the copy is consistent (then the spare pages become the
+ * mirror's). A dead writer's sequence may be stuck odd: its slot
  * still names one complete region (lib/cells.c, h_move). */
 static bool copy_pages(pm_cells_attach_t *a, pm_cremote *rm)
 {
@@ -462,6 +462,11 @@ static bool copy_pages(pm_cells_attach_t *a, pm_cremote *rm)
             sched_yield();
             continue;
         }
+        /* A grow that ended before g1 may have moved a region into a page
+         * added after the last sync_pages: its npages store came first. */
+        if (atomic_load_explicit(&rm->hdr->npages, memory_order_acquire) > rm->nrpages &&
+            !sync_pages(a->reg, rm))
+            return false;
         for (size_t p = 0; p < rm->nrpages; p++) {
             const double *src = rm->rpages[p];
             double *dst = rm->spare[p];

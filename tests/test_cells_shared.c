@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -494,10 +495,14 @@ struct grower {
     pm_counter_t *c;
     long n;
     atomic_int done;
+    atomic_int snaps; /* snapshots the attached side has taken */
 };
 
 /* Records into eight histograms over a wide spread of values, so every one
- * grows through every size while snapshots of the attached side copy. */
+ * grows through every size while snapshots of the attached side copy. For
+ * its first 64,000 values, where the grows are, it waits for a snapshot
+ * after every 1,000, so snapshots and grows interleave however the two
+ * threads are scheduled. */
 static void *grow_writer(void *arg)
 {
     struct grower *x = arg;
@@ -509,7 +514,12 @@ static void *grow_writer(void *arg)
         hw[k] = (hwriter){x->b, x->h[k], idx, 0, 0};
     }
     if (pm_cells_counter(x->b, x->c, &ic) != PM_OK) abort();
+    int seen = 0;
     for (long i = 0; i < x->n; i++) {
+        if (i % 1000 == 0 && i <= 64000) {
+            while (atomic_load(&x->snaps) == seen) sched_yield();
+            seen = atomic_load(&x->snaps);
+        }
         double v = 1e-6 * pow(10, (double)(rng() % 1000000) / 1e6 * 7.5); /* 1e-6 .. 30 */
         hw_record(&hw[i % 8], v);
         add(cell(x->b, ic), 1);
@@ -522,7 +532,7 @@ TEST(grow_races_attached_snapshots)
 {
     char *dir = temp_dir();
     REQUIRE(dir);
-    struct grower x = {quiet_registry(), NULL, {NULL}, NULL, 400000, 0};
+    struct grower x = {quiet_registry(), NULL, {NULL}, NULL, 400000, 0, 0};
     pm_registry_t *agg = quiet_registry();
     REQUIRE(x.r && agg);
     pm_cells_attach_t *a = NULL;
@@ -551,14 +561,18 @@ TEST(grow_races_attached_snapshots)
             for (size_t j = 0; j < pm_snap_family_series_count(f); j++)
                 total += pm_snap_series_count(pm_snap_family_series(f, j));
         }
-        monotonic &= total >= last; /* a grow never shows counts twice or not at all */
+        if (total < last) /* a grow never shows counts twice or not at all */
+            fprintf(stderr, "  snapshot %d: %llu observations after %llu\n", snaps,
+                    (unsigned long long)total, (unsigned long long)last);
+        monotonic &= total >= last;
         last = total;
         pm_snapshot_release(s);
         snaps++;
+        atomic_store(&x.snaps, snaps);
     }
     pthread_join(t, NULL);
     CHECK(monotonic);
-    CHECK(snaps > 3);
+    CHECK(snaps >= 64);
     pm_snapshot_t *sw = NULL, *sa = NULL;
     REQUIRE(pm_snapshot_new(x.r, &sw) == PM_OK && pm_snapshot_new(agg, &sa) == PM_OK);
     for (int k = 0; k < 8; k++) {
