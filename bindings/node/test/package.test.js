@@ -162,10 +162,15 @@ test('npm pack, then npm install --offline of the tarball into an app: require, 
   try {
     const packed = npm(['pack', pkg, '--pack-destination', dir]);
     assert.equal(packed.status, 0, packed.stderr);
-    const tgz = fs.readdirSync(dir).find((f) => f.endsWith('.tgz'));
+    const tgz = fs.readdirSync(dir).find((f) => f.startsWith('perfmetrics-') && f.endsWith('.tgz'));
     fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
-    // koffi comes from npm's cache, filled by tests/run's npm ci: no network.
-    const installed = npm(['install', '--offline', '--no-audit', '--no-fund', `./${tgz}`]);
+    // koffi is packed from the binding's own node_modules (tests/run's npm
+    // ci) and installed beside it: no network, and no dependence on npm's
+    // cache holding koffi's registry metadata, which npm ci does not fetch.
+    const koffiPacked = npm(['pack', path.join(pkg, 'node_modules', 'koffi'), '--pack-destination', dir]);
+    assert.equal(koffiPacked.status, 0, koffiPacked.stderr);
+    const koffiTgz = fs.readdirSync(dir).find((f) => f.startsWith('koffi-') && f.endsWith('.tgz'));
+    const installed = npm(['install', '--offline', '--no-audit', '--no-fund', `./${koffiTgz}`, `./${tgz}`]);
     assert.equal(installed.status, 0, installed.stderr);
     const cjs = node(['-e', "const pm = require('perfmetrics'); new pm.Counter({ name: 'a', help: 'h' }).inc(); pm.register.metrics().then((t) => console.log(t.includes('a_total 1')))"], {}, dir);
     assert.equal(cjs.stdout.trim(), 'true', cjs.stderr);
