@@ -547,10 +547,18 @@ static void fold_remote(pm_cells_attach_t *a, pm_cremote *rm)
     if (rm->listed) pm__cells_unlink_locked(r, m);
     rm->listed = false;
     for (size_t i = 0; i < m->tabcap; i++) {
-        if (!m->tab[i].s) continue;
+        pm_series *s = m->tab[i].s;
+        if (!s) continue;
         pm__cells_fold_locked(m, &m->tab[i]);
-        pm__series_unref_locked(r, m->tab[i].s);
+        pm__series_unref_locked(r, s);
         m->tab[i].s = NULL;
+        /* A gauge series that only gone writers bound, that nobody here
+         * holds or set, goes too: a gauge reports live writers, and per-
+         * worker label values would otherwise pile up at 0. */
+        if (s->type == PM_TYPE_GAUGE && s->linked && !s->permanent &&
+            atomic_load_explicit(&s->refs, memory_order_relaxed) == 1 &&
+            atomic_load_explicit(&s->gbits, memory_order_relaxed) == 0)
+            pm__series_unlink_locked(r, s);
     }
     m->nbound = 0;
     rm->folded = true;

@@ -155,8 +155,13 @@ PM_API pm_status_t pm_gauge_cell(pm_gauge_t *g, double **cell);
  * flock(2) on the .pmcells file for the block's life; when the lock is free
  * (the block was freed, or the process ended in any way, a crash included)
  * the attaching side adds the block's counters and histograms into its own
- * series for good, drops its gauges, and deletes both files. Counters of a
- * cluster therefore never go backwards when a worker exits or restarts.
+ * series for good, drops its gauges (a gauge series that then no live block
+ * binds, that the attaching side holds no handle to and never set, is
+ * removed), and deletes both files. Counters of a cluster therefore never go
+ * backwards when a worker exits or restarts (nor by rounding: a snapshot
+ * does not report a counter that cell blocks bound lower than the previous
+ * snapshot did by less than 2^-40 of its value, the most that adding the same
+ * doubles in another order can take away).
  * Directory and files are created with modes 0700 and 0600: only the same
  * user shares them. The directory belongs to one cluster: one attaching
  * registry at a time (pm_cells_attach enforces it), files not touched by
