@@ -64,6 +64,44 @@ export class Registry {
   close(): void;
 }
 
+export interface AggregatorRegistryOptions {
+  /** The directory to share: created if missing, kept at close (default: a fresh one under /dev/shm, or the temp dir, removed at close). */
+  dir?: string;
+  /** Add this registry's own perfmetrics_* families to the aggregate (default false). */
+  selfMetrics?: boolean;
+}
+
+/** pm_cells_attach_stat's counters, after a refresh. */
+export interface AggregatorStats {
+  /** Blocks of live worker threads. */
+  blocks: number;
+  /** Blocks of ended workers, added for good. */
+  folded: number;
+  /** Series being added from live blocks. */
+  bindings: number;
+  /** Series refused: their family has another definition here, or a malformed record. */
+  rejected: number;
+  /** Block reads repeated because a worker grew a histogram meanwhile. */
+  retries: number;
+}
+
+/**
+ * The `cluster` aggregate: made in the primary before cluster.fork(). Every
+ * worker's default registry is summed into it at each snapshot, with no IPC.
+ */
+export class AggregatorRegistry extends Registry {
+  constructor(contentType?: string, options?: AggregatorRegistryOptions);
+  /** The directory workers forked from now on write into (their PERFMETRICS_CLUSTER_DIR). */
+  readonly dir: string;
+  /** Every worker's metrics, summed: one snapshot of this registry, as metrics(). */
+  clusterMetrics(): Promise<string>;
+  /** Looks at the directory now (new workers and series, ended workers). */
+  refresh(): void;
+  stats(): AggregatorStats;
+  /** Detaches and removes the directory it made; a second close() does nothing. */
+  close(): void;
+}
+
 export interface ExportSnapshot {
   /** Only during the exporter's call. */
   format(fmt?: Format): string;
@@ -92,6 +130,8 @@ export interface MetricConfiguration<T extends string> {
   maxSeries?: number;
   /** Series unchanged for this long are removed. */
   ttlSeconds?: number;
+  /** prom-client's cluster aggregator: in a cluster worker's default registry only 'sum' (others throw); no effect elsewhere. */
+  aggregator?: 'sum' | 'first' | 'min' | 'max' | 'average' | 'omit';
 }
 
 export interface HistogramConfiguration<T extends string> extends MetricConfiguration<T> {
@@ -276,7 +316,11 @@ export class Server {
 
 export function startServer(options?: ServerOptions): Server;
 export function closeThread(): void;
-export const library: { readonly path: string; readonly version: string; readonly cells: boolean };
+export const library: {
+  readonly path: string; readonly version: string; readonly cells: boolean;
+  /** Shared cell blocks (1.7): AggregatorRegistry and cluster workers. */
+  readonly cluster: boolean;
+};
 
 declare const perfmetrics: {
   Registry: typeof Registry; register: Registry; Counter: typeof Counter; Gauge: typeof Gauge;
@@ -284,7 +328,8 @@ declare const perfmetrics: {
   exponentialBuckets: typeof exponentialBuckets; collectDefaultMetrics: typeof collectDefaultMetrics;
   prometheusContentType: string; openMetricsContentType: string; Tracer: typeof Tracer;
   Span: typeof Span; AlertEngine: typeof AlertEngine; Server: typeof Server;
-  startServer: typeof startServer; PerfmetricsError: typeof PerfmetricsError;
+  startServer: typeof startServer; AggregatorRegistry: typeof AggregatorRegistry;
+  PerfmetricsError: typeof PerfmetricsError;
   closeThread: typeof closeThread; library: typeof library;
 };
 export default perfmetrics;

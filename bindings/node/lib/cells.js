@@ -10,8 +10,16 @@
 // Libraries without cells (before 1.4) get the same classes' FFI forms: one
 // call per record, chosen once per process so every call site stays
 // monomorphic.
+//
+// In a `cluster` worker (PERFMETRICS_CLUSTER_DIR set by the primary's
+// AggregatorRegistry, lib/cluster.js) the default registry's shards are
+// shared blocks (pm_cells_new_shared): the same pages, but files the primary
+// maps too, so its snapshots add them without asking the worker. The record
+// paths do not change; gauges then bind a cell of the shard as well
+// (SharedGauge), because the primary can only see what is in a block.
 
-const { koffi, C, check, outPtr, hasCells } = require('./native');
+const fs = require('node:fs');
+const { koffi, C, check, outPtr, hasCells, hasSharedCells } = require('./native');
 
 const PAGE_DOUBLES = 8192; // PM_CELLS_PAGE_DOUBLES
 const PAGE_BYTES = PAGE_DOUBLES * 8;
@@ -43,9 +51,65 @@ function orphanPage() {
   return new Float64Array(16);
 }
 
+// The default registry is the only one a cluster shares: it is the one
+// every process of a program has (a Registry made with new is private to the
+// code that made it).
+const DEFAULT_REGISTRY = C.pm_registry_default();
+
+// Whether this process writes into a cluster directory, and which: read
+// once per thread. The primary sets PERFMETRICS_CLUSTER_PRIMARY to its own
+// pid beside the directory: its own threads (which inherit its environment
+// as forked workers do) then stay out of the aggregate, as in prom-client,
+// whose aggregate holds the workers' metrics only.
+let clusterDirRead = false;
+let clusterDirValue = null;
+function clusterDir() {
+  if (!clusterDirRead) {
+    clusterDirRead = true;
+    clusterDirValue = readClusterDir();
+  }
+  return clusterDirValue;
+}
+
+function readClusterDir() {
+  const dir = process.env.PERFMETRICS_CLUSTER_DIR;
+  if (!dir || process.env.PERFMETRICS_CLUSTER_PRIMARY === String(process.pid)) return null;
+  if (!hasSharedCells) {
+    process.emitWarning(`perfmetrics: PERFMETRICS_CLUSTER_DIR is set, but ${hasCells ?
+      'the loaded library has no shared cell blocks (1.7)' : 'cells are off'}: this process's records stay in it, out of the cluster aggregate`);
+    return null;
+  }
+  return dir;
+}
+
+// Whether metrics of this registry are summed by a cluster primary.
+function clusterShared(registryPtr) {
+  return registryPtr === DEFAULT_REGISTRY && clusterDir() !== null;
+}
+
+// A shared block in dir, or null (with a warning) when there cannot be one:
+// recording then goes on into a private block, and only the aggregate misses it.
+function sharedBlock(registryPtr, dir) {
+  // The primary removes its directory when it closes; pm_cells_new_shared
+  // would make it again, where nobody attaches.
+  if (!fs.existsSync(dir)) {
+    process.emitWarning(`perfmetrics: cluster directory ${dir} is gone (the primary closed its AggregatorRegistry): this thread's records stay in this process`);
+    return null;
+  }
+  const out = [null];
+  const rc = C.pm_cells_new_shared(registryPtr, dir, out);
+  if (rc === 0) return out[0];
+  process.emitWarning(`perfmetrics: pm_cells_new_shared(${dir}): ${C.pm_strerror(rc)}: this thread's records stay in this process, out of the cluster aggregate`);
+  return null;
+}
+
 class Shard {
   constructor(registryPtr) {
-    this.block = outPtr((o) => C.pm_cells_new(registryPtr, o), 'pm_cells_new');
+    const dir = clusterShared(registryPtr) ? clusterDir() : null;
+    this.block = dir !== null ? sharedBlock(registryPtr, dir) : null;
+    // Whether the primary of a cluster sums this block.
+    this.shared = this.block !== null;
+    if (this.block === null) this.block = outPtr((o) => C.pm_cells_new(registryPtr, o), 'pm_cells_new');
     this.f64 = [];
     this.u32 = [];
     this.children = new Set();
@@ -332,9 +396,55 @@ class CellGauge {
     C.pm_gauge_add(this.handle, v);
   }
 
+  // The child's series was removed or reset: nothing to undo, the value
+  // goes with the series.
+  removed() {}
+
   orphan() {
     this.handle = null;
     this.cell = new Float64Array(1);
+  }
+}
+
+// Gauge series in a shared shard (a cluster worker's default registry): a
+// cell of the shard (pm_cells_gauge) holds this thread's contribution, and
+// the series reports its own value plus every cell, in this process and in
+// the primary's aggregate alike. The thread is the cell's only writer, so
+// inc/dec are plain adds: no FFI, no atomics. Contributions are summed
+// (prom-client's default cluster aggregator) and dropped when the block is
+// freed: a gauge shows live threads and processes only.
+class SharedGauge {
+  constructor(page, off) {
+    this.page = page;
+    this.off = off;
+  }
+
+  static of(shard, handle) {
+    const index = shard.bind(C.pm_cells_gauge, handle, 'pm_cells_gauge');
+    // Stores go straight to the page (no value is kept here), so objects
+    // over one cell (label sets sharing a series) need no sharing.
+    const cell = new SharedGauge(shard.f64[Math.floor(index / PAGE_DOUBLES)], index % PAGE_DOUBLES);
+    shard.children.add(cell);
+    return cell;
+  }
+
+  set(v) {
+    this.page[this.off] = v;
+  }
+
+  add(v) {
+    this.page[this.off] += v;
+  }
+
+  // A removed series stays bound, and summed by the primary, until the
+  // block is freed: its contribution goes to 0 now, as the series does here.
+  removed() {
+    this.page[this.off] = 0;
+  }
+
+  orphan() {
+    this.page = orphanPage();
+    this.off = 0;
   }
 }
 
@@ -350,6 +460,8 @@ class FfiGauge {
   add(v) {
     C.pm_gauge_add(this.handle, v);
   }
+
+  removed() {}
 
   orphan() {
     this.handle = null;
@@ -386,8 +498,20 @@ const NO_COUNTER = hasCells ? new CellCounter(orphanPage(), 0) : new FfiCounter(
 const Histogram = hasCells ? CellHistogram : FfiHistogram;
 const Gauge = hasCells ? CellGauge : FfiGauge;
 
+// The cell object of a gauge series of registryPtr: in a cluster worker's
+// default registry, a cell of this thread's shared shard; else the series'
+// own value (or the FFI).
+function gaugeCell(registryPtr, handle) {
+  if (clusterShared(registryPtr)) {
+    const shard = shardFor(registryPtr);
+    if (shard.shared) return SharedGauge.of(shard, handle);
+  }
+  return new Gauge(handle);
+}
+
 module.exports = {
   shardFor, closeShards, Counter, Histogram, Gauge, FfiHistogram, hasCells, NO_COUNTER,
+  gaugeCell, clusterShared,
   // for tests of the key formula
   histogramLayout, fineBits,
 };

@@ -9,6 +9,7 @@ const cells = require('./cells');
 const tracing = require('./tracing');
 const alerts = require('./alerts');
 const server = require('./server');
+const cluster = require('./cluster');
 
 module.exports = {
   Registry: registry.Registry,
@@ -34,16 +35,21 @@ module.exports = {
   Span: tracing.Span,
   AlertEngine: alerts.AlertEngine,
   Server: server.Server,
+  // The `cluster` aggregate: made in the primary before cluster.fork(), it
+  // sums every worker's default registry with no IPC per scrape.
+  AggregatorRegistry: cluster.AggregatorRegistry,
   startServer: server.startServer,
   PerfmetricsError: native.PerfmetricsError,
   // Frees this thread's cell blocks now (their counts fold into the series;
   // children made before drop what they record afterwards, new ones bind a
   // new block). A worker does this by itself when it exits.
   closeThread: () => cells.closeShards(),
-  // Which library was loaded, and whether it has cells (the FFI-free hot path).
+  // Which library was loaded, whether it has cells (the FFI-free hot path)
+  // and whether it has shared blocks (1.7: AggregatorRegistry, cluster workers).
   library: Object.freeze({
     path: native.libraryPath,
     version: native.C.pm_version_string(),
     cells: native.hasCells,
+    cluster: native.hasAttach && native.hasSharedCells,
   }),
 };

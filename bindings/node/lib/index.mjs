@@ -10,5 +10,5 @@ export default pm;
 export const {
   Registry, register, Counter, Gauge, Histogram, linearBuckets, exponentialBuckets,
   collectDefaultMetrics, prometheusContentType, openMetricsContentType, Tracer, Span,
-  AlertEngine, Server, startServer, PerfmetricsError, closeThread, library,
+  AlertEngine, Server, startServer, AggregatorRegistry, PerfmetricsError, closeThread, library,
 } = pm;

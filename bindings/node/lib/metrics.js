@@ -69,7 +69,7 @@ class CounterChild {
 class GaugeChild {
   constructor(metric, handle) {
     this.handle = handle;
-    this.cell = new cells.Gauge(handle);
+    this.cell = cells.gaugeCell(metric.registry._live(), handle);
   }
 
   set(v) {
@@ -177,6 +177,18 @@ function familyOptions(kind, cfg, labelNames) {
   }
 }
 
+// prom-client's `aggregator` says how its AggregatorRegistry combines the
+// workers' values. Here the primary's library sums every worker's cells
+// (lib/cluster.js) and cannot take min, max, first or an average of them, so
+// in a cluster worker's default registry anything but 'sum' is refused rather
+// than silently summed. Elsewhere the option has no effect, as prom-client's
+// has none outside a cluster.
+function checkAggregator(kind, cfg, registry) {
+  if (cfg.aggregator === 'sum' || !cells.clusterShared(registry._live())) return;
+  throw new Error(`perfmetrics: ${kind} ${cfg.name}: aggregator ${describe(cfg.aggregator)} is not supported in a cluster ` +
+    "worker (PERFMETRICS_CLUSTER_DIR is set): the primary sums every worker's values; use 'sum', or a label per worker");
+}
+
 class Metric {
   constructor(kind, cfg) {
     if (cfg === null || typeof cfg !== 'object') throw new TypeError('perfmetrics: a metric needs a configuration object');
@@ -198,6 +210,7 @@ class Metric {
     this.type = kind;
     this.labelNames = labelNames.slice();
     this.registry = registers[0];
+    if (cfg.aggregator !== undefined) checkAggregator(kind, cfg, this.registry);
     this.collect = typeof cfg.collect === 'function' ? cfg.collect : null;
     this.layout = null; // histograms: the family's bucket layout (cells.js)
     this._kind = kind;
@@ -330,6 +343,7 @@ class Metric {
     if (child === undefined) return;
     this._children.delete(key);
     if (child === this._root) this._setRoot(null);
+    if (this._kind === 'gauge') child.cell.removed();
     RELEASE[this._kind](child.handle);
   }
 

@@ -223,6 +223,18 @@ declare(C, [
   'int pm_gauge_cell(void *g, _Out_ void **cell)',
 ], true);
 
+// Shared blocks (symbol node PERFMETRICS_1.7): cell blocks whose pages are
+// files several processes map, for the `cluster` aggregate (lib/cluster.js).
+// Without them (an older library) each process keeps its own records.
+declare(C, [
+  'int pm_cells_new_shared(void *r, const char *dir, _Out_ void **out)',
+  'int pm_cells_gauge(void *b, void *g, _Out_ size_t *index)',
+  'int pm_cells_attach(void *r, const char *dir, _Out_ void **out)',
+  'int pm_cells_attach_refresh(void *a)',
+  'int pm_cells_attach_stat(void *a, int which, _Out_ uint64_t *value)',
+  'void pm_cells_detach(void *a)',
+], true);
+
 const version = C.pm_version();
 if (Math.floor(version / 10000) !== 1 || version < MIN_VERSION) {
   throw new Error(
@@ -232,6 +244,11 @@ if (Math.floor(version / 10000) !== 1 || version < MIN_VERSION) {
 // PERFMETRICS_NO_CELLS=1 takes the FFI forms even when the library has
 // cells: how the suite tests the paths a 1.3 library gets.
 const hasCells = C.pm_cells_new !== null && C.pm_gauge_cell !== null && process.env.PERFMETRICS_NO_CELLS !== '1';
+// Writing into shared blocks needs the cell paths; attaching to them (the
+// primary's side) needs only the library.
+const hasSharedCells = hasCells && C.pm_cells_new_shared !== null && C.pm_cells_gauge !== null;
+const hasAttach = C.pm_cells_attach !== null && C.pm_cells_attach_refresh !== null &&
+  C.pm_cells_attach_stat !== null && C.pm_cells_detach !== null;
 
 const STATUS = {
   OK: 0, EINVAL: -1, ENOMEM: -2, EEXIST: -3, ENOENT: -4, EBADNAME: -5, EBADLABEL: -6,
@@ -317,5 +334,5 @@ function scratchBuf() {
 
 module.exports = {
   koffi, C, STATUS, PerfmetricsError, check, outPtr, bufString, scratchBuf, instanceOf, optionsObject, describe,
-  hasCells, libraryPath, SONAME,
+  hasCells, hasSharedCells, hasAttach, libraryPath, SONAME,
 };

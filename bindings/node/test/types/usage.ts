@@ -1,7 +1,7 @@
 // Compiled (never run) by package.test.js with tsc --strict: the declarations
 // in index.d.ts must accept prom-client-style code and refuse misuse.
 import pm, {
-  AlertEngine, Counter, Gauge, Histogram, PerfmetricsError, Registry, Tracer, register, startServer,
+  AggregatorRegistry, AlertEngine, Counter, Gauge, Histogram, PerfmetricsError, Registry, Tracer, register, startServer,
 } from 'perfmetrics';
 
 const r: Registry = new Registry(Registry.OPENMETRICS_CONTENT_TYPE, { selfMetrics: false });
@@ -51,4 +51,17 @@ try {
 } catch (err) {
   if (err instanceof PerfmetricsError) console.log(err.code, err.status, err.line);
 }
-console.log(delivered, n, stopG, secs, text, json, tp, firing, port, pm.library.cells);
+const agg: Registry = new AggregatorRegistry(Registry.PROMETHEUS_CONTENT_TYPE, { selfMetrics: false });
+const aggr = new pm.AggregatorRegistry(undefined, { dir: '/dev/shm/app-cluster' });
+const clusterText: Promise<string> = aggr.clusterMetrics();
+const folded: number = aggr.stats().folded;
+const dir: string = aggr.dir;
+aggr.refresh();
+aggr.close();
+const summed = new Gauge({ name: 'workers_busy', help: 'h', aggregator: 'sum' });
+// @ts-expect-error: not one of prom-client's aggregators
+new Gauge({ name: 'workers_busy2', help: 'h', aggregator: 'median' });
+// @ts-expect-error: dir is a string
+new AggregatorRegistry(undefined, { dir: 1 });
+console.log(delivered, n, stopG, secs, text, json, tp, firing, port, pm.library.cells, pm.library.cluster, agg, clusterText,
+  folded, dir, summed);
