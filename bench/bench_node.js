@@ -10,7 +10,12 @@
 // ratio = perfmetrics / prom-client. Exits 1 when a target is missed.
 //
 //   PERFMETRICS_LIBRARY=build-bench/lib/libperfmetrics.so.1 node bench/bench_node.js
+//
+// The cluster row forks this same file as its workers
+// (BENCH_NODE_CLUSTER_WORKER=1): each records into both libraries' default
+// registries, and the primary's two AggregatorRegistry objects scrape them.
 
+const cluster = require('node:cluster');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
 
@@ -195,6 +200,13 @@ async function main() {
     ea.close();
   }
 
+  // A cluster scrape: 2 workers with 1k series each. prom-client's
+  // clusterMetrics() sends each worker a request over IPC and merges their
+  // JSON replies; ours is a snapshot of the primary's registry, which reads
+  // the workers' shared cell blocks (no message at all).
+  if (pm.library.cluster) await clusterRow();
+  else process.stderr.write('bench_node: cluster row skipped: the library has no shared cell blocks (1.7), or cells are off\n');
+
   // The koffi floor: one FFI call to a library function that does nothing
   // but return, against prom-client's inc: what a record would cost if it
   // crossed, and why none does.
@@ -213,9 +225,80 @@ async function main() {
   return ok ? 0 : 1;
 }
 
-main().then((code) => {
-  process.exitCode = code;
-}, (e) => {
-  console.error(e);
-  process.exitCode = 2;
-});
+const CLUSTER_WORKERS = 2;
+const CLUSTER_FAMILIES = 10;
+const CLUSTER_VALUES = 100;
+
+async function clusterRow() {
+  const ea = new pm.AggregatorRegistry(); // before fork: the workers inherit its directory
+  const eb = new client.AggregatorRegistry();
+  cluster.setupPrimary({ exec: __filename, silent: true });
+  const workers = [];
+  const ready = [];
+  for (let i = 0; i < CLUSTER_WORKERS; i++) {
+    const w = cluster.fork({ BENCH_NODE_CLUSTER_WORKER: '1' });
+    w.process.stdout.resume();
+    w.process.stderr.pipe(process.stderr);
+    ready.push(new Promise((resolve, reject) => {
+      w.on('message', (m) => { if (m === 'bench-ready') resolve(); });
+      w.once('exit', (code) => reject(new Error(`bench_node: cluster worker exited (${code}) before it was ready`)));
+    }));
+    workers.push(w);
+  }
+  try {
+    await Promise.all(ready);
+    const ta = [];
+    const tb = [];
+    let la = 0;
+    let lb = 0;
+    await ea.clusterMetrics();
+    await eb.clusterMetrics();
+    for (let i = 0; i < REPS; i++) {
+      let t0 = performance.now();
+      la = (await ea.clusterMetrics()).length;
+      ta.push((performance.now() - t0) * 1e6);
+      t0 = performance.now();
+      lb = (await eb.clusterMetrics()).length;
+      tb.push((performance.now() - t0) * 1e6);
+    }
+    target('node: clusterMetrics(), 2 x 1k series', median(ta), median(tb),
+      `${CLUSTER_WORKERS} workers, no IPC per scrape (prom-client: a request to each); ${la} vs ${lb} bytes`);
+  } finally {
+    await Promise.all(workers.map((w) => new Promise((resolve) => {
+      if (w.isDead()) resolve();
+      else {
+        w.once('exit', resolve);
+        w.process.kill('SIGKILL');
+      }
+    })));
+    ea.close();
+  }
+}
+
+// A cluster worker of clusterRow(): the same 1k counter series in each
+// library's default registry. prom-client's worker answers its primary's
+// requests through the listener its AggregatorRegistry installs.
+function clusterWorker() {
+  new client.AggregatorRegistry();
+  for (let f = 0; f < CLUSTER_FAMILIES; f++) {
+    const name = `bench_cluster_${String(f).padStart(2, '0')}`;
+    const fa = new pm.Counter({ name, help: `Family ${f}.`, labelNames: ['v'] });
+    const fb = new client.Counter({ name, help: `Family ${f}.`, labelNames: ['v'] });
+    for (let v = 0; v < CLUSTER_VALUES; v++) {
+      fa.labels(`value_${String(v).padStart(3, '0')}`).inc(v);
+      fb.labels(`value_${String(v).padStart(3, '0')}`).inc(v);
+    }
+  }
+  process.send('bench-ready');
+}
+
+if (cluster.isWorker && process.env.BENCH_NODE_CLUSTER_WORKER === '1') {
+  clusterWorker();
+} else {
+  main().then((code) => {
+    process.exitCode = code;
+  }, (e) => {
+    console.error(e);
+    process.exitCode = 2;
+  });
+}

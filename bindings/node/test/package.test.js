@@ -148,12 +148,14 @@ test('bench/bench_node.js runs (shortened) and prints its rows in bench/run\'s t
   // Exit 1 only says a target was missed, which short repetitions may do.
   assert.ok(r.status === 0 || r.status === 1, r.stderr);
   const rows = r.stdout.trim().split('\n');
-  assert.equal(rows.length, 9, r.stdout);
+  // The cluster row needs shared cell blocks (1.7).
+  assert.equal(rows.length, pm.library.cluster ? 10 : 9, r.stdout);
   for (const row of rows) {
     assert.match(row, /^\| node: .{34,} \| +1 \| +[\d.]+ \| .+ \(\d[\d.]*\) *\| +\d+\.\d\dx \| .+ \|$/, row);
   }
   assert.match(r.stdout, /10k series .*target >= 5x faster: (MET|MISSED)/);
   assert.match(r.stdout, /koffi call, pm_version\(\)/);
+  if (pm.library.cluster) assert.match(r.stdout, /clusterMetrics\(\), 2 x 1k series .*target <= 1\.0: (MET|MISSED)/);
 });
 
 test('npm pack, then npm install --offline of the tarball into an app: require, import, and a library copy beside it', () => {
