@@ -7,6 +7,7 @@
 #include <perfmetrics/perfmetrics.h>
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A writer's stores and loads, as a binding makes them: aligned 8-byte (and
@@ -199,5 +200,25 @@ static inline void check_same_histogram(const pm_snap_series_t *a, const pm_snap
 }
 
 /* ------------------------------------------------------------ cases */
+
+/* A counting allocator that fails once its budget is spent, for the
+ * out-of-memory cases: live returns to zero when nothing leaked. */
+struct failing {
+    long live, budget; /* budget < 0: no failures */
+};
+static inline void *f_alloc(void *user, size_t n)
+{
+    struct failing *f = user;
+    if (f->budget == 0) return NULL;
+    if (f->budget > 0) f->budget--;
+    void *p = malloc(n);
+    if (p) f->live++;
+    return p;
+}
+static inline void f_free(void *user, void *p)
+{
+    if (p) ((struct failing *)user)->live--;
+    free(p);
+}
 
 #endif

@@ -416,24 +416,6 @@ TEST(writer_races_snapshots)
 /* Every allocation a bind or grow makes fails in turn: a clear PM_ENOMEM,
  * nothing half made (the block and its earlier bindings keep working), and
  * no leak (the counting allocator is back to zero at the end). */
-struct failing {
-    long live, budget; /* budget < 0: no failures */
-};
-static void *f_alloc(void *user, size_t n)
-{
-    struct failing *f = user;
-    if (f->budget == 0) return NULL;
-    if (f->budget > 0) f->budget--;
-    void *p = malloc(n);
-    if (p) f->live++;
-    return p;
-}
-static void f_free(void *user, void *p)
-{
-    if (p) ((struct failing *)user)->live--;
-    free(p);
-}
-
 TEST(out_of_memory)
 {
     for (long fail_at = 0; fail_at < 40; fail_at++) {

@@ -940,24 +940,6 @@ TEST(sequence_lock)
 /* Every allocation an attaching registry makes fails in turn: each refresh
  * reports PM_OK or PM_ENOMEM, and once allocations work again the totals are
  * exact (nothing half registered, nothing counted twice), with no leak. */
-struct failing {
-    long live, budget; /* budget < 0: no failures */
-};
-static void *f_alloc(void *user, size_t n)
-{
-    struct failing *f = user;
-    if (f->budget == 0) return NULL;
-    if (f->budget > 0) f->budget--;
-    void *p = malloc(n);
-    if (p) f->live++;
-    return p;
-}
-static void f_free(void *user, void *p)
-{
-    if (p) ((struct failing *)user)->live--;
-    free(p);
-}
-
 TEST(out_of_memory)
 {
     char *dir = temp_dir();
