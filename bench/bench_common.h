@@ -315,9 +315,12 @@ static inline pm_registry_t *bench_registry(void)
     return r;
 }
 
-static inline pm_registry_t *bench_series_registry(void)
+/* Registers the set's families in r and calls fn(ctx, family, f, v, values)
+ * for each of its series, values being its one label value. */
+typedef void (*bench_series_fn)(void *ctx, pm_family_t *fam, size_t f, size_t v,
+                                const char *const *values);
+static inline void bench_series_each(pm_registry_t *r, bench_series_fn fn, void *ctx)
 {
-    pm_registry_t *r = bench_registry();
     pm_family_opts_t *fo = NULL;
     const char *lname[1] = {"label"};
     bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");
@@ -332,11 +335,24 @@ static inline pm_registry_t *bench_series_registry(void)
             char lv[32];
             snprintf(lv, sizeof lv, "value_%03zu", v);
             const char *vals[1] = {lv};
-            bench_check(pm_counter_add_labeled(fam, vals, 1, bench_series_value(f, v)),
-                        "pm_counter_add_labeled");
+            fn(ctx, fam, f, v, vals);
         }
     }
     pm_family_opts_free(fo);
+}
+
+static inline void bench_series_add_(void *ctx, pm_family_t *fam, size_t f, size_t v,
+                                     const char *const *values)
+{
+    (void)ctx;
+    bench_check(pm_counter_add_labeled(fam, values, 1, bench_series_value(f, v)),
+                "pm_counter_add_labeled");
+}
+
+static inline pm_registry_t *bench_series_registry(void)
+{
+    pm_registry_t *r = bench_registry();
+    bench_series_each(r, bench_series_add_, NULL);
     return r;
 }
 

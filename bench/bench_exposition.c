@@ -269,40 +269,31 @@ typedef struct {
     pm_cells_attach_t *a;
 } agg_setup_t;
 
+/* Series (f, v) goes into block f * AGG_BLOCKS / BENCH_NFAM, its cell
+ * holding the local registry's value. */
+static void agg_bind(void *ctx, pm_family_t *fam, size_t f, size_t v, const char *const *values)
+{
+    agg_setup_t *x = ctx;
+    pm_cells_t *b = x->b[f * AGG_BLOCKS / BENCH_NFAM];
+    pm_counter_t *c = NULL;
+    size_t idx;
+    bench_check(pm_counter_get(fam, values, 1, &c), "pm_counter_get");
+    bench_check(pm_cells_counter(b, c, &idx), "pm_cells_counter");
+    pm_cells_page(b, idx / PM_CELLS_PAGE_DOUBLES)[idx % PM_CELLS_PAGE_DOUBLES] = bench_series_value(f, v);
+    pm_counter_release(c);
+}
+
 static void agg_build(agg_setup_t *x)
 {
-    snprintf(x->dir, sizeof x->dir, "%s/pm-bench-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    snprintf(x->dir, sizeof x->dir, "%s/pm-bench-XXXXXX",
+             access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(x->dir)) bench_die("mkdtemp", -1);
     x->w = bench_registry();
     x->agg = bench_registry();
     bench_check(pm_cells_attach(x->agg, x->dir, &x->a), "pm_cells_attach");
     for (size_t i = 0; i < AGG_BLOCKS; i++)
         bench_check(pm_cells_new_shared(x->w, x->dir, &x->b[i]), "pm_cells_new_shared");
-    pm_family_opts_t *fo = NULL;
-    const char *lname[1] = {"label"};
-    bench_check(pm_family_opts_new(&fo), "pm_family_opts_new");
-    bench_check(pm_family_opts_set_labels(fo, lname, 1), "pm_family_opts_set_labels");
-    for (size_t f = 0; f < BENCH_NFAM; f++) {
-        char name[32], help[48];
-        snprintf(name, sizeof name, "bench_family_%03zu", f);
-        snprintf(help, sizeof help, "Benchmark family %zu.", f);
-        pm_family_t *fam = NULL;
-        bench_check(pm_family_new(x->w, PM_TYPE_COUNTER, name, help, fo, &fam), "pm_family_new");
-        pm_cells_t *b = x->b[f * AGG_BLOCKS / BENCH_NFAM];
-        for (size_t v = 0; v < BENCH_NVAL; v++) {
-            char lv[32];
-            snprintf(lv, sizeof lv, "value_%03zu", v);
-            const char *vals[1] = {lv};
-            pm_counter_t *c = NULL;
-            size_t idx;
-            bench_check(pm_counter_get(fam, vals, 1, &c), "pm_counter_get");
-            bench_check(pm_cells_counter(b, c, &idx), "pm_cells_counter");
-            pm_cells_page(b, idx / PM_CELLS_PAGE_DOUBLES)[idx % PM_CELLS_PAGE_DOUBLES] =
-                bench_series_value(f, v);
-            pm_counter_release(c);
-        }
-    }
-    pm_family_opts_free(fo);
+    bench_series_each(x->w, agg_bind, x);
 }
 
 static void agg_free(agg_setup_t *x)
