@@ -428,6 +428,39 @@ void pm__cells_fold_locked(pm_cells_t *b, binding *e)
                         cell_load(&h[PM_CELLS_H_MAX]));
 }
 
+/* A counter's total, or a histogram's sum, as a snapshot reads it. */
+static double total_of(const pm_series *s)
+{
+    return s->type == PM_TYPE_COUNTER ? pm__counter_read(s) : pm__hist_sum_read(s);
+}
+
+/* Folding adds the block's doubles into the series in another order than the
+ * live read did, which can round a fractional total down by an ulp: a scraper
+ * would read a counter reset. The total before the fold is held: what
+ * rounding took is added back, never more than 2^-40 of the total (a larger
+ * drop is not rounding but a negative value observed meanwhile). */
+void pm__cells_fold_held_locked(pm_cells_t *b, binding *e)
+{
+    pm_series *s = e->s;
+    if (!e->ok) return;
+    if (s->type == PM_TYPE_GAUGE) {
+        e->ok = 0;
+        return;
+    }
+    double before = total_of(s);
+    pm__cells_fold_locked(b, e);
+    e->ok = 0; /* reads no longer count this binding: the series holds it */
+    double d = before - total_of(s);
+    if (!(d > 0) || d > fabs(before) * 0x1p-40) return;
+    for (int i = 0; i < 8 && d > 0; i++) {
+        if (s->type == PM_TYPE_COUNTER)
+            pm__counter_fold(s, d);
+        else
+            pm__hist_fold_extra(s, d, INFINITY, -INFINITY);
+        d = before - total_of(s);
+    }
+}
+
 void pm__cells_unlink_locked(pm_registry *r, pm_cells_t *b)
 {
     for (pm_cells_t **p = &r->cells; *p; p = &(*p)->next)
@@ -442,12 +475,13 @@ void pm_cells_free(pm_cells_t *b)
     if (!b) return;
     pm_registry *r = b->reg;
     pthread_mutex_lock(&r->lock);
+    /* Each binding is folded while the block is still listed, so that the
+     * series' total before and after can be compared. */
+    for (size_t i = 0; i < b->tabcap; i++)
+        if (b->tab[i].s) pm__cells_fold_held_locked(b, &b->tab[i]);
     pm__cells_unlink_locked(r, b);
-    for (size_t i = 0; i < b->tabcap; i++) {
-        if (!b->tab[i].s) continue;
-        pm__cells_fold_locked(b, &b->tab[i]);
-        pm__series_unref_locked(r, b->tab[i].s);
-    }
+    for (size_t i = 0; i < b->tabcap; i++)
+        if (b->tab[i].s) pm__series_unref_locked(r, b->tab[i].s);
     pm__maintain_locked(r);
     pthread_mutex_unlock(&r->lock);
     if (b->sh) {

@@ -313,14 +313,6 @@ static pm_status_t read_family(pm_snapshot_t *snap, pm_family *f, uint64_t now, 
             x->created = s->created;
             if (f->type == PM_TYPE_COUNTER) {
                 x->value = pm__counter_read(s);
-                /* Cell blocks folded into a series add the same doubles in
-                 * another order, which can round a fractional total down by
-                 * an ulp or so: a counter that cell blocks bound does not
-                 * report less than before by rounding (a real reset drops
-                 * by far more than 2^-40 of the value). */
-                if (PM_UNLIKELY(s->bound) && x->value < s->last_value &&
-                    s->last_value - x->value <= s->last_value * 0x1p-40)
-                    x->value = s->last_value;
             } else if (f->type == PM_TYPE_GAUGE) {
                 x->value = pm__gauge_read(s);
             } else if (read_histogram(snap, s, x, *dense) != PM_OK) {

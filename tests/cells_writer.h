@@ -74,6 +74,17 @@ typedef struct {
     uint64_t through_ffi; /* values recorded with pm_histogram_observe (no room) */
 } hwriter;
 
+/* The sum of the unlabelled histogram `name` in a fresh snapshot; NAN when absent. */
+static inline double sum_of(pm_registry_t *r, const char *name)
+{
+    pm_snapshot_t *s = NULL;
+    if (pm_snapshot_new(r, &s) != PM_OK) return NAN;
+    const pm_snap_series_t *x = find(s, name, NULL);
+    double v = x ? pm_snap_series_sum(x) : NAN;
+    pm_snapshot_release(s);
+    return v;
+}
+
 static inline uint64_t bits(double v)
 {
     uint64_t u;

@@ -463,8 +463,52 @@ TEST(out_of_memory)
     }
 }
 
+/* Freeing a block folds its doubles into the series in another order than
+ * the live read added them: a fractional counter, or a histogram's sum, must
+ * not come out an ulp lower (a scraper would read a counter reset). */
+TEST(fold_holds_fractional_totals)
+{
+    static const double cells[][3] = {{0.1, 0.2, 0},     {0.2, 0.1, 0},   {0.05, 0.1, 0.15},
+                                      {0.15, 0.1, 0.05}, {0.7, 0.1, 0.2}, {1e16, 0.3, 0.7}};
+    int monotonic = 1;
+    for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++)
+        for (int order = 0; order < 2; order++) {
+            pm_registry_t *r = quiet_registry();
+            REQUIRE(r);
+            pm_counter_t *c = NULL;
+            pm_histogram_t *h = NULL;
+            REQUIRE(pm_counter_new(r, "busy_seconds", "Busy.", &c) == PM_OK);
+            REQUIRE(pm_histogram_new(r, "step_seconds", "Steps.", &h) == PM_OK);
+            pm_cells_t *b[3];
+            for (int i = 0; i < 3; i++) {
+                size_t ic, ih;
+                REQUIRE(pm_cells_new(r, &b[i]) == PM_OK);
+                REQUIRE(pm_cells_counter(b[i], c, &ic) == PM_OK);
+                REQUIRE(pm_cells_histogram(b[i], h, &ih) == PM_OK);
+                hwriter hw = {b[i], h, ih, 0, 0};
+                hw_record(&hw, cells[k][i]);
+                st(cell(b[i], ic), cells[k][i]);
+            }
+            double last = snap_value(r, "busy_seconds"), last_sum = sum_of(r, "step_seconds");
+            for (int i = 0; i < 3; i++) {
+                pm_cells_free(b[order ? 2 - i : i]);
+                double v = snap_value(r, "busy_seconds"), sum = sum_of(r, "step_seconds");
+                monotonic &= v >= last && sum >= last_sum;
+                last = v;
+                last_sum = sum;
+            }
+            CHECK_NEAR(last, cells[k][0] + cells[k][1] + cells[k][2], 1e-15 * last);
+            CHECK_NEAR(last_sum, last, 1e-15 * last);
+            pm_counter_release(c);
+            pm_histogram_release(h);
+            pm_registry_free(r);
+        }
+    CHECK(monotonic);
+}
+
 TEST_MAIN(TH_CASE(bad_inputs), TH_CASE(counter_cells_sum_and_fold),
           TH_CASE(many_counters_across_pages), TH_CASE(gauge_cell),
           TH_CASE(histogram_writer_matches_library), TH_CASE(histogram_grow_to_the_largest),
           TH_CASE(histogram_infinite_values), TH_CASE(hostile_pages), TH_CASE(removed_while_bound_and_registry_first),
-          TH_CASE(writer_races_snapshots), TH_CASE(out_of_memory))
+          TH_CASE(writer_races_snapshots), TH_CASE(out_of_memory),
+          TH_CASE(fold_holds_fractional_totals))

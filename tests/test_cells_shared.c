@@ -487,8 +487,8 @@ TEST(writer_processes)
 }
 
 /* Folding adds a block's doubles into the series in another order than the
- * live sum did: a fractional counter must not come out an ulp lower (a
- * scraper would read a counter reset). Gauges: a series that only gone
+ * live sum did: a fractional counter, or a histogram's sum, must not come out
+ * an ulp lower (a scraper would read a counter reset). Gauges: a series that only gone
  * writers bound goes, one the aggregate holds a handle to stays. */
 TEST(fold_keeps_counters_and_drops_gauges)
 {
@@ -505,7 +505,9 @@ TEST(fold_keeps_counters_and_drops_gauges)
             pm_counter_t *c = NULL;
             pm_family_t *gf = labeled(w, PM_TYPE_GAUGE, "load"),
                         *agf = labeled(agg, PM_TYPE_GAUGE, "load");
+            pm_histogram_t *h = NULL;
             REQUIRE(gf && agf && pm_counter_new(w, "busy_seconds", "Busy.", &c) == PM_OK);
+            REQUIRE(pm_histogram_new(w, "step_seconds", "Steps.", &h) == PM_OK);
             const char *kept[] = {"kept"}, *gone[] = {"gone"};
             pm_gauge_t *g1 = NULL, *g2 = NULL, *held = NULL;
             REQUIRE(pm_gauge_get(gf, kept, 1, &g1) == PM_OK &&
@@ -513,32 +515,40 @@ TEST(fold_keeps_counters_and_drops_gauges)
             REQUIRE(pm_gauge_get(agf, kept, 1, &held) == PM_OK); /* the aggregate's own handle */
             pm_cells_t *b[3];
             for (int i = 0; i < 3; i++) {
-                size_t ic, ig1, ig2;
+                size_t ic, ig1, ig2, ih;
                 REQUIRE(pm_cells_new_shared(w, dir, &b[i]) == PM_OK);
                 REQUIRE(pm_cells_counter(b[i], c, &ic) == PM_OK);
+                REQUIRE(pm_cells_histogram(b[i], h, &ih) == PM_OK);
+                hwriter hw = {b[i], h, ih, 0, 0};
+                hw_record(&hw, cells[k][i]);
                 REQUIRE(pm_cells_gauge(b[i], g1, &ig1) == PM_OK &&
                         pm_cells_gauge(b[i], g2, &ig2) == PM_OK);
                 st(cell(b[i], ic), cells[k][i]);
                 st(cell(b[i], ig1), 1);
                 st(cell(b[i], ig2), 1);
             }
-            double last = value_of(agg, "busy_seconds", NULL);
+            double last = value_of(agg, "busy_seconds", NULL),
+                   last_sum = sum_of(agg, "step_seconds");
             CHECK_EQ_DBL(value_of(agg, "load", "gone"), 3);
             int monotonic = 1;
             for (int i = 0; i < 3; i++) {
                 pm_cells_free(b[order ? 2 - i : i]);
-                double v = value_of(agg, "busy_seconds", NULL);
-                monotonic &= v >= last;
+                double v = value_of(agg, "busy_seconds", NULL), sum = sum_of(agg, "step_seconds");
+                monotonic &= v >= last && sum >= last_sum; /* a histogram's _sum likewise */
                 last = v;
+                last_sum = sum;
             }
             CHECK(monotonic);
             CHECK_NEAR(last, cells[k][0] + cells[k][1] + cells[k][2], 1e-15 * last);
+            CHECK_NEAR(last_sum, last, 1e-15 * last);
+            CHECK_EQ_DBL(value_of(agg, "step_seconds", NULL), 3);
             CHECK(isnan(value_of(agg, "load", "gone")));
             CHECK_EQ_DBL(value_of(agg, "load", "kept"), 0);
             pm_gauge_release(held);
             pm_gauge_release(g1);
             pm_gauge_release(g2);
             pm_counter_release(c);
+            pm_histogram_release(h);
             pm_cells_detach(a);
             pm_registry_free(agg);
             pm_registry_free(w);

@@ -85,6 +85,10 @@ PM_API pm_status_t pm_cells_new(pm_registry_t *r, pm_cells_t **out);
 
 /* Adds every cell of b into its series (nothing recorded is lost), then frees
  * b and its pages: views over them must not be used any more. NULL is a no-op.
+ * Adding a cell into the series sums the same doubles in another order than
+ * a snapshot did, which can round a fractional total down by an ulp; a
+ * counter's value and a histogram's sum are held at what they were (at most
+ * 2^-40 of the total is added back), so a scraper never reads a reset.
  * Thread-safety: the block's writer; concurrently with snapshots and with
  * recording into the same series through other handles and blocks. */
 PM_API void pm_cells_free(pm_cells_t *b);
@@ -158,10 +162,8 @@ PM_API pm_status_t pm_gauge_cell(pm_gauge_t *g, double **cell);
  * series for good, drops its gauges (a gauge series that then no live block
  * binds, that the attaching side holds no handle to and never set, is
  * removed), and deletes both files. Counters of a cluster therefore never go
- * backwards when a worker exits or restarts (nor by rounding: a snapshot
- * does not report a counter that cell blocks bound lower than the previous
- * snapshot did by less than 2^-40 of its value, the most that adding the same
- * doubles in another order can take away).
+ * backwards when a worker exits or restarts, nor by rounding (the fold holds
+ * a counter's value and a histogram's sum, as pm_cells_free does).
  * Directory and files are created with modes 0700 and 0600: only the same
  * user shares them. The directory belongs to one cluster: one attaching
  * registry at a time (pm_cells_attach enforces it), files not touched by

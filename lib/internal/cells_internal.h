@@ -111,6 +111,9 @@ pm_status_t pm__cells_tab_reserve(pm_cells_t *b);
 pm_cells_binding *pm__cells_tab_insert(pm_cells_t *b, pm_series *s);
 void pm__cells_fold_locked(pm_cells_t *b, pm_cells_binding *e); /* gauges: nothing */
 void pm__cells_unlink_locked(pm_registry *r, pm_cells_t *b);    /* off r->cells */
+/* Folds e while b is still on r->cells, holding the series' total against
+ * rounding (a counter's value, a histogram's sum); e then counts no more. */
+void pm__cells_fold_held_locked(pm_cells_t *b, pm_cells_binding *e);
 /* The doubles a histogram region of cap count cells takes. */
 size_t pm__cells_h_doubles(uint32_t nbounds, uint32_t cap);
 

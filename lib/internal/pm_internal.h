@@ -510,6 +510,8 @@ double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uin
  * their sum and extremes. */
 void pm__hist_fold_count(pm_series *s, uint32_t key, uint64_t n);
 void pm__hist_fold_extra(pm_series *s, double sum, double min, double max);
+/* Under r->lock: the sum a snapshot would report for s (same order of adds). */
+double pm__hist_sum_read(const pm_series *s);
 /* counter.c: adds v (> 0) into s's stripe 0 (cell blocks being freed). */
 void pm__counter_fold(pm_series *s, double v);
 /* cells.c, under r->lock, for series marked bound: what the registry's cell
