@@ -470,6 +470,10 @@ def check_token_pages(browser, exe, log):
         page = Page(browser, fx.url + "#token=" + urllib.request.quote(TOKEN, safe=""), 1280, 800)
         try:
             check(page.wait("document.body.dataset.ready === '1'"), "#token=: the page never became ready")
+            # The fixture was just started: its first spans and its alert
+            # engine's first evaluation may land a poll or two after ready.
+            page.wait("document.querySelector('#ops-table tbody tr') && "
+                      "document.querySelector('#alerts-active li[data-rule]')")
             f = page.js(FACTS)
             check(f["main"] and not f["tokenForm"], "#token=: the data is not shown")
             check(any(c["points"] >= 1 for c in f["charts"]), "#token=: no chart has data")
