@@ -53,14 +53,27 @@ static inline const pm_snap_series_t *find(const pm_snapshot_t *s, const char *n
     return NULL;
 }
 
-static inline double snap_value(pm_registry_t *r, const char *name)
+/* field of the unlabelled series `name` in a fresh snapshot; NAN when absent. */
+static inline double snap_read(pm_registry_t *r, const char *name,
+                               double (*field)(const pm_snap_series_t *))
 {
     pm_snapshot_t *s = NULL;
     if (pm_snapshot_new(r, &s) != PM_OK) return NAN;
     const pm_snap_series_t *x = find(s, name, NULL);
-    double v = x ? pm_snap_series_value(x) : NAN;
+    double v = x ? field(x) : NAN;
     pm_snapshot_release(s);
     return v;
+}
+
+static inline double snap_value(pm_registry_t *r, const char *name)
+{
+    return snap_read(r, name, pm_snap_series_value);
+}
+
+/* The sum of the unlabelled histogram `name`. */
+static inline double sum_of(pm_registry_t *r, const char *name)
+{
+    return snap_read(r, name, pm_snap_series_sum);
 }
 
 /* ------------------------------------------------------------ a writer from the header */
@@ -73,17 +86,6 @@ typedef struct {
     int at_max;
     uint64_t through_ffi; /* values recorded with pm_histogram_observe (no room) */
 } hwriter;
-
-/* The sum of the unlabelled histogram `name` in a fresh snapshot; NAN when absent. */
-static inline double sum_of(pm_registry_t *r, const char *name)
-{
-    pm_snapshot_t *s = NULL;
-    if (pm_snapshot_new(r, &s) != PM_OK) return NAN;
-    const pm_snap_series_t *x = find(s, name, NULL);
-    double v = x ? pm_snap_series_sum(x) : NAN;
-    pm_snapshot_release(s);
-    return v;
-}
 
 static inline uint64_t bits(double v)
 {
