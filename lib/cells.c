@@ -392,7 +392,7 @@ void pm__cells_hist_read(const pm_series *s, void (*fn)(uint32_t key, uint64_t n
     for (const pm_cells_t *b = s->reg->cells; b; b = b->next)
         for_each_binding(e, b, s) {
             if (!e->ok) continue;
-            h_for_each(b, e, fn, ctx);
+            if (fn) h_for_each(b, e, fn, ctx);
             const double *h = cell_at(b, e->index);
             double v = cell_load(&h[PM_CELLS_H_SUM]), lo = cell_load(&h[PM_CELLS_H_MIN]),
                    hi = cell_load(&h[PM_CELLS_H_MAX]);

@@ -538,23 +538,17 @@ static void place_bindings(pm_cremote *rm)
     }
 }
 
-/* Under r->lock: the writer is gone; its counters and histograms join the
- * series for good, its gauges go, and the mirror leaves the list. Each
- * binding is folded while the mirror is still listed, then stops counting
- * there (ok = 0), so each series' total can be compared before and after. */
+/* Under r->lock, after copy_one listed the mirror: the writer is gone; its
+ * counters and histograms join the series for good, its gauges go, and the
+ * mirror leaves the list. Each binding is folded while the mirror is still
+ * listed, so each series' total can be compared before and after. */
 static void fold_remote(pm_cells_attach_t *a, pm_cremote *rm)
 {
     pm_registry *r = a->reg;
     pm_cells_t *m = rm->mirror;
-    for (size_t i = 0; i < m->tabcap; i++) {
-        pm_cells_binding *e = &m->tab[i];
-        if (!e->s) continue;
-        if (rm->listed)
-            pm__cells_fold_held_locked(m, e);
-        else
-            pm__cells_fold_locked(m, e);
-    }
-    if (rm->listed) pm__cells_unlink_locked(r, m);
+    for (size_t i = 0; i < m->tabcap; i++)
+        if (m->tab[i].s) pm__cells_fold_held_locked(m, &m->tab[i]);
+    pm__cells_unlink_locked(r, m);
     rm->listed = false;
     for (size_t i = 0; i < m->tabcap; i++) {
         pm_series *s = m->tab[i].s;

@@ -1128,18 +1128,12 @@ double pm__hist_collect(const pm_series *s, uint64_t *fine, uint64_t *parts, uin
 }
 
 static void sum_gen(const pm_hgen *g, void *ctx) { *(double *)ctx += hgen_sum(g); }
-static void no_key(uint32_t key, uint64_t n, void *ctx)
-{
-    (void)key;
-    (void)n;
-    (void)ctx;
-}
 
 double pm__hist_sum_read(const pm_series *s)
 {
     double sum = 0, min = INFINITY, max = -INFINITY;
     for_each_gen(s, sum_gen, &sum); /* in pm__hist_collect's order: the same rounding */
-    if (PM_UNLIKELY(s->bound)) pm__cells_hist_read(s, no_key, NULL, &sum, &min, &max);
+    if (PM_UNLIKELY(s->bound)) pm__cells_hist_read(s, NULL, NULL, &sum, &min, &max);
     return sum;
 }
 

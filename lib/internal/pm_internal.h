@@ -515,8 +515,8 @@ double pm__hist_sum_read(const pm_series *s);
 /* counter.c: adds v (> 0) into s's stripe 0 (cell blocks being freed). */
 void pm__counter_fold(pm_series *s, double v);
 /* cells.c, under r->lock, for series marked bound: what the registry's cell
- * blocks hold for s. The histogram reader calls fn for every key counted,
- * adds the blocks' sums to *sum and lowers *min / raises *max. */
+ * blocks hold for s. The histogram reader calls fn (unless NULL) for every
+ * key counted, adds the blocks' sums to *sum and lowers *min / raises *max. */
 double pm__cells_counter_read(const pm_series *s);
 double pm__cells_gauge_read(const pm_series *s);
 void pm__cells_hist_read(const pm_series *s, void (*fn)(uint32_t key, uint64_t n, void *ctx),
