@@ -76,6 +76,11 @@ static inline double sum_of(pm_registry_t *r, const char *name)
     return snap_read(r, name, pm_snap_series_sum);
 }
 
+/* Three blocks' fractional cells whose sum a fold, adding them in another
+ * order than a snapshot did, rounds down by an ulp (in some order of frees). */
+static const double fold_cells[][3] = {{0.1, 0.2, 0},     {0.2, 0.1, 0},   {0.05, 0.1, 0.15},
+                                       {0.15, 0.1, 0.05}, {0.7, 0.1, 0.2}, {1e16, 0.3, 0.7}};
+
 /* ------------------------------------------------------------ a writer from the header */
 
 /* What a binding does, from cells.h's text: key, open addressing, growth. */

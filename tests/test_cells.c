@@ -468,10 +468,8 @@ TEST(out_of_memory)
  * not come out an ulp lower (a scraper would read a counter reset). */
 TEST(fold_holds_fractional_totals)
 {
-    static const double cells[][3] = {{0.1, 0.2, 0},     {0.2, 0.1, 0},   {0.05, 0.1, 0.15},
-                                      {0.15, 0.1, 0.05}, {0.7, 0.1, 0.2}, {1e16, 0.3, 0.7}};
     int monotonic = 1;
-    for (size_t k = 0; k < sizeof cells / sizeof cells[0]; k++)
+    for (size_t k = 0; k < sizeof fold_cells / sizeof fold_cells[0]; k++)
         for (int order = 0; order < 2; order++) {
             pm_registry_t *r = quiet_registry();
             REQUIRE(r);
@@ -486,8 +484,8 @@ TEST(fold_holds_fractional_totals)
                 REQUIRE(pm_cells_counter(b[i], c, &ic) == PM_OK);
                 REQUIRE(pm_cells_histogram(b[i], h, &ih) == PM_OK);
                 hwriter hw = {b[i], h, ih, 0, 0};
-                hw_record(&hw, cells[k][i]);
-                st(cell(b[i], ic), cells[k][i]);
+                hw_record(&hw, fold_cells[k][i]);
+                st(cell(b[i], ic), fold_cells[k][i]);
             }
             double last = snap_value(r, "busy_seconds"), last_sum = sum_of(r, "step_seconds");
             for (int i = 0; i < 3; i++) {
@@ -497,7 +495,7 @@ TEST(fold_holds_fractional_totals)
                 last = v;
                 last_sum = sum;
             }
-            CHECK_NEAR(last, cells[k][0] + cells[k][1] + cells[k][2], 1e-15 * last);
+            CHECK_NEAR(last, fold_cells[k][0] + fold_cells[k][1] + fold_cells[k][2], 1e-15 * last);
             CHECK_NEAR(last_sum, last, 1e-15 * last);
             pm_counter_release(c);
             pm_histogram_release(h);
